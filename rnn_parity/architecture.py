@@ -1,0 +1,129 @@
+"""The model a check builds, described once for both sides.
+
+:func:`layers_for` turns a :class:`~rnn_parity.spec.CheckSpec` into a list of
+:class:`LayerDesc`: Keras class names and Keras ``get_config()`` keys, the
+weights with their names and shapes, and the parameter count by formula. The
+Keras runner builds real layers from it; the NumPy runtime executes it.
+Pure Python: no NumPy, no TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .spec import GATES, CheckSpec
+
+__all__ = ["CELL_CLASSES", "LayerDesc", "WeightDesc", "layers_for", "recurrent_weights"]
+
+CELL_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+RECURRENT_CLASSES = frozenset(CELL_CLASSES.values())
+
+
+@dataclass(frozen=True)
+class WeightDesc:
+    """One weight array: Keras's name, the notebook's symbol, its shape."""
+
+    name: str
+    symbol: str
+    shape: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class LayerDesc:
+    """One layer: ``class_name`` and ``config`` use Keras's names."""
+
+    name: str
+    class_name: str
+    config: dict
+    weights: tuple[WeightDesc, ...] = field(default=())
+
+    @property
+    def param_count(self) -> int:
+        return sum(w.size for w in self.weights)
+
+    @property
+    def is_recurrent(self) -> bool:
+        return self.class_name in RECURRENT_CLASSES or self.class_name == "Bidirectional"
+
+    @property
+    def cell_class(self) -> str | None:
+        """SimpleRNN/LSTM/GRU for a recurrent layer, also inside Bidirectional."""
+        if self.class_name == "Bidirectional":
+            return self.config["layer"]["class_name"]
+        return self.class_name if self.class_name in RECURRENT_CLASSES else None
+
+    @property
+    def cell_config(self) -> dict:
+        return self.config["layer"]["config"] if self.class_name == "Bidirectional" else self.config
+
+    def options(self) -> dict:
+        """The options worth showing: everything but the units."""
+        cfg = {k: v for k, v in self.cell_config.items() if k != "units"}
+        if self.class_name == "Bidirectional":
+            cfg["merge_mode"] = self.config["merge_mode"]
+        return cfg
+
+
+def recurrent_weights(class_name: str, d: int, m: int, *, use_bias: bool, reset_after: bool = True,
+                      prefix: str = "") -> tuple[WeightDesc, ...]:
+    """Weight names and shapes of one recurrent layer, in ``get_weights()`` order."""
+    g = GATES[{v: k for k, v in CELL_CLASSES.items()}[class_name]]
+    simple = class_name == "SimpleRNN"
+    weights = [
+        WeightDesc(prefix + "kernel", "Wx" if simple else "W", (d, g * m)),
+        WeightDesc(prefix + "recurrent_kernel", "Wh" if simple else "U", (m, g * m)),
+    ]
+    if use_bias:
+        shape = (2, g * m) if class_name == "GRU" and reset_after else (g * m,)
+        weights.append(WeightDesc(prefix + "bias", "bh" if simple else "b", shape))
+    return tuple(weights)
+
+
+def layers_for(spec: CheckSpec) -> list[LayerDesc]:
+    """The layers of the check model, input to output (the Input layer is implicit)."""
+    layers: list[LayerDesc] = []
+    if spec.mask != "none":
+        layers.append(LayerDesc("masking", "Masking", {"mask_value": 0.0}))
+    class_name = CELL_CLASSES[spec.cell]
+    d = spec.D
+    for i, m in enumerate(spec.M):
+        last = i == len(spec.M) - 1
+        cfg = {
+            "units": m,
+            "activation": spec.activation,
+            "use_bias": spec.use_bias,
+            "return_sequences": spec.return_sequences or not last,
+            "return_state": spec.return_state and last,
+            "go_backwards": spec.go_backwards,
+            "stateful": spec.stateful,
+            "unroll": spec.unroll,
+        }
+        if spec.cell != "simple_rnn":
+            cfg["recurrent_activation"] = spec.gate_activation
+        if spec.cell == "lstm":
+            cfg["unit_forget_bias"] = spec.unit_forget_bias
+        if spec.cell == "gru":
+            cfg["reset_after"] = spec.reset_after
+        name = f"{spec.cell}_{i + 1}" if len(spec.M) > 1 else spec.cell
+        weights = recurrent_weights(class_name, d, m, use_bias=spec.use_bias, reset_after=spec.reset_after)
+        if spec.bidirectional:
+            merge = None if spec.bidirectional == "none" else spec.bidirectional
+            both = tuple(
+                WeightDesc(f"{side}_{w.name}", w.symbol, w.shape) for side in ("forward", "backward") for w in weights
+            )
+            layers.append(LayerDesc(f"bidirectional_{name}", "Bidirectional",
+                                    {"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}}, both))
+            d = 2 * m if merge == "concat" else m
+        else:
+            layers.append(LayerDesc(name, class_name, cfg, weights))
+            d = m
+    weights = (WeightDesc("kernel", "Wo", (d, spec.K)), WeightDesc("bias", "bo", (spec.K,)))
+    layers.append(LayerDesc("dense", "Dense", {"units": spec.K, "activation": "linear", "use_bias": True}, weights))
+    return layers

@@ -1,0 +1,107 @@
+"""Seeded weights and inputs for a check, generated with NumPy alone.
+
+The same seed gives the same arrays on every machine and every Keras version
+(NumPy's ``default_rng`` streams are stable), so a CI gate compares the same
+case before and after an upgrade. Arrays are float32, the dtype Keras computes
+in; the reference promotes these exact values to its own dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .architecture import LayerDesc
+from .spec import CheckSpec
+
+__all__ = ["CaseData", "make_case"]
+
+# Independent streams, so that changing one size does not reshuffle the rest.
+_WEIGHTS, _INPUTS, _MASK, _STATES = range(4)
+
+
+@dataclass(frozen=True)
+class CaseData:
+    """Everything both sides are given.
+
+    Attributes:
+        weights: layer name → arrays in ``get_weights()`` order (float32).
+        batches: one input ``(N, T, D)`` per call (two for a stateful check).
+        initial_states: recurrent layer name → its start states, or empty.
+        lengths: per batch, each sample's number of real steps (None without a mask).
+    """
+
+    weights: dict[str, list[np.ndarray]]
+    batches: tuple[np.ndarray, ...]
+    initial_states: dict[str, list[np.ndarray]]
+    lengths: tuple[np.ndarray, ...] | None
+
+
+def _glorot(rng, shape):
+    limit = np.sqrt(6.0 / (shape[0] + shape[-1]))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _orthogonal(rng, shape):
+    """Keras's Orthogonal: Q of a QR of a normal matrix, with the signs fixed by R's diagonal."""
+    rows, cols = shape
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return q.T if rows < cols else q
+
+
+def _weights_for(rng, layer: LayerDesc) -> list[np.ndarray]:
+    m = layer.cell_config.get("units") if layer.is_recurrent else None
+    arrays = []
+    for w in layer.weights:
+        if w.name.endswith("recurrent_kernel"):
+            value = _orthogonal(rng, w.shape)
+        elif w.name.endswith("kernel"):
+            value = _glorot(rng, w.shape)
+        else:  # a bias
+            value = rng.uniform(-0.5, 0.5, size=w.shape)
+            if layer.cell_class == "LSTM" and layer.cell_config.get("unit_forget_bias", True):
+                value[m : 2 * m] = 1.0  # as Keras's unit_forget_bias initialiser does
+        arrays.append(value.astype(np.float32))
+    return arrays
+
+
+def _lengths_and_pad(rng, x, where: str):
+    n, t, _ = x.shape
+    lengths = rng.integers(1, t + 1, size=n)
+    steps = np.arange(t)
+    real = steps[None, :] < lengths[:, None] if where == "post" else steps[None, :] >= (t - lengths)[:, None]
+    return lengths, x * real[..., None]
+
+
+def make_case(spec: CheckSpec, layers: list[LayerDesc]) -> CaseData:
+    """Draw the weights, input batches, padding and initial states of ``spec``."""
+    seed = spec.seed
+    rng_w = np.random.default_rng([seed, _WEIGHTS])
+    weights = {layer.name: _weights_for(rng_w, layer) for layer in layers if layer.weights}
+
+    rng_x = np.random.default_rng([seed, _INPUTS])
+    rng_m = np.random.default_rng([seed, _MASK])
+    batches, lengths = [], []
+    for _ in range(2 if spec.stateful else 1):
+        x = rng_x.standard_normal((spec.N, spec.T, spec.D)).astype(np.float32)
+        if spec.mask != "none":
+            n_real, x = _lengths_and_pad(rng_m, x, spec.mask)
+            lengths.append(n_real)
+        batches.append(x)
+
+    initial_states: dict[str, list[np.ndarray]] = {}
+    if spec.initial_state:
+        rng_s = np.random.default_rng([seed, _STATES])
+        per_direction = 2 if spec.cell == "lstm" else 1
+        directions = 2 if spec.bidirectional else 1
+        for layer in layers:
+            if layer.is_recurrent:
+                m = layer.cell_config["units"]
+                initial_states[layer.name] = [
+                    rng_s.uniform(-1, 1, size=(spec.N, m)).astype(np.float32)
+                    for _ in range(per_direction * directions)
+                ]
+    return CaseData(weights, tuple(batches), initial_states, tuple(lengths) if lengths else None)

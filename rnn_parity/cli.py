@@ -1,0 +1,194 @@
+"""The ``rnn-parity`` command line: parse, call the library, render, exit.
+
+Importing this module (and ``rnn-parity --help``) does not import TensorFlow;
+options are validated before it is imported.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable
+
+import click
+
+from . import __version__
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
+from .spec import CheckSpec, build_spec, parse_size
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _err(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+
+
+class OneLineErrors(click.Group):
+    """A group that turns usage errors into one line on stderr and exits with the command's code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name or "rnn-parity", complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help())
+            code = 0
+        except click.ClickException as exc:
+            _err(exc.format_message().replace("\n", " "))
+            code = EXIT_INVALID
+        except (click.Abort, KeyboardInterrupt):
+            _err("interrupted")
+            code = EXIT_INTERRUPTED
+        sys.exit(code or 0)
+
+
+def run_guarded(debug: bool, body: Callable[[], int]) -> int:
+    """Run a command body; our errors become one line and their exit code, anything else exit 3."""
+    try:
+        return body()
+    except RnnParityError as exc:
+        if debug:
+            traceback.print_exc()
+        _err(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the documented exit 3
+        if debug:
+            from .keras_runner import import_log
+
+            traceback.print_exc()
+            if import_log():
+                click.echo("TensorFlow's import log:\n" + import_log(), err=True)
+            _err(f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            _err(f"internal error: {type(exc).__name__}: {first} (rerun with --debug for the traceback)")
+        return EXIT_INTERNAL
+
+
+def _size(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+_FIELD = CheckSpec.model_fields
+
+
+def _help(key: str) -> str:
+    default = _FIELD[key].default
+    shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+    return f"{_FIELD[key].description} [default: {shown}]"
+
+
+def spec_options(fn):
+    """The options that describe a case, shared by every command that runs one."""
+    options = [
+        click.option("--N", "--batch", "N", type=int, help=_help("N")),
+        click.option("--T", "--timesteps", "T", type=int, help=_help("T")),
+        click.option("--D", "--features", "D", type=int, help=_help("D")),
+        click.option("--M", "--units", "M", help=_help("M") + "; e.g. 64,32"),
+        click.option("--K", "--outputs", "K", type=int, help=_help("K")),
+        click.option("--seed", type=int, help=_help("seed")),
+        click.option("--atol", type=float, help=_help("atol")),
+        click.option("--rtol", type=float, help=_help("rtol")),
+        click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
+        click.option("--max-memory", callback=_size, help="refuse cases whose arrays need more, e.g. 8GiB [default: 4GiB]"),
+        click.option("--cell", type=click.Choice(["simple_rnn", "lstm", "gru"]), help=_help("cell")),
+        click.option("--activation", help=_help("activation")),
+        click.option("--recurrent-activation", help="gate activation of LSTM/GRU [default: sigmoid]"),
+        click.option("--no-bias", "use_bias", flag_value=False, default=None, help="recurrent layers without bias"),
+        click.option("--reset-after/--no-reset-after", default=None, help="GRU's reset_after [default: on]"),
+        click.option("--unit-forget-bias/--no-unit-forget-bias", default=None,
+                     help="LSTM's unit_forget_bias: forget-gate bias starts at 1 [default: on]"),
+        click.option("--return-sequences", is_flag=True, default=None, help="compare every timestep"),
+        click.option("--return-state", is_flag=True, default=None, help="compare the final states too"),
+        click.option("--go-backwards", is_flag=True, default=None, help="the layer reads the sequence from the end"),
+        click.option("--initial-state", is_flag=True, default=None, help="seeded random initial states on both sides"),
+        click.option("--mask", type=click.Choice(["none", "post", "pre"]),
+                     help="random lengths through a Masking layer, padding after (post) or before (pre) [default: none]"),
+        click.option("--stateful", is_flag=True, default=None,
+                     help="two batches through a stateful layer; the second is compared"),
+        click.option("--bidirectional", type=click.Choice(["concat", "sum", "mul", "ave", "none"]),
+                     help="wrap in Bidirectional with this merge mode"),
+        click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def spec_from_options(values: dict) -> CheckSpec:
+    """The options the user gave (None means not given) as a validated spec."""
+    given = {k: v for k, v in values.items() if v is not None and k in _FIELD}
+    return build_spec("cli", **given)
+
+
+@click.group(cls=OneLineErrors, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="rnn-parity")
+def main():
+    """Prove a NumPy recurrent network equal to Keras's, with numbers.
+
+    Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
+    3 internal error; 4 unsupported; 130 interrupted.
+    """
+
+
+@main.command(context_settings=CONTEXT)
+@spec_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="report format")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
+@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+def check(fmt, output, debug, **options):
+    """Build a random Input → recurrent → Dense Keras model, rerun it in NumPy, compare.
+
+    Example: rnn-parity check --T 10 --M 5
+    """
+
+    def body():
+        from .files import ensure_writable
+
+        spec = spec_from_options(options)
+        if output:
+            ensure_writable(output, "--output")
+        from .check import run_check
+        from .report import check_report, exit_code
+
+        result = run_check(spec)
+        report = check_report(result)
+        _emit(report, fmt, output)
+        return exit_code(result)
+
+    return run_guarded(debug, body)
+
+
+def _emit(report: dict, fmt: str, output: str | None) -> None:
+    from .files import write_atomic
+    from .render import check_table, to_json
+
+    if fmt == "json":
+        text = to_json(report)
+    else:
+        from rich.console import Console
+
+        if output is None:
+            Console(soft_wrap=False).print(check_table(report))
+            return
+        import io
+
+        buffer = io.StringIO()
+        Console(file=buffer, width=120, color_system=None).print(check_table(report))
+        text = buffer.getvalue()
+    if output:
+        write_atomic(output, text)
+    else:
+        click.echo(text, nl=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,196 @@
+"""The only module that imports Keras and TensorFlow, and only when first asked.
+
+:func:`import_keras` sets the backend (tensorflow unless ``KERAS_BACKEND`` is
+set), quiets TensorFlow's C++ and Python logging and imports Keras with the
+process's stderr parked, so oneDNN banners and absl lines never reach the user.
+:func:`run_keras` builds the described model as a real ``keras.Model``, sets the
+case's weights, reads them back with ``get_weights()`` and runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from .architecture import LayerDesc
+from .case import CaseData
+
+__all__ = ["KerasResult", "build_model", "import_keras", "import_log", "run_keras", "versions"]
+
+_keras = None
+_import_log = ""
+
+
+@contextlib.contextmanager
+def _stderr_parked():
+    """Send file descriptor 2 to a temporary file; keep what was written there."""
+    global _import_log
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            _import_log += sink.read().decode("utf-8", "replace")
+
+
+def import_keras():
+    """Import and return ``keras`` with TensorFlow's log noise silenced."""
+    global _keras
+    if _keras is not None:
+        return _keras
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+    with _stderr_parked():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+            tf.autograph.set_verbosity(0)
+        with contextlib.suppress(ImportError):
+            from absl import logging as absl_logging
+
+            absl_logging.set_verbosity(absl_logging.ERROR)
+    keras.utils.disable_interactive_logging()
+    _keras = keras
+    return keras
+
+
+def import_log() -> str:
+    """What TensorFlow wrote to stderr while importing (shown with ``--debug``)."""
+    return _import_log
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the stack, importing Keras if needed."""
+    import platform
+
+    keras = import_keras()
+    tf_version = None
+    if "tensorflow" in sys.modules:
+        tf_version = sys.modules["tensorflow"].__version__
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf_version,
+        "backend": keras.backend.backend(),
+    }
+
+
+@dataclass(frozen=True)
+class KerasResult:
+    """What Keras computed, keyed like :class:`rnn_parity.runtime.Trace`.
+
+    Attributes:
+        outputs: layer name → that layer's output on the last batch.
+        states: recurrent layer name → its final states (when the model returns them).
+        weights: layer name → ``get_weights()`` after the case's weights were set.
+        param_counts: layer name → ``count_params()``.
+        total_params: the model's ``count_params()``.
+    """
+
+    outputs: dict[str, object]
+    states: dict[str, list[np.ndarray]]
+    weights: dict[str, list[np.ndarray]]
+    param_counts: dict[str, int]
+    total_params: int
+
+
+def _make_layer(keras, desc: LayerDesc):
+    cfg = dict(desc.config)
+    if desc.class_name == "Bidirectional":
+        inner = desc.config["layer"]
+        rnn = getattr(keras.layers, inner["class_name"])(**inner["config"])
+        return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name)
+    return getattr(keras.layers, desc.class_name)(name=desc.name, **cfg)
+
+
+def _n_states(desc: LayerDesc) -> int:
+    per_direction = 2 if desc.cell_class == "LSTM" else 1
+    return per_direction * (2 if desc.class_name == "Bidirectional" else 1)
+
+
+def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features: int, stateful: bool,
+                initial_state: bool):
+    """The check model as a functional ``keras.Model``.
+
+    Inputs are ``[x, *initial states]``; outputs are every layer's output in
+    order (two for a ``merge_mode=None`` Bidirectional), then the final states
+    of the layers that return them. Returns ``(model, output_keys)`` where each
+    key is ``("output"|"state", layer name, index)``.
+    """
+    keras = import_keras()
+    x_in = (keras.Input(batch_shape=(batch, timesteps, features), name="x") if stateful
+            else keras.Input(shape=(timesteps, features), name="x"))
+    inputs, outputs, keys = [x_in], [], []
+    h = x_in
+    for desc in layers:
+        layer = _make_layer(keras, desc)
+        if desc.is_recurrent:
+            kwargs = {}
+            if initial_state:
+                m = desc.cell_config["units"]
+                states = [keras.Input(shape=(m,), name=f"{desc.name}_state{i}") for i in range(_n_states(desc))]
+                inputs += states
+                kwargs["initial_state"] = states
+            result = layer(h, **kwargs)
+            returns_state = desc.cell_config.get("return_state", False)
+            n_out = 2 if desc.class_name == "Bidirectional" and desc.config["merge_mode"] is None else 1
+            parts = list(result) if (returns_state or n_out == 2) else [result]
+            h = parts[0] if n_out == 1 else parts[:2]
+            for i, part in enumerate(parts[:n_out]):
+                outputs.append(part)
+                keys.append(("output", desc.name, i))
+            for i, part in enumerate(parts[n_out:]):
+                outputs.append(part)
+                keys.append(("state", desc.name, i))
+            continue
+        h = [layer(part) for part in h] if isinstance(h, list) else layer(h)
+        for i, part in enumerate(h if isinstance(h, list) else [h]):
+            outputs.append(part)
+            keys.append(("output", desc.name, i))
+    return keras.Model(inputs, outputs), keys
+
+
+def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool) -> KerasResult:
+    """Build the model, set and read back the weights, run every batch."""
+    keras = import_keras()
+    batch, timesteps, features = case.batches[0].shape
+    model, keys = build_model(layers, batch=batch, timesteps=timesteps, features=features, stateful=stateful,
+                              initial_state=bool(case.initial_states))
+    weights, param_counts = {}, {}
+    for desc in layers:
+        layer = model.get_layer(desc.name)
+        if desc.name in case.weights:
+            layer.set_weights(case.weights[desc.name])
+        weights[desc.name] = [np.asarray(w) for w in layer.get_weights()]
+        param_counts[desc.name] = int(layer.count_params())
+    states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
+    for x in case.batches:
+        raw = model.predict([x, *states_in], batch_size=batch, verbose=0)
+    raw = raw if isinstance(raw, (list, tuple)) else [raw]
+    outputs: dict[str, object] = {}
+    states: dict[str, list[np.ndarray]] = {}
+    for (kind, name, _), value in zip(keys, raw):
+        value = np.asarray(value)
+        if kind == "state":
+            states.setdefault(name, []).append(value)
+        elif name in outputs:
+            outputs[name] = [outputs[name], value] if not isinstance(outputs[name], list) else outputs[name] + [value]
+        else:
+            outputs[name] = value
+    return KerasResult(outputs, states, weights, param_counts, int(model.count_params()))

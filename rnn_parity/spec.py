@@ -1,0 +1,251 @@
+"""The validated description of one check: sizes, seed, tolerances and layer options.
+
+One type, :class:`CheckSpec`, serves both the ``check`` command (its options in
+snake_case) and every case of a sweep config, so both get the same defaults and
+the same validation. Building a spec never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from . import reference
+from .errors import InvalidInput
+
+__all__ = ["CheckSpec", "GATES", "build_spec", "estimate_bytes", "format_bytes", "parse_size"]
+
+#: Gate blocks per cell: columns of the kernel are ``GATES[cell] * units``.
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+DEFAULT_MAX_MEMORY = 4 * 1024**3
+
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024, "M": 1000**2, "MB": 1000**2, "MIB": 1024**2,
+          "G": 1000**3, "GB": 1000**3, "GIB": 1024**3, "T": 1000**4, "TB": 1000**4, "TIB": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """``"4GiB"``, ``"512MB"``, ``"1000000"`` → bytes. Raises ValueError."""
+    if isinstance(text, bool):
+        raise ValueError(f"expected a size such as 4GiB, got {text!r}")
+    if isinstance(text, int):
+        if text < 1:
+            raise ValueError(f"must be a positive size, got {text}")
+        return text
+    match = _SIZE.match(str(text))
+    unit = (match.group(2) or "").upper() if match else None
+    if not match or unit not in _UNITS:
+        raise ValueError(f"expected a size such as 4GiB or 512MB, got {text!r}")
+    value = int(float(match.group(1)) * _UNITS[unit])
+    if value < 1:
+        raise ValueError(f"must be a positive size, got {text!r}")
+    return value
+
+
+def format_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class CheckSpec(BaseModel):
+    """One check. Field names are the YAML keys; ``--reference-dtype`` is ``reference_dtype``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Sizes, named as in the course notebook.
+    N: PositiveInt = Field(1, description="batch size")
+    T: PositiveInt = Field(10, description="timesteps")
+    D: PositiveInt = Field(3, description="input features")
+    M: tuple[PositiveInt, ...] = Field((5,), description="units; several (64,32) make a stack", min_length=1)
+    K: PositiveInt = Field(2, description="Dense outputs")
+    seed: Annotated[StrictInt, Field(ge=0)] = Field(0, description="seed for weights and inputs")
+
+    # The pass rule: |keras - numpy| <= atol + rtol * |numpy| for every element.
+    atol: Tolerance = Field(1e-5, description="absolute tolerance")
+    rtol: Tolerance = Field(1.3e-6, description="relative tolerance")
+    reference_dtype: Literal["float64", "float32"] = Field("float64", description="dtype of the NumPy reference")
+    max_memory: Annotated[int, Field(ge=1)] = Field(DEFAULT_MAX_MEMORY, description="refuse cases whose arrays exceed this many bytes")
+
+    # The recurrent layer(s).
+    cell: Literal["simple_rnn", "lstm", "gru"] = Field("simple_rnn", description="recurrent layer")
+    activation: str = Field("tanh", description="activation of the cell")
+    recurrent_activation: str | None = Field(None, description="gate activation (LSTM/GRU; default sigmoid)")
+    use_bias: bool = Field(True, description="recurrent layers use a bias")
+    reset_after: bool = Field(True, description="GRU's reset_after")
+    unit_forget_bias: bool = Field(True, description="LSTM's unit_forget_bias")
+    return_sequences: bool = Field(False, description="compare every timestep")
+    return_state: bool = Field(False, description="compare the final states too")
+    go_backwards: bool = Field(False, description="read the sequence from the end")
+    initial_state: bool = Field(False, description="seeded random initial states")
+    mask: Literal["none", "post", "pre"] = Field("none", description="random lengths, padding after or before")
+    stateful: bool = Field(False, description="two batches through a stateful layer")
+    bidirectional: Literal["concat", "sum", "mul", "ave", "none"] | None = Field(
+        None, description="wrap in Bidirectional with this merge mode"
+    )
+    unroll: bool = Field(False, description="Keras unrolls the time loop")
+
+    @field_validator("M", mode="before")
+    @classmethod
+    def _units(cls, value):
+        if isinstance(value, str):
+            try:
+                return tuple(int(p) for p in value.split(","))
+            except ValueError:
+                raise ValueError("must be a positive integer or a list such as 64,32") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value,)
+        return value
+
+    @field_validator("activation", "recurrent_activation")
+    @classmethod
+    def _known_activation(cls, value):
+        if value is not None and value not in reference.ACTIVATIONS:
+            raise ValueError(f"must be a Keras built-in activation ({', '.join(sorted(reference.ACTIVATIONS))})")
+        return value
+
+    @model_validator(mode="after")
+    def _combinations(self, info: ValidationInfo):
+        opt = _option_namer((info.context or {}).get("style", "config"))
+        cell = opt("cell", self.cell)
+        if self.cell != "gru" and not self.reset_after:
+            raise ValueError(f"{opt('reset_after', False)} is a GRU option, but {cell}")
+        if self.cell != "lstm" and not self.unit_forget_bias:
+            raise ValueError(f"{opt('unit_forget_bias', False)} is an LSTM option, but {cell}")
+        if self.cell == "simple_rnn" and self.recurrent_activation is not None:
+            raise ValueError(f"{opt('recurrent_activation', self.recurrent_activation)} is an LSTM/GRU option, but {cell}")
+        if self.bidirectional == "none" and len(self.M) > 1:
+            raise ValueError(
+                f"{opt('bidirectional', 'none')} returns two outputs, which the next layer of a stack "
+                f"({opt('M', ','.join(map(str, self.M)))}) cannot take"
+            )
+        if self.bidirectional and self.go_backwards:
+            raise ValueError(
+                f"Keras's Bidirectional refuses a layer that goes backwards: "
+                f"{opt('bidirectional', self.bidirectional)} with {opt('go_backwards', True)}"
+            )
+        if self.stateful and self.initial_state:
+            raise ValueError(
+                f"{opt('stateful', True)} and {opt('initial_state', True)} both set the start state; choose one"
+            )
+        need = estimate_bytes(self)
+        if need > self.max_memory:
+            raise ValueError(
+                f"this case's arrays need about {format_bytes(need)}, over "
+                f"{opt('max_memory', format_bytes(self.max_memory))}; raise it if the machine has room"
+            )
+        return self
+
+    # ----- derived values -----
+    @property
+    def units(self) -> tuple[int, ...]:
+        return self.M
+
+    @property
+    def gate_activation(self) -> str:
+        return self.recurrent_activation or "sigmoid"
+
+    def public_config(self) -> dict:
+        """The spec as JSON-ready values (M as an int when there is one layer)."""
+        data = self.model_dump()
+        data["M"] = self.M[0] if len(self.M) == 1 else list(self.M)
+        return data
+
+
+def estimate_bytes(spec: CheckSpec) -> int:
+    """Roughly the bytes of the arrays both sides hold at once (TensorFlow's own overhead aside).
+
+    Per layer of ``m`` units and ``G`` gate blocks, each direction keeps the
+    projected inputs ``N·T·G·m`` and a sequence ``N·T·m`` (twice: the reference
+    and Keras); plus the inputs ``N·T·D``. Elements count 8 bytes in a float64
+    reference plus 4 for Keras's float32 copy; stateful checks hold two batches.
+    """
+    directions = 2 if spec.bidirectional else 1
+    g = GATES[spec.cell]
+    elements = spec.N * spec.T * spec.D
+    for m in spec.M:
+        elements += directions * spec.N * spec.T * (g * m + 2 * m)
+    itemsize = (8 if spec.reference_dtype == "float64" else 4) + 4
+    return elements * itemsize * (2 if spec.stateful else 1)
+
+
+#: CLI flags whose name is not simply ``--`` plus the key with dashes.
+_FLAG_FOR_FALSE = {"use_bias": "--no-bias", "reset_after": "--no-reset-after",
+                   "unit_forget_bias": "--no-unit-forget-bias"}
+
+
+def option_name(key: str, style: str = "config") -> str:
+    """How the user wrote ``key``: ``--reference-dtype`` on the command line, ``reference_dtype`` in YAML."""
+    if style != "cli":
+        return key
+    return _FLAG_FOR_FALSE.get(key, "--" + key.replace("_", "-"))
+
+
+def _option_namer(style: str):
+    def opt(key: str, value) -> str:
+        if style == "cli":
+            if isinstance(value, bool):
+                return _FLAG_FOR_FALSE[key] if (key in _FLAG_FOR_FALSE and not value) else option_name(key, style)
+            return f"{option_name(key, style)} {value}"
+        return f"{key}={str(value).lower() if isinstance(value, bool) else value}"
+
+    return opt
+
+
+def build_spec(style: str = "config", **values) -> CheckSpec:
+    """Build a spec from keyword values, raising :class:`InvalidInput` naming the option and value.
+
+    ``style`` is ``"cli"`` to name options as flags (``--T``), else as YAML keys.
+    """
+    try:
+        return CheckSpec.model_validate(values, context={"style": style})
+    except ValidationError as exc:
+        raise InvalidInput("; ".join(describe_errors(exc, values, name=lambda k: option_name(k, style)))) from None
+
+
+def describe_errors(exc: ValidationError, values: dict, *, name=lambda key: key) -> list[str]:
+    """One message per pydantic error: ``<key>: <reason>, got <value>``."""
+    messages = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if not isinstance(p, int)]
+        key = loc[0] if loc else None
+        msg = err["msg"].removeprefix("Value error, ")
+        if key is None:
+            messages.append(msg)
+            continue
+        got = values.get(key, err.get("input"))
+        messages.append(f"{name(key)} {_reason(err, msg)}, got {got!r}")
+    return messages
+
+
+def _reason(err: dict, msg: str) -> str:
+    kind = err["type"]
+    if kind == "greater_than_equal":
+        bound = err["ctx"]["ge"]
+        return "must be a positive integer" if bound == 1 else f"must be ≥ {bound:g}"
+    if kind in ("int_type", "int_from_float", "int_parsing", "too_short"):
+        return "must be a positive integer"
+    if kind == "finite_number":
+        return "must be a finite number"
+    if kind == "extra_forbidden":
+        return "is not a known option"
+    if kind == "literal_error":
+        return "must be one of " + err["ctx"]["expected"].replace("'", "")
+    return msg.replace("Input should be", "must be", 1)
