@@ -79,7 +79,8 @@ def compare(actual, expected, *, atol: float, rtol: float) -> Comparison:
     if a.size == 0:
         return Comparison(True, 0.0, 0.0, 0.0, (), float("nan"), float("nan"), atol, rtol, 0.0, 0, 0, a.shape, 0)
     finite = np.isfinite(a) & np.isfinite(e)
-    diff = np.where(finite, np.abs(a - e), np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(finite, np.abs(a - e), np.inf)
     scale = np.abs(np.where(finite, e, 0.0))
     excess = diff - rtol * scale  # > atol means the element fails
     failing = ~(excess <= atol)
