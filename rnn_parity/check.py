@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import keras_runner
 from .architecture import LayerDesc, layers_for
 from .case import make_case
@@ -78,8 +80,9 @@ def run_check(spec: CheckSpec) -> CheckResult:
 
     started = time.perf_counter()
     runtime = SequentialRuntime(layers, keras_result.weights, dtype=spec.reference_dtype)
-    for x in case.batches:
-        trace = runtime.run(x, initial_states=case.initial_states)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as non-finite values in the report
+        for x in case.batches:
+            trace = runtime.run(x, initial_states=case.initial_states)
     reference_seconds = time.perf_counter() - started
 
     tol = {"atol": spec.atol, "rtol": spec.rtol}

@@ -62,14 +62,14 @@ def _c(value: float, like: np.ndarray) -> np.ndarray:
     return np.asarray(value, dtype=like.dtype)
 
 
-def _sigmoid(x):
-    # Split by sign so that exp never overflows: 1/(1+e^-x) = e^x/(1+e^x).
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1 / (1 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1 + ex)
-    return out
+def _sigmoid(x, out=None):
+    # 1 / (1 + e^-x): exp overflows to inf for x < -709 and the result is then exactly 0,
+    # which is the correctly rounded answer, so the warning is silenced, not the maths.
+    with np.errstate(over="ignore"):
+        out = np.negative(x, out=out)
+        np.exp(out, out=out)
+        out += 1
+        return np.reciprocal(out, out=out)
 
 
 def _softplus(x):
@@ -152,6 +152,20 @@ def get_activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
         ) from None
 
 
+_IN_PLACE = {
+    "tanh": lambda x: np.tanh(x, out=x),
+    "sigmoid": lambda x: _sigmoid(x, out=x),
+    "relu": lambda x: np.maximum(x, 0, out=x),
+    "linear": lambda x: x,
+}
+
+
+def _in_place(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """The activation, computed into its argument where that is cheap (for scratch arrays only)."""
+    act = get_activation(name)
+    return _IN_PLACE.get(name, act)
+
+
 # --------------------------------------------------------------------------
 # The sequence machinery shared by every cell.
 # --------------------------------------------------------------------------
@@ -159,9 +173,15 @@ def get_activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
 Step = Callable[[np.ndarray, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
 
 
+#: Input projections are computed for blocks of timesteps of about this many bytes: big
+#: enough for efficient GEMMs, small enough to stay in cache instead of allocating N·T·G·M.
+_BLOCK_BYTES = 8 * 1024 * 1024
+
+
 def recurrent(
     step: Step,
-    x_proj: np.ndarray,
+    x_tm: np.ndarray,
+    project: Callable[[np.ndarray], np.ndarray],
     initial_state: Sequence[np.ndarray],
     *,
     return_sequences: bool = False,
@@ -173,9 +193,12 @@ def recurrent(
 
     Args:
         step: ``step(x_proj_t, states) -> (output, new_states)`` for one timestep;
-            ``x_proj_t`` is ``(batch, G * units)``. It must return fresh arrays.
-        x_proj: ``(timesteps, batch, G * units)``, time-major input projections
-            (``x_t · kernel`` plus the input bias), computed once for all steps.
+            ``x_proj_t`` is ``(batch, G * units)``, which the step may overwrite.
+            The arrays it returns must not be overwritten later.
+        x_tm: ``(timesteps, batch, features)``, the input in time-major order.
+        project: ``project(x_block) -> x_block · kernel + input bias``, applied to
+            blocks of consecutive timesteps ``(k, batch, features)``: one GEMM per
+            block instead of one per step.
         initial_state: list of ``(batch, units)`` states.
         return_sequences, go_backwards, mask, zero_output_for_mask: as in Keras.
 
@@ -184,13 +207,13 @@ def recurrent(
         in processing order when ``return_sequences``, else the last output
         ``(batch, units)``.
     """
-    timesteps = x_proj.shape[0]
-    order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
-    states = [np.array(s, dtype=x_proj.dtype, copy=True) for s in initial_state]
+    timesteps = x_tm.shape[0]
+    states = [np.array(s, dtype=x_tm.dtype, copy=True) for s in initial_state]
     outputs = None
     prev_output = None
-    for k, t in enumerate(order):
-        output, new_states = step(x_proj[t], states)
+    k = 0  # position in processing order
+    for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
+        output, new_states = step(x_proj_t, states)
         if mask is not None:
             keep = mask[:, t][:, None]
             if prev_output is None or zero_output_for_mask:
@@ -203,15 +226,32 @@ def recurrent(
             outputs[k] = output
         prev_output = output
         states = new_states
+        k += 1
     if return_sequences:
         if outputs is None:  # timesteps == 0
-            outputs = np.empty((0,) + states[0].shape, dtype=x_proj.dtype)
+            outputs = np.empty((0,) + states[0].shape, dtype=x_tm.dtype)
         return np.ascontiguousarray(outputs.transpose(1, 0, 2)), states
     return prev_output, states
 
 
+def _projected_steps(x_tm, project, go_backwards):
+    """Yield ``(t, x_t·W + b)`` in processing order, projecting a block of steps at a time.
+
+    The first block is one step; its size in bytes sets how many steps the next blocks take.
+    """
+    timesteps = x_tm.shape[0]
+    t, rows = (timesteps - 1 if go_backwards else 0), 1
+    while 0 <= t < timesteps:
+        lo, hi = (max(0, t - rows + 1), t + 1) if go_backwards else (t, min(timesteps, t + rows))
+        block = project(x_tm[lo:hi])
+        rows = max(1, _BLOCK_BYTES // max(1, block[0].nbytes))
+        for u in range(hi - 1, lo - 1, -1) if go_backwards else range(lo, hi):
+            yield u, block[u - lo]
+        t = lo - 1 if go_backwards else hi
+
+
 def _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, n_states):
-    """Cast to ``x``'s dtype, project every timestep at once, build the zero state."""
+    """Cast to ``x``'s dtype, lay the input out time-major, check shapes, build the zero state."""
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"x must be (batch, timesteps, features), got shape {x.shape}")
@@ -223,9 +263,7 @@ def _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, n_states):
     units = recurrent_kernel.shape[0]
     if kernel.shape[0] != x.shape[2]:
         raise ValueError(f"kernel has {kernel.shape[0]} rows but x has {x.shape[2]} features")
-    # One GEMM for all steps, in a time-major contiguous layout.
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
-    x_proj = x_tm @ kernel
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != x.shape[:2]:
@@ -236,7 +274,20 @@ def _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, n_states):
         states = [np.asarray(s, dtype=dtype) for s in initial_state]
         if len(states) != n_states:
             raise ValueError(f"initial_state needs {n_states} array(s), got {len(states)}")
-    return x_proj, recurrent_kernel, bias if bias is None else np.asarray(bias, dtype=dtype), mask, states
+    bias = None if bias is None else np.asarray(bias, dtype=dtype)
+    return x_tm, kernel, recurrent_kernel, bias, mask, states
+
+
+def _projector(kernel, input_bias):
+    """``x_block -> x_block · kernel + input_bias`` (a fresh array the steps may overwrite)."""
+
+    def project(x_block):
+        out = x_block @ kernel
+        if input_bias is not None:
+            out += input_bias
+        return out
+
+    return project
 
 
 def _finish(outputs, states, return_state):
@@ -277,20 +328,19 @@ def simple_rnn(
         ``(batch, units)``, or ``(batch, timesteps, units)`` with ``return_sequences``;
         with ``return_state`` a tuple ``(output, h)``.
     """
-    phi = get_activation(activation)
-    x_proj, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 1)
-    if b is not None:
-        x_proj += b
+    phi = _in_place(activation)
+    x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 1)
+    hU = np.empty((x_tm.shape[1], U.shape[1]), dtype=x_tm.dtype)  # scratch for h·U
 
-    def step(xw_t, states):
+    def step(xw_t, states):  # xw_t = x_t·W + b, this step's row of the precomputed projection
         (h,) = states
-        z = h @ U
-        z += xw_t
-        h_new = phi(z)
+        z = xw_t
+        z += np.matmul(h, U, out=hU)
+        h_new = phi(z)  # computed in place: this step's projection is not needed again
         return h_new, [h_new]
 
     outputs, states = recurrent(
-        step, x_proj, states, return_sequences=return_sequences, go_backwards=go_backwards,
+        step, x_tm, _projector(W, b), states, return_sequences=return_sequences, go_backwards=go_backwards,
         mask=mask, zero_output_for_mask=zero_output_for_mask,
     )
     return _finish(outputs, states, return_state)
@@ -334,28 +384,27 @@ def lstm(
     Returns:
         the output as for :func:`simple_rnn`; with ``return_state`` ``(output, h, c)``.
     """
-    phi = get_activation(activation)
-    sigma = get_activation(recurrent_activation)
-    x_proj, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 2)
-    if b is not None:
-        x_proj += b
+    phi, phi_ = get_activation(activation), _in_place(activation)
+    sigma_ = _in_place(recurrent_activation)
+    x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 2)
     m = U.shape[0]
+    hU = np.empty((x_tm.shape[1], U.shape[1]), dtype=x_tm.dtype)
 
-    def step(xw_t, states):
+    def step(xw_t, states):  # xw_t = x_t·W + b; the gate activations are computed in place in it
         h, c = states
-        z = h @ U
-        z += xw_t
-        i = sigma(z[:, :m])
-        f = sigma(z[:, m : 2 * m])
-        g = phi(z[:, 2 * m : 3 * m])
-        o = sigma(z[:, 3 * m :])
+        z = xw_t
+        z += np.matmul(h, U, out=hU)
+        i = sigma_(z[:, :m])
+        f = sigma_(z[:, m : 2 * m])
+        g = phi_(z[:, 2 * m : 3 * m])
+        o = sigma_(z[:, 3 * m :])
         c_new = f * c
         c_new += i * g
         h_new = o * phi(c_new)
         return h_new, [h_new, c_new]
 
     outputs, states = recurrent(
-        step, x_proj, states, return_sequences=return_sequences, go_backwards=go_backwards,
+        step, x_tm, _projector(W, b), states, return_sequences=return_sequences, go_backwards=go_backwards,
         mask=mask, zero_output_for_mask=zero_output_for_mask,
     )
     return _finish(outputs, states, return_state)
@@ -406,40 +455,54 @@ def gru(
     Returns:
         the output as for :func:`simple_rnn`; with ``return_state`` ``(output, h)``.
     """
-    phi = get_activation(activation)
-    sigma = get_activation(recurrent_activation)
-    x_proj, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 1)
+    phi_ = _in_place(activation)
+    sigma_ = _in_place(recurrent_activation)
+    x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 1)
     m = U.shape[0]
     if b is not None:
         if reset_after and b.shape != (2, 3 * m):
             raise ValueError(f"GRU with reset_after needs bias (2, {3 * m}), got {b.shape}")
         if not reset_after and b.shape != (3 * m,):
             raise ValueError(f"GRU without reset_after needs bias ({3 * m},), got {b.shape}")
-        x_proj += b[0] if reset_after else b
+    b_x = None if b is None else (b[0] if reset_after else b)
     b_h = b[1] if (b is not None and reset_after) else None
     U_zr, U_h = U[:, : 2 * m], U[:, 2 * m :]
 
+    n = x_tm.shape[1]
+    hU = np.empty((n, 3 * m), dtype=x_tm.dtype)
+    h_Uzr = np.empty((n, 2 * m), dtype=x_tm.dtype)
+    rh_Uh = np.empty((n, m), dtype=x_tm.dtype)
+
+    # mx = x_t·W + input bias for this step; the gates are computed in place in it.
     def step_reset_after(mx, states):
         (h,) = states
-        mh = h @ U
+        mh = np.matmul(h, U, out=hU)
         if b_h is not None:
             mh += b_h
-        zr = sigma(mx[:, : 2 * m] + mh[:, : 2 * m])
+        zr = mx[:, : 2 * m]
+        zr += mh[:, : 2 * m]
+        zr = sigma_(zr)
         z, r = zr[:, :m], zr[:, m:]
-        hh = phi(mx[:, 2 * m :] + r * mh[:, 2 * m :])
+        hh = mx[:, 2 * m :]
+        hh += r * mh[:, 2 * m :]
+        hh = phi_(hh)
         h_new = z * h + (1 - z) * hh
         return h_new, [h_new]
 
     def step_reset_before(mx, states):
         (h,) = states
-        zr = sigma(mx[:, : 2 * m] + h @ U_zr)
+        zr = mx[:, : 2 * m]
+        zr += np.matmul(h, U_zr, out=h_Uzr)
+        zr = sigma_(zr)
         z, r = zr[:, :m], zr[:, m:]
-        hh = phi(mx[:, 2 * m :] + (r * h) @ U_h)
+        hh = mx[:, 2 * m :]
+        hh += np.matmul(r * h, U_h, out=rh_Uh)
+        hh = phi_(hh)
         h_new = z * h + (1 - z) * hh
         return h_new, [h_new]
 
     outputs, states = recurrent(
-        step_reset_after if reset_after else step_reset_before, x_proj, states,
+        step_reset_after if reset_after else step_reset_before, x_tm, _projector(W, b_x), states,
         return_sequences=return_sequences, go_backwards=go_backwards,
         mask=mask, zero_output_for_mask=zero_output_for_mask,
     )

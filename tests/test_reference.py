@@ -259,3 +259,18 @@ def test_shape_errors_are_clear():
         ref.simple_rnn(np.ones((1, 2, 3)), np.ones((2, 4)), np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"needs bias \(2, 6\)"):
         ref.gru(np.ones((1, 2, 3)), np.ones((3, 6)), np.ones((2, 6)), np.ones(6))
+
+
+@pytest.mark.parametrize("block_bytes", [1, 100, 10_000])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_projection_blocks_do_not_change_the_answer(monkeypatch, block_bytes, go_backwards):
+    """Inputs are projected a block of timesteps at a time; block boundaries must be invisible."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 23, 4))
+    mask = rng.random((3, 23)) > 0.3
+    args = (x, rng.standard_normal((4, 12)), rng.standard_normal((3, 12)) * 0.3, rng.standard_normal(12))
+    kwargs = dict(return_sequences=True, return_state=True, go_backwards=go_backwards, mask=mask)
+    whole = ref.lstm(*args, **kwargs)
+    monkeypatch.setattr(ref, "_BLOCK_BYTES", block_bytes)
+    for a, b in zip(whole, ref.lstm(*args, **kwargs)):
+        np.testing.assert_array_equal(a, b)
