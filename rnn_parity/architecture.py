@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from .spec import GATES, CheckSpec
 
-__all__ = ["CELL_CLASSES", "LayerDesc", "WeightDesc", "layers_for", "recurrent_weights"]
+__all__ = ["CELL_CLASSES", "LayerDesc", "WeightDesc", "last_recurrent", "layers_for", "recurrent_weights",
+           "sequence_twin"]
 
 CELL_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 RECURRENT_CLASSES = frozenset(CELL_CLASSES.values())
@@ -127,3 +128,23 @@ def layers_for(spec: CheckSpec) -> list[LayerDesc]:
     weights = (WeightDesc("kernel", "Wo", (d, spec.K)), WeightDesc("bias", "bo", (spec.K,)))
     layers.append(LayerDesc("dense", "Dense", {"units": spec.K, "activation": "linear", "use_bias": True}, weights))
     return layers
+
+
+def last_recurrent(layers: list[LayerDesc]) -> LayerDesc:
+    """The last recurrent layer: the one whose output over time the diagnostics follow."""
+    return [layer for layer in layers if layer.is_recurrent][-1]
+
+
+def sequence_twin(layers: list[LayerDesc]) -> LayerDesc | None:
+    """A copy of the last recurrent layer that returns every timestep, or None if it already does.
+
+    It shares the layer's weights, so its sequence is the layer's output at
+    every step: what the time diagnostics compare.
+    """
+    layer = last_recurrent(layers)
+    if layer.cell_config.get("return_sequences"):
+        return None
+    cell_cfg = {**layer.cell_config, "return_sequences": True, "return_state": False}
+    config = {**layer.config, "layer": {**layer.config["layer"], "config": cell_cfg}} \
+        if layer.class_name == "Bidirectional" else cell_cfg
+    return LayerDesc(f"{layer.name}_sequence", layer.class_name, config, layer.weights)

@@ -2,8 +2,10 @@
 
 The same seed gives the same arrays on every machine and every Keras version
 (NumPy's ``default_rng`` streams are stable), so a CI gate compares the same
-case before and after an upgrade. Arrays are float32, the dtype Keras computes
-in; the reference promotes these exact values to its own dtype.
+case before and after an upgrade. Arrays are rounded to the dtypes Keras uses
+(the weights in Keras's variable dtype, the inputs in its compute dtype:
+float16 under ``mixed_float16``); the reference promotes these exact values
+to its own dtype.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def _orthogonal(rng, shape):
     return q.T if rows < cols else q
 
 
-def _weights_for(rng, layer: LayerDesc) -> list[np.ndarray]:
+def _weights_for(rng, layer: LayerDesc, dtype: str) -> list[np.ndarray]:
     m = layer.cell_config.get("units") if layer.is_recurrent else None
     arrays = []
     for w in layer.weights:
@@ -64,7 +66,7 @@ def _weights_for(rng, layer: LayerDesc) -> list[np.ndarray]:
             value = rng.uniform(-0.5, 0.5, size=w.shape)
             if layer.cell_class == "LSTM" and layer.cell_config.get("unit_forget_bias", True):
                 value[m : 2 * m] = 1.0  # as Keras's unit_forget_bias initialiser does
-        arrays.append(value.astype(np.float32))
+        arrays.append(value.astype(dtype))
     return arrays
 
 
@@ -76,17 +78,24 @@ def _lengths_and_pad(rng, x, where: str):
     return lengths, x * real[..., None]
 
 
+def _as_input(values: np.ndarray, spec: CheckSpec) -> np.ndarray:
+    """Round to float32 first: ``model.predict`` converts every input array to float32
+    (Keras's floatx) before the model casts it to its own dtype, so a float64 model
+    only ever sees float32 values. Then to Keras's compute dtype (float16 rounds further)."""
+    return values.astype(np.float32).astype(spec.compute_dtype)
+
+
 def make_case(spec: CheckSpec, layers: list[LayerDesc]) -> CaseData:
     """Draw the weights, input batches, padding and initial states of ``spec``."""
     seed = spec.seed
     rng_w = np.random.default_rng([seed, _WEIGHTS])
-    weights = {layer.name: _weights_for(rng_w, layer) for layer in layers if layer.weights}
+    weights = {layer.name: _weights_for(rng_w, layer, spec.variable_dtype) for layer in layers if layer.weights}
 
     rng_x = np.random.default_rng([seed, _INPUTS])
     rng_m = np.random.default_rng([seed, _MASK])
     batches, lengths = [], []
     for _ in range(2 if spec.stateful else 1):
-        x = rng_x.standard_normal((spec.N, spec.T, spec.D)).astype(np.float32)
+        x = _as_input(rng_x.standard_normal((spec.N, spec.T, spec.D)), spec)
         if spec.mask != "none":
             n_real, x = _lengths_and_pad(rng_m, x, spec.mask)
             lengths.append(n_real)
@@ -101,7 +110,7 @@ def make_case(spec: CheckSpec, layers: list[LayerDesc]) -> CaseData:
             if layer.is_recurrent:
                 m = layer.cell_config["units"]
                 initial_states[layer.name] = [
-                    rng_s.uniform(-1, 1, size=(spec.N, m)).astype(np.float32)
+                    _as_input(rng_s.uniform(-1, 1, size=(spec.N, m)), spec)
                     for _ in range(per_direction * directions)
                 ]
     return CaseData(weights, tuple(batches), initial_states, tuple(lengths) if lengths else None)

@@ -2,24 +2,33 @@
 
 :func:`run_check` is the library entry point behind ``rnn-parity check``; it
 returns a :class:`CheckResult` and never prints.
+
+Every check compares three things: Keras's output, the reference in Keras's
+compute dtype ("low", float32 by default) and the reference in float64 (the
+ground truth). Keras against the truth, measured against what a correct
+low-precision implementation gets wrong on the same case, tells rounding from
+a real discrepancy (:class:`ThreeWay`). The last recurrent layer's output is
+also compared at every timestep (:class:`TimeProfile`).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from . import keras_runner
-from .architecture import LayerDesc, layers_for
-from .case import make_case
-from .compare import Comparison, compare
+from .architecture import LayerDesc, last_recurrent, layers_for, sequence_twin
+from .case import CaseData, make_case
+from .compare import Comparison, compare, max_abs_error
+from .environment import environment
 from .errors import RnnParityError
-from .runtime import SequentialRuntime
+from .runtime import SequentialRuntime, Trace
 from .spec import CheckSpec
+from .tolerance import AUTO_FACTOR, Tolerance, resolve, ulp
 
-__all__ = ["CheckResult", "LayerResult", "run_check", "state_names"]
+__all__ = ["CheckResult", "LayerResult", "ThreeWay", "TimeProfile", "run_check", "state_names"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,53 @@ class LayerResult:
     desc: LayerDesc
     keras_params: int
     comparison: Comparison
+
+
+@dataclass(frozen=True)
+class ThreeWay:
+    """Keras, the reference in Keras's compute dtype ("low") and the float64 truth, on the model output.
+
+    ``roundoff_ratio`` is ``keras_vs_truth / low_vs_truth`` (the denominator at
+    least one ulp of the output's scale): near 1, Keras errs like any correct
+    implementation in its dtype; far above :data:`~rnn_parity.tolerance.AUTO_FACTOR`,
+    something else is going on.
+    """
+
+    low_dtype: str
+    keras_vs_truth: float
+    low_vs_truth: float
+    keras_vs_low: float
+    roundoff_ratio: float
+
+    @property
+    def diagnosis(self) -> str:
+        if not np.isfinite(self.keras_vs_truth):
+            return "non-finite"
+        return "rounding" if self.roundoff_ratio <= AUTO_FACTOR else "discrepancy"
+
+
+@dataclass(frozen=True)
+class TimeProfile:
+    """The last recurrent layer's output compared at every timestep (processing order).
+
+    Attributes:
+        layer: the layer followed.
+        keras_error: per timestep, ``max |keras - expected|`` over samples and units.
+        low_error: per timestep, ``max |low - truth|``: the rounding of a correct
+            implementation in Keras's compute dtype, for scale.
+        first_divergence: the first timestep with an element over tolerance, or None.
+        growth_per_step: the slope of ``log10(keras_error)`` against t (least squares
+            over steps with a non-zero error), or None with fewer than 3 such steps.
+    """
+
+    layer: str
+    keras_error: list[float]
+    low_error: list[float]
+    first_divergence: int | None
+    growth_per_step: float | None
+    tolerance: Tolerance
+    #: max |expected| over the sequence: ``atol + rtol·scale`` is the loosest per-element tolerance
+    scale: float
 
 
 @dataclass(frozen=True)
@@ -44,9 +100,16 @@ class CheckResult:
     layers: tuple[LayerResult, ...]
     output: Comparison
     states: dict[str, Comparison]
+    tolerance: Tolerance
+    three_way: ThreeWay
+    time: TimeProfile
     total_params: int
     versions: dict[str, str | None]
+    environment: dict
     seconds: dict[str, float]
+    #: with ``keep_sequences``: the last batch's input ``x`` and the last recurrent
+    #: layer's output at every step from Keras and from the reference (``keras``, ``reference``)
+    sequences: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -63,13 +126,66 @@ def state_names(desc: LayerDesc) -> list[str]:
     return names
 
 
-def run_check(spec: CheckSpec) -> CheckResult:
-    """Build the Keras model for ``spec``, run it and the reference, compare."""
+def _run_reference(layers, weights, case: CaseData, dtype: str) -> Trace:
+    runtime = SequentialRuntime(layers, weights, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is reported as non-finite
+        for x in case.batches:
+            trace = runtime.run(x, initial_states=case.initial_states)
+    return trace
+
+
+def _sequence_model(layers: list[LayerDesc], twin: LayerDesc, weights: dict, case: CaseData):
+    """The layers up to the last recurrent one, with its twin in its place, and the twin's weights and start."""
+    last = last_recurrent(layers)
+    weights = {**weights, twin.name: weights[last.name]}
+    starts = dict(case.initial_states)
+    if last.name in starts:
+        starts[twin.name] = starts[last.name]
+    return [*layers[: layers.index(last)], twin], weights, replace(case, initial_states=starts)
+
+
+def _per_timestep(actual, expected) -> np.ndarray:
+    """``max |a - e|`` over everything but the timestep axis (the second to last)."""
+    a = np.stack(actual) if isinstance(actual, list) else np.asarray(actual)
+    e = np.stack(expected) if isinstance(expected, list) else np.asarray(expected)
+    with np.errstate(invalid="ignore", over="ignore"):
+        d = np.abs(a.astype(np.float64) - e.astype(np.float64))
+    d = np.where(np.isfinite(d), d, np.inf)
+    t_axis = d.ndim - 2
+    return d.max(axis=tuple(i for i in range(d.ndim) if i != t_axis)) if d.size else np.zeros(0)
+
+
+def _first_divergence(actual, expected, tol: Tolerance) -> int | None:
+    a = np.stack(actual) if isinstance(actual, list) else np.asarray(actual)
+    e = np.stack(expected) if isinstance(expected, list) else np.asarray(expected)
+    a, e = a.astype(np.float64), e.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e))
+    t_axis = bad.ndim - 2
+    per_t = bad.any(axis=tuple(i for i in range(bad.ndim) if i != t_axis))
+    hits = np.flatnonzero(per_t)
+    return int(hits[0]) if hits.size else None
+
+
+def _growth(errors: np.ndarray) -> float | None:
+    t = np.flatnonzero((errors > 0) & np.isfinite(errors))
+    if t.size < 3:
+        return None
+    slope, _ = np.polyfit(t.astype(np.float64), np.log10(errors[t]), 1)
+    return float(slope)
+
+
+def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
+    """Build the Keras model for ``spec``, run it and the reference, compare.
+
+    ``keep_sequences`` keeps the arrays behind the time profile (for ``explain``).
+    """
     layers = layers_for(spec)
+    twin = sequence_twin(layers)
     case = make_case(spec, layers)
 
     started = time.perf_counter()
-    keras_result = keras_runner.run_keras(layers, case, stateful=spec.stateful)
+    keras_result = keras_runner.run_keras(layers, case, stateful=spec.stateful, dtype=spec.keras_dtype, twin=twin)
     keras_seconds = time.perf_counter() - started
 
     for desc in layers:
@@ -78,31 +194,80 @@ def run_check(spec: CheckSpec) -> CheckResult:
         if got != want:
             raise RnnParityError(f"layer {desc.name}: Keras's weights have shapes {got}, expected {want}")
 
+    # The reference in float64 (truth), in Keras's compute dtype (low) and in the
+    # requested reference dtype; each dtype runs once.
     started = time.perf_counter()
-    runtime = SequentialRuntime(layers, keras_result.weights, dtype=spec.reference_dtype)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow shows up as non-finite values in the report
-        for x in case.batches:
-            trace = runtime.run(x, initial_states=case.initial_states)
+    if twin is not None:
+        seq_layers, seq_weights, seq_case = _sequence_model(layers, twin, keras_result.weights, case)
+    runs: dict[str, tuple[Trace, Trace | None]] = {}
+    for dtype in dict.fromkeys(["float64", spec.compute_dtype, spec.reference_dtype]):
+        runs[dtype] = (_run_reference(layers, keras_result.weights, case, dtype),
+                       _run_reference(seq_layers, seq_weights, seq_case, dtype) if twin else None)
     reference_seconds = time.perf_counter() - started
 
-    tol = {"atol": spec.atol, "rtol": spec.rtol}
-    layer_results = tuple(
-        LayerResult(desc, keras_result.param_counts[desc.name],
-                    compare(keras_result.outputs[desc.name], trace.outputs[desc.name], **tol))
-        for desc in layers
-    )
+    truth, low = runs["float64"][0], runs[spec.compute_dtype][0]
+    # auto compares against the truth; explicit and dtype against the requested reference dtype
+    expected = truth if spec.tolerance == "auto" else runs[spec.reference_dtype][0]
+
+    def tolerance_for(t_arr, l_arr) -> Tolerance:
+        return resolve(spec.tolerance, atol=spec.atol, rtol=spec.rtol, compute_dtype=spec.compute_dtype,
+                       max_mismatch_frac=spec.max_mismatch_frac, truth=t_arr, low=l_arr)
+
+    def compared(actual, want, t_arr, l_arr) -> tuple[Comparison, Tolerance]:
+        tol = tolerance_for(t_arr, l_arr)
+        return compare(actual, want, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac), tol
+
+    layer_results, output_tol = [], None
+    for desc in layers:
+        comparison, output_tol = compared(keras_result.outputs[desc.name], expected.outputs[desc.name],
+                                          truth.outputs[desc.name], low.outputs[desc.name])
+        layer_results.append(LayerResult(desc, keras_result.param_counts[desc.name], comparison))
     states = {}
     for desc in layers:
-        for label, got, want in zip(state_names(desc), keras_result.states.get(desc.name, []),
-                                    trace.states.get(desc.name, [])):
+        got_states = keras_result.states.get(desc.name, [])
+        for i, (label, got) in enumerate(zip(state_names(desc), got_states)):
             key = label if len(spec.M) == 1 else f"{desc.name}.{label}"
-            states[key] = compare(got, want, **tol)
+            states[key], _ = compared(got, expected.states[desc.name][i], truth.states[desc.name][i],
+                                      low.states[desc.name][i])
+
+    out_name = layers[-1].name
+    k_out, t_out, l_out = keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name]
+    scale = max_abs_error(t_out, np.zeros_like(np.asarray(t_out, dtype=np.float64)))
+    floor = ulp(scale if np.isfinite(scale) else 1.0, spec.compute_dtype)
+    keras_err, low_err = max_abs_error(k_out, t_out), max_abs_error(l_out, t_out)
+    three_way = ThreeWay(spec.compute_dtype, keras_err, low_err, max_abs_error(k_out, l_out),
+                         keras_err / max(low_err, floor))
+
+    last = last_recurrent(layers)
+    if twin is not None:
+        k_seq = keras_result.sequences[last.name]
+        e_seq = (runs["float64"] if spec.tolerance == "auto" else runs[spec.reference_dtype])[1].outputs[twin.name]
+        t_seq, l_seq = runs["float64"][1].outputs[twin.name], runs[spec.compute_dtype][1].outputs[twin.name]
+    else:
+        k_seq, e_seq = keras_result.outputs[last.name], expected.outputs[last.name]
+        t_seq, l_seq = truth.outputs[last.name], low.outputs[last.name]
+    seq_tol = tolerance_for(t_seq, l_seq)
+    keras_curve = _per_timestep(k_seq, e_seq)
+    profile = TimeProfile(
+        layer=last.name,
+        keras_error=[float(v) for v in keras_curve],
+        low_error=[float(v) for v in _per_timestep(l_seq, t_seq)],
+        first_divergence=_first_divergence(k_seq, e_seq, seq_tol),
+        growth_per_step=_growth(keras_curve),
+        tolerance=seq_tol,
+        scale=max_abs_error(e_seq, np.zeros_like(np.asarray(e_seq, dtype=np.float64))),
+    )
     return CheckResult(
         spec=spec,
-        layers=layer_results,
+        layers=tuple(layer_results),
         output=layer_results[-1].comparison,
         states=states,
+        tolerance=output_tol,
+        three_way=three_way,
+        time=profile,
         total_params=keras_result.total_params,
         versions=keras_runner.versions(),
+        environment=environment(spec),
         seconds={"keras": keras_seconds, "reference": reference_seconds},
+        sequences={"x": case.batches[-1], "keras": k_seq, "reference": e_seq} if keep_sequences else None,
     )

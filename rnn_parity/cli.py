@@ -97,6 +97,12 @@ def spec_options(fn):
         click.option("--atol", type=float, help=_help("atol")),
         click.option("--rtol", type=float, help=_help("rtol")),
         click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
+        click.option("--keras-dtype", type=click.Choice(["float32", "float64", "float16", "mixed_float16"]),
+                     help=_help("keras_dtype")),
+        click.option("--tolerance", type=click.Choice(["explicit", "dtype", "auto"]),
+                     help="explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within 10× the rounding of "
+                          "a correct NumPy loop in Keras's dtype [default: explicit]"),
+        click.option("--max-mismatch-frac", type=float, help=_help("max_mismatch_frac")),
         click.option("--max-memory", callback=_size, help="refuse cases whose arrays need more, e.g. 8GiB [default: 4GiB]"),
         click.option("--cell", type=click.Choice(["simple_rnn", "lstm", "gru"]), help=_help("cell")),
         click.option("--activation", help=_help("activation")),
@@ -143,8 +149,9 @@ def main():
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="report format")
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
+@click.option("--plot", type=click.Path(dir_okay=False), help="draw error against timestep into FILE.png")
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
-def check(fmt, output, debug, **options):
+def check(fmt, output, plot, debug, **options):
     """Build a random Input → recurrent → Dense Keras model, rerun it in NumPy, compare.
 
     Example: rnn-parity check --T 10 --M 5
@@ -156,12 +163,48 @@ def check(fmt, output, debug, **options):
         spec = spec_from_options(options)
         if output:
             ensure_writable(output, "--output")
+        if plot:
+            from .plots import require_matplotlib
+
+            require_matplotlib("--plot")
+            ensure_writable(plot, "--plot")
         from .check import run_check
         from .report import check_report, exit_code
 
         result = run_check(spec)
         report = check_report(result)
+        if plot:
+            from .plots import check_plot
+
+            check_plot(report, plot)
         _emit(report, fmt, output)
+        return exit_code(result)
+
+    return run_guarded(debug, body)
+
+
+@main.command(context_settings=CONTEXT)
+@spec_options
+@click.option("--steps", type=click.IntRange(min=2), default=20, show_default=True,
+              help="timesteps shown in the step table (the first and the last ones)")
+@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+def explain(steps, debug, **options):
+    """Walk through the computation layer by layer and step by step, NumPy beside Keras.
+
+    Takes the same options as check. Example: rnn-parity explain --T 5 --M 3
+    """
+
+    def body():
+        spec = spec_from_options(options)
+        from rich.console import Console
+
+        from .check import run_check
+        from .explain import explain as tell
+        from .render import explain_view
+        from .report import check_report, exit_code
+
+        result = run_check(spec, keep_sequences=True)
+        Console(soft_wrap=False).print(explain_view(tell(result, steps), check_report(result)))
         return exit_code(result)
 
     return run_guarded(debug, body)

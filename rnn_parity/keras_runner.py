@@ -20,7 +20,7 @@ import numpy as np
 from .architecture import LayerDesc
 from .case import CaseData
 
-__all__ = ["KerasResult", "build_model", "import_keras", "import_log", "run_keras", "versions"]
+__all__ = ["KerasResult", "backend_facts", "build_model", "import_keras", "import_log", "run_keras", "versions"]
 
 _keras = None
 _import_log = ""
@@ -91,6 +91,26 @@ def versions() -> dict[str, str | None]:
     }
 
 
+def backend_facts() -> dict:
+    """What of Keras's backend changes rounding: oneDNN, thread pools."""
+    keras = import_keras()
+    facts = {"keras_backend": keras.backend.backend(), "onednn": None,
+             "tf_intra_op_threads": None, "tf_inter_op_threads": None}
+    if facts["keras_backend"] == "tensorflow":
+        import tensorflow as tf
+
+        try:  # TensorFlow reports oneDNN at start-up; this is the switch it reads
+            from tensorflow.python.util import _pywrap_util_port
+
+            facts["onednn"] = bool(_pywrap_util_port.IsMklEnabled())
+        except (ImportError, AttributeError):
+            facts["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+        # 0 means "TensorFlow chooses" (one per core).
+        facts["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+        facts["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+    return facts
+
+
 @dataclass(frozen=True)
 class KerasResult:
     """What Keras computed, keyed like :class:`rnn_parity.runtime.Trace`.
@@ -98,6 +118,8 @@ class KerasResult:
     Attributes:
         outputs: layer name → that layer's output on the last batch.
         states: recurrent layer name → its final states (when the model returns them).
+        sequences: recurrent layer name → its output at every timestep, from its
+            ``return_sequences`` twin (see :func:`build_model`).
         weights: layer name → ``get_weights()`` after the case's weights were set.
         param_counts: layer name → ``count_params()``.
         total_params: the model's ``count_params()``.
@@ -105,18 +127,19 @@ class KerasResult:
 
     outputs: dict[str, object]
     states: dict[str, list[np.ndarray]]
+    sequences: dict[str, object]
     weights: dict[str, list[np.ndarray]]
     param_counts: dict[str, int]
     total_params: int
 
 
-def _make_layer(keras, desc: LayerDesc):
+def _make_layer(keras, desc: LayerDesc, dtype: str):
     cfg = dict(desc.config)
     if desc.class_name == "Bidirectional":
         inner = desc.config["layer"]
-        rnn = getattr(keras.layers, inner["class_name"])(**inner["config"])
-        return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name)
-    return getattr(keras.layers, desc.class_name)(name=desc.name, **cfg)
+        rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **inner["config"])
+        return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name, dtype=dtype)
+    return getattr(keras.layers, desc.class_name)(name=desc.name, dtype=dtype, **cfg)
 
 
 def _n_states(desc: LayerDesc) -> int:
@@ -124,29 +147,49 @@ def _n_states(desc: LayerDesc) -> int:
     return per_direction * (2 if desc.class_name == "Bidirectional" else 1)
 
 
+def _input_dtype(dtype_policy: str) -> str:
+    return {"float64": "float64", "float16": "float16"}.get(dtype_policy, "float32")
+
+
 def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features: int, stateful: bool,
-                initial_state: bool):
+                initial_state: bool, dtype: str = "float32", twin: LayerDesc | None = None):
     """The check model as a functional ``keras.Model``.
 
     Inputs are ``[x, *initial states]``; outputs are every layer's output in
-    order (two for a ``merge_mode=None`` Bidirectional), then the final states
-    of the layers that return them. Returns ``(model, output_keys)`` where each
-    key is ``("output"|"state", layer name, index)``.
+    order (two for a ``merge_mode=None`` Bidirectional), the final states of the
+    layers that return them, and, when ``twin`` is given, the sequence of a copy
+    of the last recurrent layer that returns every timestep (fed the same input
+    and initial state). Returns ``(model, output_keys)`` where each key is
+    ``("output"|"state"|"sequence", layer name, index)``.
     """
     keras = import_keras()
-    x_in = (keras.Input(batch_shape=(batch, timesteps, features), name="x") if stateful
-            else keras.Input(shape=(timesteps, features), name="x"))
+    in_dtype = _input_dtype(dtype)
+    x_in = (keras.Input(batch_shape=(batch, timesteps, features), name="x", dtype=in_dtype) if stateful
+            else keras.Input(shape=(timesteps, features), name="x", dtype=in_dtype))
     inputs, outputs, keys = [x_in], [], []
-    h = x_in
+    h, mask = x_in, None
     for desc in layers:
-        layer = _make_layer(keras, desc)
+        layer = _make_layer(keras, desc, dtype)
+        if desc.class_name == "Masking":
+            mask = layer.compute_mask(x_in)
         if desc.is_recurrent:
             kwargs = {}
             if initial_state:
                 m = desc.cell_config["units"]
-                states = [keras.Input(shape=(m,), name=f"{desc.name}_state{i}") for i in range(_n_states(desc))]
+                states = [keras.Input(shape=(m,), name=f"{desc.name}_state{i}", dtype=in_dtype)
+                          for i in range(_n_states(desc))]
                 inputs += states
                 kwargs["initial_state"] = states
+                if mask is not None:
+                    # Keras 3 fills in a layer's mask from its input only when the call has one
+                    # tensor argument; with initial-state tensors the Masking layer's mask would
+                    # be dropped silently, so it is passed explicitly.
+                    kwargs["mask"] = mask
+            if twin is not None and twin.name == f"{desc.name}_sequence":
+                sequence = _make_layer(keras, twin, dtype)(h, **kwargs)
+                for i, part in enumerate(sequence if isinstance(sequence, (list, tuple)) else [sequence]):
+                    outputs.append(part)
+                    keys.append(("sequence", desc.name, i))
             result = layer(h, **kwargs)
             returns_state = desc.cell_config.get("return_state", False)
             n_out = 2 if desc.class_name == "Bidirectional" and desc.config["merge_mode"] is None else 1
@@ -166,17 +209,20 @@ def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features
     return keras.Model(inputs, outputs), keys
 
 
-def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool) -> KerasResult:
+def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype: str = "float32",
+              twin: LayerDesc | None = None) -> KerasResult:
     """Build the model, set and read back the weights, run every batch."""
     keras = import_keras()
     batch, timesteps, features = case.batches[0].shape
     model, keys = build_model(layers, batch=batch, timesteps=timesteps, features=features, stateful=stateful,
-                              initial_state=bool(case.initial_states))
+                              initial_state=bool(case.initial_states), dtype=dtype, twin=twin)
     weights, param_counts = {}, {}
     for desc in layers:
         layer = model.get_layer(desc.name)
         if desc.name in case.weights:
             layer.set_weights(case.weights[desc.name])
+            if twin is not None and twin.name == f"{desc.name}_sequence":
+                model.get_layer(twin.name).set_weights(case.weights[desc.name])
         weights[desc.name] = [np.asarray(w) for w in layer.get_weights()]
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
@@ -185,12 +231,16 @@ def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool) -> Ker
     raw = raw if isinstance(raw, (list, tuple)) else [raw]
     outputs: dict[str, object] = {}
     states: dict[str, list[np.ndarray]] = {}
+    sequences: dict[str, object] = {}
     for (kind, name, _), value in zip(keys, raw):
         value = np.asarray(value)
         if kind == "state":
             states.setdefault(name, []).append(value)
-        elif name in outputs:
-            outputs[name] = [outputs[name], value] if not isinstance(outputs[name], list) else outputs[name] + [value]
+            continue
+        target = outputs if kind == "output" else sequences
+        if name in target:
+            target[name] = [*target[name], value] if isinstance(target[name], list) else [target[name], value]
         else:
-            outputs[name] = value
-    return KerasResult(outputs, states, weights, param_counts, int(model.count_params()))
+            target[name] = value
+    total = int(model.count_params()) - (int(model.get_layer(twin.name).count_params()) if twin else 0)
+    return KerasResult(outputs, states, sequences, weights, param_counts, total)

@@ -82,6 +82,13 @@ class CheckSpec(BaseModel):
     atol: Tolerance = Field(1e-5, description="absolute tolerance")
     rtol: Tolerance = Field(1.3e-6, description="relative tolerance")
     reference_dtype: Literal["float64", "float32"] = Field("float64", description="dtype of the NumPy reference")
+    keras_dtype: Literal["float32", "float64", "float16", "mixed_float16"] = Field(
+        "float32", description="dtype policy of the Keras layers"
+    )
+    tolerance: Literal["explicit", "dtype", "auto"] = Field("explicit", description="how the tolerance is chosen")
+    max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+        0.0, description="fraction of elements allowed over tolerance"
+    )
     max_memory: Annotated[int, Field(ge=1)] = Field(DEFAULT_MAX_MEMORY, description="refuse cases whose arrays exceed this many bytes")
 
     # The recurrent layer(s).
@@ -145,6 +152,12 @@ class CheckSpec(BaseModel):
             raise ValueError(
                 f"{opt('stateful', True)} and {opt('initial_state', True)} both set the start state; choose one"
             )
+        given = self.model_fields_set & {"atol", "rtol"}
+        if self.tolerance != "explicit" and given:
+            raise ValueError(
+                f"{opt(sorted(given)[0], getattr(self, sorted(given)[0]))} applies to explicit tolerances, "
+                f"but {opt('tolerance', self.tolerance)}"
+            )
         need = estimate_bytes(self)
         if need > self.max_memory:
             raise ValueError(
@@ -162,6 +175,31 @@ class CheckSpec(BaseModel):
     def gate_activation(self) -> str:
         return self.recurrent_activation or "sigmoid"
 
+    @property
+    def compute_dtype(self) -> str:
+        """The dtype Keras computes in (mixed_float16 computes in float16)."""
+        return "float16" if self.keras_dtype == "mixed_float16" else self.keras_dtype
+
+    @property
+    def variable_dtype(self) -> str:
+        """The dtype of Keras's weights (mixed_float16 keeps float32 variables)."""
+        return "float32" if self.keras_dtype == "mixed_float16" else self.keras_dtype
+
+    def command_line(self, command: str = "check") -> str:
+        """The ``rnn-parity`` command that reproduces this case (options that differ from the defaults)."""
+        parts = ["rnn-parity", command]
+        for key, field in type(self).model_fields.items():
+            value = getattr(self, key)
+            if value == field.default:
+                continue
+            if isinstance(value, bool):
+                parts.append(option_name(key, "cli"))  # a non-default False is a --no-… flag
+            elif key == "M":
+                parts += ["--M", ",".join(map(str, value))]
+            else:
+                parts += [option_name(key, "cli"), f"{value:g}" if isinstance(value, float) else str(value)]
+        return " ".join(parts)
+
     def public_config(self) -> dict:
         """The spec as JSON-ready values (M as an int when there is one layer)."""
         data = self.model_dump()
@@ -174,15 +212,17 @@ def estimate_bytes(spec: CheckSpec) -> int:
 
     Per layer of ``m`` units and ``G`` gate blocks, each direction keeps the
     projected inputs ``N·T·G·m`` and a sequence ``N·T·m`` (twice: the reference
-    and Keras); plus the inputs ``N·T·D``. Elements count 8 bytes in a float64
-    reference plus 4 for Keras's float32 copy; stateful checks hold two batches.
+    and Keras); plus the inputs ``N·T·D``. Elements count 8 bytes for the float64
+    truth, 4 for the reference in Keras's compute dtype and Keras's own itemsize
+    (8, 4 or 2); stateful checks hold two batches.
     """
     directions = 2 if spec.bidirectional else 1
     g = GATES[spec.cell]
     elements = spec.N * spec.T * spec.D
     for m in spec.M:
         elements += directions * spec.N * spec.T * (g * m + 2 * m)
-    itemsize = (8 if spec.reference_dtype == "float64" else 4) + 4
+    keras_itemsize = {"float64": 8, "float32": 4, "float16": 2, "mixed_float16": 2}[spec.keras_dtype]
+    itemsize = 8 + 4 + keras_itemsize  # the float64 truth, the low-precision reference, Keras
     return elements * itemsize * (2 if spec.stateful else 1)
 
 

@@ -1,0 +1,103 @@
+"""Pictures of where the error is: over time for one check, against a swept key for a sweep.
+
+matplotlib is an optional extra (``pip install 'rnn-parity[plot]'``); without it
+:func:`require_matplotlib` raises a one-line :class:`~rnn_parity.errors.InvalidInput`.
+The functions take the plain report dicts, so a plot shows what the JSON says.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+from .errors import InvalidInput
+from .files import write_atomic
+
+__all__ = ["check_plot", "require_matplotlib", "sweep_plot"]
+
+INSTALL_HINT = "plots need matplotlib: pip install 'rnn-parity[plot]' (or pip install matplotlib)"
+
+
+def require_matplotlib(option: str = "--plot"):
+    """Import matplotlib with a non-interactive backend, or raise a one-line error."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise InvalidInput(f"{option}: {INSTALL_HINT}") from None
+    return plt
+
+
+def _save(fig, path) -> None:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    write_atomic(path, buffer.getvalue())
+
+
+def _positive(values):
+    """Zeros cannot sit on a log axis: show them at the floor of the plot."""
+    finite = [v for v in values if v > 0 and math.isfinite(v)]
+    floor = min(finite) / 10 if finite else 1e-12
+    return [v if v > 0 else floor for v in values], floor
+
+
+def check_plot(report: dict, path) -> None:
+    """Error against timestep (log y): Keras, the low-precision reference, the tolerance, the first divergence."""
+    plt = require_matplotlib()
+    keras_err, floor = _positive(report["timestep_max_abs_diff"])
+    low_err, _ = _positive(report["timestep_low_max_abs_diff"])
+    steps = list(range(len(keras_err)))
+    cfg, three = report["config"], report["three_way"]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ax.plot(steps, keras_err, color="tab:blue", lw=1.4, label="Keras vs reference")
+    ax.plot(steps, low_err, color="tab:gray", lw=1.0, ls="--",
+            label=f"correct NumPy {three['low_dtype']} vs float64 (rounding alone)")
+    tol = report["time_tolerance"]
+    ax.axhline(tol["atol"], color="tab:red", lw=1.0, label=f"atol {tol['atol']:.3g} ({report['tolerance']['mode']})")
+    if tol["rtol"] > 0:
+        loosest = tol["atol"] + tol["rtol"] * tol["reference_scale"]
+        ax.axhline(loosest, color="tab:red", lw=0.8, ls=":", label=f"atol + rtol·max|ref| = {loosest:.3g}")
+    first = report["first_divergence"]
+    if first is not None:
+        ax.axvline(first, color="tab:orange", lw=1.2, label=f"first divergence t={first}")
+    ax.set_yscale("log")
+    ax.set_xlabel("timestep (processing order)")
+    ax.set_ylabel("max |Keras − NumPy| over batch and units")
+    verdict = "PASS" if report["passed"] else "FAIL"
+    sizes = " ".join(f"{k}={cfg[k]}" for k in ("N", "T", "D", "M", "K"))
+    ax.set_title(f"layer {report['time_layer']}, {sizes}: {verdict}, {report['diagnosis']} "
+                 f"(roundoff ratio {report['roundoff_ratio']:.2g})", fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    _save(fig, path)
+    plt.close(fig)
+
+
+def sweep_plot(cases: list[dict], path, x_key: str = "T") -> None:
+    """Max error against a swept key, one point per case, coloured by verdict."""
+    plt = require_matplotlib()
+    colours = {"pass": "tab:green", "fail": "tab:red", "error": "tab:orange"}
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    plotted = False
+    for status, colour in colours.items():
+        points = [(c["config"][x_key], c["max_abs_diff"]) for c in cases
+                  if c.get("status") == status and c.get("config") and x_key in c["config"]
+                  and isinstance(c.get("max_abs_diff"), (int, float)) and not isinstance(c["config"][x_key], list)]
+        if not points:
+            continue
+        xs, ys = zip(*points)
+        ys, _ = _positive(list(ys))
+        ax.scatter(xs, ys, color=colour, label=f"{status} ({len(points)})", s=28, alpha=0.8)
+        plotted = True
+    if not plotted:
+        raise InvalidInput(f"--plot-x {x_key}: no case has a numeric {x_key} to plot against")
+    ax.set_yscale("log")
+    ax.set_xlabel(x_key)
+    ax.set_ylabel("max |Keras − NumPy| (model output)")
+    ax.set_title(f"parity across the sweep, by {x_key}", fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+    plt.close(fig)
