@@ -109,7 +109,8 @@ def compare(actual, expected, *, atol: float, rtol: float, max_mismatch_frac: fl
         diff = np.where(finite, np.abs(a - e), np.inf)
     scale = np.abs(np.where(finite, e, 0.0))
     floor = max(REL_FLOOR_EPS * float(scale.max()), float(np.finfo(np.float64).tiny))
-    rel = diff / np.maximum(scale, floor)
+    with np.errstate(over="ignore"):  # an all-zero reference: relative error is infinite, as it should be
+        rel = diff / np.maximum(scale, floor)
     excess = diff - rtol * scale  # an element fails when this is over atol
     failing = ~(excess <= atol)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -122,10 +123,10 @@ def compare(actual, expected, *, atol: float, rtol: float, max_mismatch_frac: fl
     return Comparison(
         passed=nonfinite == 0 and fraction <= max_mismatch_frac,
         max_abs_diff=float(diff.max()),
-        mean_abs_diff=float(diff.mean()),
+        mean_abs_diff=_mean(diff),
         p99_abs_diff=_p99(diff),
         max_rel_diff=float(rel.max()),
-        mean_rel_diff=float(rel.mean()),
+        mean_rel_diff=_mean(rel),
         p99_rel_diff=_p99(rel),
         worst_index=worst,
         worst_axes=axes,
@@ -142,6 +143,11 @@ def compare(actual, expected, *, atol: float, rtol: float, max_mismatch_frac: fl
         shape=tuple(a.shape),
         nonfinite=nonfinite,
     )
+
+
+def _mean(values: np.ndarray) -> float:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(values.mean())
 
 
 def _p99(values: np.ndarray) -> float:

@@ -148,6 +148,12 @@ class CheckSpec(BaseModel):
                 f"Keras's Bidirectional refuses a layer that goes backwards: "
                 f"{opt('bidirectional', self.bidirectional)} with {opt('go_backwards', True)}"
             )
+        if self.bidirectional and self.stateful and self.return_state:
+            # keras/src/layers/rnn/bidirectional.py compute_mask multiplies a generator: a TypeError
+            raise ValueError(
+                f"Keras 3's Bidirectional fails to build a stateful layer that returns its state: "
+                f"{opt('bidirectional', self.bidirectional)} with {opt('stateful', True)} and {opt('return_state', True)}"
+            )
         if self.stateful and self.initial_state:
             raise ValueError(
                 f"{opt('stateful', True)} and {opt('initial_state', True)} both set the start state; choose one"
@@ -280,6 +286,8 @@ def _reason(err: dict, msg: str) -> str:
     if kind == "greater_than_equal":
         bound = err["ctx"]["ge"]
         return "must be a positive integer" if bound == 1 else f"must be ≥ {bound:g}"
+    if kind == "less_than_equal":
+        return f"must be ≤ {err['ctx']['le']:g}"
     if kind in ("int_type", "int_from_float", "int_parsing", "too_short"):
         return "must be a positive integer"
     if kind == "finite_number":

@@ -1,0 +1,223 @@
+"""Diagnostics: statistics, tolerance modes, the three-way comparison, error over time, plots, explain."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import numpy as np
+import pytest
+
+from conftest import invoke, invoke_json
+from rnn_parity import reference
+from rnn_parity.check import run_check
+from rnn_parity.compare import compare
+from rnn_parity.spec import build_spec
+from rnn_parity.tolerance import AUTO_FACTOR, AUTO_FLOOR_ULPS, resolve
+
+# ------------------------------------------------------------------ statistics (no Keras)
+
+
+def test_statistics_by_hand():
+    expected = np.array([[1.0, 2.0, 0.0, -4.0]])
+    actual = np.array([[1.0, 2.1, 0.0, -4.0]])
+    c = compare(actual, expected, atol=0.01, rtol=0.0)
+    assert c.max_abs_diff == pytest.approx(0.1)
+    assert c.mean_abs_diff == pytest.approx(0.025)
+    assert c.max_rel_diff == pytest.approx(0.05)
+    assert c.worst_index == (0, 1) and c.worst_axes == ("sample", "unit")
+    assert (c.actual_at_worst, c.expected_at_worst) == (2.1, 2.0)
+    assert c.required_atol == pytest.approx(0.1)
+    assert c.required_rtol == pytest.approx((0.1 - 0.01) / 2.0)
+    assert c.mismatches == 1 and c.mismatch_fraction == 0.25 and not c.passed
+
+
+def test_relative_error_stays_finite_where_the_reference_is_zero():
+    c = compare(np.array([1e-7, 1.0]), np.array([0.0, 1.0]), atol=1e-6, rtol=0)
+    floor = np.finfo(np.float32).eps * 1.0
+    assert c.max_rel_diff == pytest.approx(1e-7 / floor)
+    assert np.isfinite(c.max_rel_diff)
+
+
+def test_required_rtol_is_infinite_when_an_element_over_atol_has_reference_zero():
+    c = compare(np.array([0.5]), np.array([0.0]), atol=0.1, rtol=0)
+    assert c.required_rtol == float("inf")
+
+
+def test_max_mismatch_frac_tolerates_outliers_but_not_nan():
+    expected = np.zeros(100)
+    actual = expected.copy()
+    actual[:3] = 1.0
+    assert not compare(actual, expected, atol=1e-3, rtol=0).passed
+    assert compare(actual, expected, atol=1e-3, rtol=0, max_mismatch_frac=0.03).passed
+    assert not compare(actual, expected, atol=1e-3, rtol=0, max_mismatch_frac=0.02).passed
+    actual[50] = np.nan
+    c = compare(actual, expected, atol=1e-3, rtol=0, max_mismatch_frac=1.0)
+    assert not c.passed and c.nonfinite == 1 and c.max_abs_diff == float("inf")
+
+
+def test_p99():
+    expected = np.zeros(1000)
+    actual = np.linspace(0, 1, 1000)
+    c = compare(actual, expected, atol=1, rtol=0)
+    assert c.p99_abs_diff == np.sort(actual)[990]  # the 99th percentile, 'higher' method: 0.99·999 → 990
+
+
+def test_tolerance_modes():
+    t = resolve("explicit", atol=1e-4, rtol=2e-5, compute_dtype="float32")
+    assert (t.atol, t.rtol) == (1e-4, 2e-5)
+    assert (resolve("dtype", atol=0, rtol=0, compute_dtype="float32").rtol,
+            resolve("dtype", atol=0, rtol=0, compute_dtype="float32").atol) == (1.3e-6, 1e-5)
+    assert resolve("dtype", atol=0, rtol=0, compute_dtype="float64").atol == 1e-7
+    assert resolve("dtype", atol=0, rtol=0, compute_dtype="float16").rtol == 1e-3
+    truth = np.array([0.5, -2.0])
+    low = truth + np.array([1e-7, -3e-7])
+    auto = resolve("auto", atol=0, rtol=0, compute_dtype="float32", truth=truth, low=low)
+    ulp = float(np.spacing(np.float32(2.0)))
+    assert auto.atol == pytest.approx(AUTO_FACTOR * 3e-7 + AUTO_FLOOR_ULPS * ulp)
+    assert auto.rtol == 0 and auto.basis == pytest.approx(3e-7)
+
+
+# ------------------------------------------------------------------ against Keras
+
+@pytest.mark.keras
+def test_long_sequence_passes_auto_for_the_right_reason():
+    result = run_check(build_spec(T=1000, M=64, tolerance="auto"))
+    assert result.passed
+    assert result.three_way.diagnosis == "rounding"
+    assert result.three_way.roundoff_ratio < AUTO_FACTOR
+    assert len(result.time.keras_error) == 1000 and result.time.first_divergence is None
+    assert result.tolerance.mode == "auto"
+
+
+@pytest.mark.keras
+def test_a_real_bug_is_called_a_discrepancy_and_located_in_time(monkeypatch):
+    """Keras 2's hard_sigmoid in the reference: auto must fail it, and say where it starts."""
+    monkeypatch.setitem(reference.ACTIVATIONS, "hard_sigmoid", lambda x: np.clip(0.2 * x + 0.5, 0, 1))
+    result = run_check(build_spec(cell="gru", recurrent_activation="hard_sigmoid", T=30, N=4, tolerance="auto"))
+    assert not result.passed
+    assert result.three_way.diagnosis == "discrepancy"
+    assert result.three_way.roundoff_ratio > 1000
+    assert result.time.first_divergence == 0
+
+
+@pytest.mark.keras
+def test_first_divergence_under_a_tight_tolerance():
+    result = run_check(build_spec(T=60, atol=0.0, rtol=0.0, N=2, M=8))
+    curve = np.array(result.time.keras_error)
+    assert result.time.first_divergence == int(np.flatnonzero(curve > 0)[0])
+
+
+@pytest.mark.keras
+def test_lstm_return_sequences_json_has_the_diagnostics():
+    report = invoke_json(["check", "--cell", "lstm", "--return-sequences"])
+    for key in ("timestep_max_abs_diff", "first_divergence", "roundoff_ratio", "environment", "three_way",
+                "p99_abs_diff", "mean_rel_diff", "required_rtol", "mismatch_fraction", "tolerance", "diagnosis"):
+        assert key in report, key
+    assert len(report["timestep_max_abs_diff"]) == report["config"]["T"] == 10
+    assert report["first_divergence"] is None
+    assert report["worst_axes"] == ["sample", "timestep", "unit"]
+    env = report["environment"]
+    assert isinstance(env["onednn"], bool)
+    for key in ("python", "numpy", "keras", "tensorflow", "keras_backend", "blas", "cpu", "cpu_count", "command"):
+        assert key in env, key
+    assert env["command"] == "rnn-parity check --cell lstm --return-sequences"
+
+
+@pytest.mark.keras
+def test_the_reproduce_command_reproduces():
+    first = invoke_json(["check", "--cell", "gru", "--no-reset-after", "--T", "7", "--seed", "5", "--mask", "pre",
+                         "--N", "3", "--tolerance", "auto"])
+    args = shlex.split(first["environment"]["command"])[1:]
+    again = invoke_json(args)
+    assert again["config"] == first["config"]
+    assert again["max_abs_diff"] == first["max_abs_diff"]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("keras_dtype", ["float64", "float16", "mixed_float16"])
+def test_other_keras_dtypes(keras_dtype):
+    result = run_check(build_spec(keras_dtype=keras_dtype, cell="lstm", N=3, tolerance="auto"))
+    assert result.passed, result.three_way
+    if keras_dtype == "float64":
+        assert result.output.max_abs_diff < 1e-13
+
+
+@pytest.mark.keras
+def test_dtype_mode_for_float64_keras_is_tight():
+    result = run_check(build_spec(keras_dtype="float64", tolerance="dtype", cell="gru", T=50))
+    assert result.passed and result.tolerance.atol == 1e-7
+
+
+@pytest.mark.keras
+def test_table_says_whether_it_is_rounding(tmp_path):
+    out = invoke(["check", "--T", "300", "--M", "16", "--tolerance", "auto", "--plot", tmp_path / "e.png"], 0).stdout
+    assert "diagnosis" in out and "float32 rounding growth" in out
+    assert "error over time" in out and "oneDNN" in out and "reproduce: rnn-parity check" in out
+    png = (tmp_path / "e.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("no matplotlib")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    result = invoke(["check", "--plot", tmp_path / "e.png"], 2)
+    assert result.stderr == ("Error: --plot: plots need matplotlib: pip install 'rnn-parity[plot]' "
+                             "(or pip install matplotlib)\n")
+    assert not (tmp_path / "e.png").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--tolerance", "auto", "--atol", "1e-3"],
+     "Error: --atol 0.001 applies to explicit tolerances, but --tolerance auto\n"),
+    (["--tolerance", "dtype", "--rtol", "1e-3"],
+     "Error: --rtol 0.001 applies to explicit tolerances, but --tolerance dtype\n"),
+    (["--max-mismatch-frac", "1.5"], "Error: --max-mismatch-frac must be ≤ 1, got 1.5\n"),
+    (["--tolerance", "loose"],
+     "Error: Invalid value for '--tolerance': 'loose' is not one of 'explicit', 'dtype', 'auto'.\n"),
+    (["--keras-dtype", "bfloat16"], "Error: Invalid value for '--keras-dtype': 'bfloat16' is not one of "
+                                    "'float32', 'float64', 'float16', 'mixed_float16'.\n"),
+])
+def test_bad_diagnostic_options(args, message):
+    assert invoke(["check", *args], 2).stderr == message
+
+
+@pytest.mark.keras
+def test_explain_walks_through_the_notebook():
+    out = invoke(["explain", "--T", "5", "--M", "3"], 0).stdout
+    assert "h_t = tanh(x_t·Wx + h_(t-1)·Wh + bh)" in out
+    assert "Wx = kernel 3×3" in out and "Wh = recurrent_kernel 3×3" in out
+    assert "D·M + M² + M = 3·3 + 3² + 3 =" in out
+    lines = [line for line in out.splitlines() if line.strip()[:2] in {f"{t} " for t in range(5)}]
+    assert len(lines) >= 5  # one row per timestep
+    assert "PASS" in out
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("args", [["--cell", "lstm"], ["--cell", "gru", "--no-reset-after"],
+                                  ["--cell", "gru", "--bidirectional", "ave", "--mask", "post", "--N", "2"],
+                                  ["--M", "4,3", "--go-backwards", "--T", "30"]])
+def test_explain_every_cell(args):
+    out = invoke(["explain", *args], 0).stdout
+    assert "Step by step" in out
+    if "lstm" in args:
+        assert "c_t = f_t ⊙ c_(t-1) + i_t ⊙ c~_t" in out and "4·(D·M + M² + M)" in out
+    if "--no-reset-after" in args:
+        assert "(r_t ⊙ h_(t-1))·U_h" in out
+    if "--T" in args:
+        assert "…" in out  # 30 steps: the middle is elided
+
+
+def test_json_is_strict_even_with_infinities():
+    from rnn_parity.render import to_json
+
+    text = to_json({"a": float("inf"), "b": [float("nan"), 1.0]})
+    assert json.loads(text) == {"a": "inf", "b": ["nan", 1.0]}
