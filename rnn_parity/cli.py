@@ -13,7 +13,7 @@ from collections.abc import Callable
 import click
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, RnnParityError
 from .spec import CheckSpec, build_spec, parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}

@@ -212,7 +212,6 @@ def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features
 def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype: str = "float32",
               twin: LayerDesc | None = None) -> KerasResult:
     """Build the model, set and read back the weights, run every batch."""
-    keras = import_keras()
     batch, timesteps, features = case.batches[0].shape
     model, keys = build_model(layers, batch=batch, timesteps=timesteps, features=features, stateful=stateful,
                               initial_state=bool(case.initial_states), dtype=dtype, twin=twin)

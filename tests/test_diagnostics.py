@@ -8,12 +8,13 @@ import shlex
 import numpy as np
 import pytest
 
-from conftest import invoke, invoke_json
 from rnn_parity import reference
 from rnn_parity.check import run_check
 from rnn_parity.compare import compare
 from rnn_parity.spec import build_spec
 from rnn_parity.tolerance import AUTO_FACTOR, AUTO_FLOOR_ULPS, resolve
+
+from conftest import invoke, invoke_json
 
 # ------------------------------------------------------------------ statistics (no Keras)
 
