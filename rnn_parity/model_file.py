@@ -88,7 +88,8 @@ def _read_keras(path: Path) -> tuple[dict, str | None]:
     except InvalidInput:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise InvalidInput(f"{path}: is truncated or damaged (not a complete zip archive: {_first_line(exc)})") from None
+        raise InvalidInput(f"{path}: is truncated or damaged "
+                           f"(not a complete zip archive: {_first_line(exc)})") from None
     try:
         config = json.loads(config)
     except (ValueError, UnicodeDecodeError) as exc:

@@ -172,13 +172,13 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
         raise InvalidInput(f"--input {source}: the model takes input(s) {names}; the file holds {keys or 'nothing'}"
                            + (" (a .npy holds one array; use an .npz named after the inputs)" if keys == [""] else ""))
     feeds, batch = {}, None
-    for spec, value in zip(specs, chosen):
+    for spec, value in zip(specs, chosen, strict=True):
         name, shape, dtype = spec["name"], spec.get("shape"), str(spec.get("dtype") or "float32")
         value = np.asarray(value)
         if value.dtype.kind not in "biuf":
             raise InvalidInput(f"--input {source}: array for {name!r} holds {value.dtype}, not numbers")
         if shape is not None and (value.ndim != len(shape) or
-                                  any(d is not None and d != v for d, v in zip(shape, value.shape))):
+                                  any(d is not None and d != v for d, v in zip(shape, value.shape, strict=True))):
             want = tuple("N" if (i == 0 and d is None) else ("T" if (i == 1 and d is None) else d)
                          for i, d in enumerate(shape))
             raise InvalidInput(f"--input {source}: array for {name!r} has shape {value.shape}, "

@@ -211,7 +211,7 @@ def _merge(class_name, cfg, xs, masks):
         if all(m is None for m in masks):
             return out, None
         full = [np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if m.ndim < x.ndim else m)
-                for x, m in zip(xs, masks)]
+                for x, m in zip(xs, masks, strict=True)]
         return out, np.any(np.concatenate(full, axis=axis), axis=-1)
     # Merge.compute_mask: the OR of the masks when every input has one.
     mask = None if any(m is None for m in masks) else np.logical_or.reduce(masks)
@@ -224,7 +224,7 @@ def _merge(class_name, cfg, xs, masks):
         return xs[0] - xs[1], mask
     if class_name == "Multiply":  # masked steps count as 1, then the result is zeroed outside the union
         out, union, everyone = None, None, all(m is not None for m in masks)
-        for x, m in zip(xs, masks):
+        for x, m in zip(xs, masks, strict=True):
             if m is not None:
                 m = _broadcast_mask(m, x)
                 x = np.where(m, x, np.ones((), dtype=x.dtype))
@@ -237,7 +237,7 @@ def _merge(class_name, cfg, xs, masks):
     # Maximum / Minimum: Merge._apply_merge_op_and_or_mask.
     op = np.maximum if class_name == "Maximum" else np.minimum
     out, out_mask = None, None
-    for x, m in zip(xs, masks):
+    for x, m in zip(xs, masks, strict=True):
         m = None if m is None else _broadcast_mask(m, x)
         if out is None:
             out, out_mask = x, m
@@ -491,13 +491,14 @@ class GraphRuntime:
         if len(values) != len(names):
             raise InvalidInput(f"the model takes {len(names)} input(s) {names}, got {len(values)}")
         feeds = {}
-        for spec, value in zip(self.inputs, values):
+        for spec, value in zip(self.inputs, values, strict=True):
             arr = np.asarray(value)
             shape = spec.get("shape")
             if shape is not None:
                 want = "(" + ", ".join("N" if i == 0 and d is None else ("?" if d is None else str(d))
                                        for i, d in enumerate(shape)) + ")"
-                if arr.ndim != len(shape) or any(d is not None and d != a for d, a in zip(shape, arr.shape)):
+                if arr.ndim != len(shape) or any(
+                        d is not None and d != a for d, a in zip(shape, arr.shape, strict=True)):
                     raise InvalidInput(f"input {spec['name']!r}: expected shape {want}, got {tuple(arr.shape)}")
             if _is_int_dtype(str(spec.get("dtype", "float32"))):
                 if not np.issubdtype(arr.dtype, np.integer):
@@ -597,13 +598,14 @@ def read_graph(data, where: str) -> dict:
     return graph
 
 
-def load(path, *, dtype: str | None = None) -> GraphRuntime:
+def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRuntime:
     """Load a model written by ``rnn-parity export``; it runs with NumPy alone.
 
     Args:
-        path: the ``.npz`` file.
+        path: the ``.npz`` file (a path or an open binary file).
         dtype: the float dtype to compute in; by default the one the export was
             verified with (recorded in the file).
+        where: how to name the file in messages (default: ``path``).
 
     Returns:
         a :class:`GraphRuntime`: ``.predict(x)`` gives the model's output.
@@ -612,9 +614,12 @@ def load(path, *, dtype: str | None = None) -> GraphRuntime:
         InvalidInput: the file is missing, unreadable, not an export, or from a
             newer format version.
     """
-    where = str(path)
+    where = where or str(path)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InvalidInput(f"{where}: is a single .npy array, not an rnn-parity model (.npz)")
+        with data:
             graph = read_graph(data, where)
             weights = {}
             for layer in graph.get("layers", []):
@@ -626,6 +631,8 @@ def load(path, *, dtype: str | None = None) -> GraphRuntime:
         raise InvalidInput(f"{where}: is a folder, not a file") from None
     except KeyError as exc:
         raise InvalidInput(f"{where}: missing array {exc}") from None
+    except (AttributeError, TypeError) as exc:
+        raise InvalidInput(f"{where}: malformed model description ({exc})") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InvalidInput(f"{where}: not a readable .npz file ({exc})") from None
     if dtype is None:

@@ -107,6 +107,7 @@ class LayerCheck:
     class_name: str
     config: dict
     inputs: tuple[str, ...]
+    initial_state: tuple[str, ...]
     weights: tuple[tuple[str, tuple[int, ...]], ...]
     params: int
     comparison: Comparison
@@ -233,19 +234,21 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         comparison = _checked_compare(f"layer {name!r}", got, want, tol)
         states = {}
         for label, k_state, r_state in zip(state_labels(class_name, cfg), keras_tensors[n_out:],
-                                           trace.states.get(name, [])):
+                                           trace.states.get(name, []), strict=False):
             states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state, tol)
-        masks = tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name]))
+        masks = tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name], strict=True))
         step = None if comparison.passed else _first_bad_step(got, want, **tol)
         checks.append(LayerCheck(
             name=name, class_name=class_name, config=cfg,
-            inputs=tuple(ref[0] for ref in layer["inputs"]) + tuple(ref[0] for ref in layer.get("initial_state", [])),
-            weights=tuple((n, tuple(w.shape)) for n, w in zip(layer["weights"], keras_run.weights[name])),
+            inputs=tuple(ref[0] for ref in layer["inputs"]),
+            initial_state=tuple(ref[0] for ref in layer.get("initial_state", [])),
+            weights=tuple((n, tuple(w.shape))
+                          for n, w in zip(layer["weights"], keras_run.weights[name], strict=True)),
             params=keras_run.param_counts[name], comparison=comparison, masks=masks, states=states,
             first_bad_step=step, notes=tuple(trace.notes.get(name, ())),
         ))
     outputs, keras_outputs = {}, []
-    for (source, index), value in zip(graph["outputs"], trace.model_outputs):
+    for (source, index), value in zip(graph["outputs"], trace.model_outputs, strict=True):
         keras_value = keras_run.tensors[source][index]
         keras_outputs.append(keras_value)
         key = source if len([o for o in graph["outputs"] if o[0] == source]) == 1 else f"{source}[{index}]"
