@@ -80,8 +80,8 @@ def _activation(cfg: Mapping, key: str, default: str | None, problems: list[str]
         inner = value.get("config")
         if str(value.get("module", "")).startswith("keras") and isinstance(inner, str) and inner in ACTIVATIONS:
             return inner
-        problems.append(f"{key} is a custom function ({value.get('registered_name') or inner!r}); "
-                        "custom objects are refused")
+        named = inner if isinstance(inner, str) else value.get("registered_name") or value.get("class_name")
+        problems.append(f"{key} is a custom function ({named!r}); custom objects are refused")
         return "linear"
     if isinstance(value, str) and value in ACTIVATIONS:
         return value

@@ -89,6 +89,26 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def _model_nodes(model):
+    """The model's own graph and, per layer, the one call (node) of it that the model runs.
+
+    A loaded Sequential model calls each layer several times while it builds
+    itself; ``layer.output`` may belong to a call outside the graph the model
+    runs, and marking it would run a layer twice (visible with stateful
+    layers). The graph's nodes are read from Keras's Functional internals
+    (``_nodes_by_depth``), the only place they are recorded.
+    """
+    graph_model = getattr(model, "_functional", None) or model
+    by_depth = getattr(graph_model, "_nodes_by_depth", None) or {}
+    nodes = {}
+    for depth_nodes in by_depth.values():
+        for node in depth_nodes:
+            operation = getattr(node, "operation", None)
+            if operation is not None and not getattr(node, "is_input", False):
+                nodes[operation.name] = node
+    return graph_model, nodes
+
+
 def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -> KerasRun:
     """Run the model once on ``feeds`` (by input name) and return every layer's tensors and masks.
 
@@ -97,12 +117,13 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
     """
     keras = import_keras()
     model = loaded.model
+    graph_model, nodes = _model_nodes(model)
     outputs, counts = [], {}
     weights, weight_names, param_counts = {}, {}, {}
     for layer_desc in graph["layers"]:
         name = layer_desc["name"]
         layer = model.get_layer(name)
-        tensors = _as_list(layer.output)
+        tensors = list(nodes[name].outputs) if name in nodes else _as_list(layer.output)
         outputs.extend(tensors)
         counts[name] = len(tensors)
         weights[name] = [np.asarray(w) for w in layer.get_weights()]
@@ -110,7 +131,7 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
         param_counts[name] = int(layer.count_params())
         if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
             layer.reset_state()
-    marked = keras.Model(model.inputs, outputs)
+    marked = keras.Model(graph_model.inputs, outputs)
     values = [feeds[spec["name"]] for spec in graph["inputs"]]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
