@@ -179,10 +179,10 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
             raise InvalidInput(f"--input {source}: array for {name!r} holds {value.dtype}, not numbers")
         if shape is not None and (value.ndim != len(shape) or
                                   any(d is not None and d != v for d, v in zip(shape, value.shape, strict=True))):
-            want = tuple("N" if (i == 0 and d is None) else ("T" if (i == 1 and d is None) else d)
-                         for i, d in enumerate(shape))
+            want = ", ".join("N" if (i == 0 and d is None) else ("T" if (i == 1 and d is None) else str(d))
+                             for i, d in enumerate(shape))
             raise InvalidInput(f"--input {source}: array for {name!r} has shape {value.shape}, "
-                               f"the model expects {want}".replace("'", ""))
+                               f"the model expects ({want})")
         if value.ndim == 0 or value.shape[0] == 0:
             raise InvalidInput(f"--input {source}: array for {name!r} has no samples")
         if batch is not None and value.shape[0] != batch:

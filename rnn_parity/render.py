@@ -135,14 +135,16 @@ def verify_table(report: dict):
     inputs = ("seeded " + ", ".join(f"{name} {_shape(shape)}" for name, shape in report["inputs"]["shapes"].items())
               + f"  seed={cfg['seed']}") if cfg["input"] is None else f"from {cfg['input']}"
     header = Text("\n".join([
-        f"{model['path']}  ·  {model['class_name']} '{model['name']}'  ·  {model['format']}"
-        + (f" (Keras {model['keras_version']})" if model["keras_version"] else ""),
-        f"inputs: {inputs}  ·  NumPy {cfg['reference_dtype']} vs Keras",
+        model["path"],
+        f"{model['class_name']} '{model['name']}'  ·  .{model['format']} file"
+        + (f" saved by Keras {model['keras_version']}" if model["keras_version"] else ""),
+        f"inputs: {inputs}",
+        f"NumPy {cfg['reference_dtype']} vs Keras",
     ]))
 
     first = (report["first_failure"] or {}).get("layer")
     layers = Table(box=box.SIMPLE_HEAVY, title="Layers, in execution order", title_justify="left", pad_edge=False)
-    layers.add_column("layer")
+    layers.add_column("layer", no_wrap=True)
     layers.add_column("reads")
     layers.add_column("output", justify="right")
     layers.add_column("params", justify="right")
@@ -153,8 +155,7 @@ def verify_table(report: dict):
         kind = layer["class_name"] + (f"({layer['cell']})" if layer["class_name"] == "Bidirectional" else "")
         verdict = verdict_text(layer["passed"])
         if layer["name"] == first:
-            step = layer["first_bad_step"]
-            verdict = Text.assemble(verdict, (" ← first" + (f", step {step}" if step is not None else ""), "bold red"))
+            verdict = Text.assemble(verdict, (" ←", "bold red"))
         worst = max([layer["max_abs_diff"], *(s["max_abs_diff"] for s in layer["states"].values())])
         reads = "\n".join([*layer["inputs"], *(f"{n} (state)" for n in layer["initial_state"])])
         layers.add_row(Text.assemble(layer["name"] + "\n", (kind, "dim")), reads,
@@ -163,6 +164,11 @@ def verify_table(report: dict):
     layers.add_row("total", "", "", str(report["param_counts"]["total"]), "", "", "")
 
     parts = [title, header, layers]
+    failure = report["first_failure"]
+    if failure:
+        where = f", from step {failure['step']}" if failure["step"] is not None else ""
+        parts.append(Text(f"first failure: layer {failure['layer']} ({failure['class_name']}), "
+                          f"{failure['reason']}{where}", style="bold red"))
     notes = [f"{layer['name']}: {note}" for layer in report["layers"] for note in layer["notes"]]
     if notes:
         parts.append(Text("\n".join(notes), style="yellow"))

@@ -572,7 +572,11 @@ def pack(graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]]) -> bytes:
     """The ``.npz`` bytes of an exported model: ``graph`` (UTF-8 JSON as uint8) and each weight array."""
     arrays = {"graph": np.frombuffer(json.dumps(graph, sort_keys=True).encode("utf-8"), dtype=np.uint8)}
     for layer in graph["layers"]:
-        for i, w in enumerate(weights.get(layer["name"], [])):
+        layer_weights = weights.get(layer["name"], [])
+        if len(layer_weights) != len(layer.get("weights", [])):
+            raise ValueError(f"layer {layer['name']!r} names {len(layer.get('weights', []))} weights "
+                             f"but has {len(layer_weights)} arrays")
+        for i, w in enumerate(layer_weights):
             arrays[weight_key(layer["name"], i)] = np.asarray(w)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
@@ -624,13 +628,15 @@ def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRu
             weights = {}
             for layer in graph.get("layers", []):
                 name = layer.get("name")
-                weights[name] = [data[weight_key(name, i)] for i in range(len(layer.get("weights", [])))]
+                keys = [weight_key(name, i) for i in range(len(layer.get("weights", [])))]
+                missing = [key for key in keys if key not in data.files]
+                if missing:
+                    raise InvalidInput(f"{where}: missing array {missing[0]!r}")
+                weights[name] = [data[key] for key in keys]
     except FileNotFoundError:
         raise InvalidInput(f"{where}: no such file") from None
     except IsADirectoryError:
         raise InvalidInput(f"{where}: is a folder, not a file") from None
-    except KeyError as exc:
-        raise InvalidInput(f"{where}: missing array {exc}") from None
     except (AttributeError, TypeError) as exc:
         raise InvalidInput(f"{where}: malformed model description ({exc})") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:

@@ -61,11 +61,11 @@ def sequential(folder: Path) -> dict[str, Path]:
     keras = _keras()
     layers = keras.layers
     model = keras.Sequential([
-        keras.Input(shape=(None,), dtype="int32"),
-        layers.Embedding(30, 8, mask_zero=True),
-        layers.Bidirectional(layers.LSTM(6, return_sequences=True)),
-        layers.GRU(5),
-        layers.Dense(3, activation="softmax"),
+        keras.Input(shape=(None,), dtype="int32", name="ids"),
+        layers.Embedding(30, 8, mask_zero=True, name="embedding"),
+        layers.Bidirectional(layers.LSTM(6, return_sequences=True), name="bidirectional"),
+        layers.GRU(5, name="gru"),
+        layers.Dense(3, activation="softmax", name="dense"),
     ], name="tagger")
     rng = np.random.default_rng(1)
     x = _ids(rng, 32, 9, 30)
@@ -80,8 +80,9 @@ def two_branches(folder: Path) -> dict[str, Path]:
     layers = keras.layers
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     features = keras.Input(shape=(None, 3), name="features")
-    a = layers.LSTM(5, return_sequences=True, name="words")(layers.Embedding(20, 4, mask_zero=True)(tokens))
-    b = layers.GRU(4, return_sequences=True, reset_after=False, name="signal")(layers.Masking()(features))
+    a = layers.LSTM(5, return_sequences=True, name="words")(
+        layers.Embedding(20, 4, mask_zero=True, name="lookup")(tokens))
+    b = layers.GRU(4, return_sequences=True, reset_after=False, name="signal")(layers.Masking(name="pad")(features))
     merged = layers.Concatenate(name="both")([a, b])
     out = layers.TimeDistributed(layers.Dense(2), name="head")(merged)
     model = keras.Model([tokens, features], out, name="two_branches")
@@ -154,13 +155,14 @@ def merges(folder: Path) -> dict[str, Path]:
     masked = layers.Masking()(x_in)
     a = layers.LSTM(4, return_sequences=True)(masked)
     b = layers.GRU(4, return_sequences=True)(masked)
-    forward, backward = layers.Bidirectional(layers.SimpleRNN(4, return_sequences=True), merge_mode=None)(masked)
-    unmasked = layers.Dense(4)(x_in)
-    total = layers.Add()([a, b, layers.Subtract()([forward, backward])])
-    product = layers.Multiply()([a, b])
-    top = layers.Maximum()([a, unmasked])
-    joined = layers.Concatenate()([total, unmasked])
-    pooled = layers.GlobalMaxPooling1D()(layers.Average()([product, top]))
+    forward, backward = layers.Bidirectional(layers.SimpleRNN(4, return_sequences=True), merge_mode=None,
+                                             name="both_ways")(masked)
+    unmasked = layers.Dense(4, name="unmasked")(x_in)
+    total = layers.Add(name="total")([a, b, layers.Subtract(name="difference")([forward, backward])])
+    product = layers.Multiply(name="product")([a, b])
+    top = layers.Maximum(name="top")([a, unmasked])
+    joined = layers.Concatenate(name="joined")([total, unmasked])
+    pooled = layers.GlobalMaxPooling1D(name="pooled")(layers.Average(name="mean")([product, top]))
     model = keras.Model(x_in, [layers.Dense(1, name="score")(joined), pooled])
     rng = np.random.default_rng(6)
     _fit(model, _padded_floats(rng, 32, 6, 2),
