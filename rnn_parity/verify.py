@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compare import Comparison, compare
-from .errors import InvalidInput, RnnParityError
+from .errors import InvalidInput, RnnParityError, Unsupported
 from .graph import build_graph, scan
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
-from .runtime import GraphRuntime
+from .runtime import GraphRuntime, expected_weights
 
 __all__ = ["LayerCheck", "MaskCheck", "VerifyOptions", "VerifyResult", "run_verify", "state_labels"]
 
@@ -217,6 +217,10 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     keras_seconds = time.perf_counter() - started
     for layer in graph["layers"]:
         layer["weights"] = keras_run.weight_names[layer["name"]]
+        got, want = len(keras_run.weights[layer["name"]]), expected_weights(layer["class_name"], layer["config"])
+        if got != want:
+            raise Unsupported(f"{where}: layer {layer['name']!r} ({layer['class_name']}) holds {got} weight "
+                              f"arrays where the reference expects {want}")
 
     started = time.perf_counter()
     runtime = GraphRuntime(graph, keras_run.weights, dtype=options.reference_dtype)

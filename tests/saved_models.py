@@ -108,15 +108,18 @@ def two_branches_unmasked(folder: Path) -> dict[str, Path]:
 
 
 def encoder_decoder(folder: Path) -> dict[str, Path]:
-    """An encoder's states start a decoder (initial_state), whose ids are masked: Keras then does not pass
-    the decoder its mask."""
+    """A bidirectional encoder's states, joined, start a decoder (initial_state) whose ids are masked: Keras
+    then does not pass the decoder its mask."""
     keras = _keras()
     layers = keras.layers
     source = keras.Input(shape=(None, 3), name="source")
     target = keras.Input(shape=(None,), dtype="int32", name="target")
-    _, h, c = layers.LSTM(5, return_state=True, name="encoder")(layers.Masking(name="pad")(source))
-    decoded = layers.LSTM(5, return_sequences=True, name="decoder")(
-        layers.Embedding(12, 4, mask_zero=True)(target), initial_state=[h, c])
+    _, fh, fc, bh, bc = layers.Bidirectional(layers.LSTM(5, return_state=True), name="encoder")(
+        layers.Masking(name="pad")(source))
+    h = layers.Concatenate(name="h")([fh, bh])
+    c = layers.Concatenate(name="c")([fc, bc])
+    decoded = layers.LSTM(10, return_sequences=True, name="decoder")(
+        layers.Embedding(12, 4, mask_zero=True, name="target_lookup")(target), initial_state=[h, c])
     out = layers.Dense(12, activation="softmax", name="next_id")(decoded)
     model = keras.Model([source, target], out)
     rng = np.random.default_rng(4)

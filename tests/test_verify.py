@@ -86,11 +86,14 @@ def test_more_models_verify(model, name, fmt):
 
 def test_an_initial_state_call_ignores_the_mask_as_keras_does(model):
     layers = _layers(invoke_json(["verify", model("encoder_decoder")]))
-    assert layers["decoder"]["initial_state"] == ["encoder", "encoder"]
+    assert layers["decoder"]["initial_state"] == ["h", "c"]
+    assert layers["h"]["inputs"] == ["encoder", "encoder"]
     assert layers["decoder"]["notes"] == ["Keras does not pass the input mask to a layer called with "
                                           "initial_state: every step is computed"]
     assert layers["decoder"]["masks"][0]["keras"] and layers["decoder"]["masks"][0]["passed"]
-    assert set(layers["encoder"]["states"]) == {"encoder.h", "encoder.c"}
+    assert set(layers["encoder"]["states"]) == {f"encoder.{side}_{s}" for side in ("forward", "backward")
+                                                for s in ("h", "c")}
+    assert all(state["passed"] for state in layers["encoder"]["states"].values())
 
 
 def test_merges_and_two_outputs(model):
@@ -290,6 +293,21 @@ def test_bad_files_are_one_line_exit_2(model, tmp_path, keras):
             assert result.stderr.startswith(f"Error: {path}: is truncated or damaged (HDF5: "), label
         else:
             assert result.stderr == f"Error: {message}\n", label
+
+
+def test_a_file_keras_cannot_reload_is_a_clean_exit_2(model, tmp_path, keras):
+    """Keras 3 writes the mask operations of a Functional model to .h5 but cannot read them back."""
+    path = tmp_path / "two_branches.h5"
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        keras.saving.load_model(model("two_branches"), compile=False).save(path)
+    stderr = invoke(["verify", path], 2).stderr
+    assert stderr.startswith(f"Error: {path}: Keras cannot load it: Unknown layer: 'NotEqual'.")
+    assert stderr.endswith(" (Keras 3 cannot reload the mask operations of a Functional model from .h5; "
+                           "save it as .keras)\n")
+    assert stderr.count("\n") == 1
 
 
 def test_refusals_come_before_tensorflow_is_imported(model, tmp_path):
