@@ -34,6 +34,8 @@ from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, RE
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
 
 RECURRENT = frozenset(RECURRENT_FUNCTIONS)
+#: What counts as "a recurrent layer" when deciding whether rnn-parity applies at all.
+RECURRENT_LIKE = RECURRENT | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 #: The layers verify and export support, with what the runtime does for each.
 SUPPORTED_LAYERS = {
@@ -256,10 +258,14 @@ def _walk(entries: list) -> Iterator[tuple[str, str, Mapping, Mapping]]:
         if not isinstance(entry, Mapping) or _is_operation(entry):
             continue
         cfg = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
-        yield _entry_name(entry), str(entry.get("class_name")), cfg, entry
-        for key in ("layer", "backward_layer"):
-            if isinstance(cfg.get(key), Mapping) and entry.get("class_name") in ("Bidirectional", "TimeDistributed"):
-                yield from ((f"{_entry_name(entry)}/{n}", c, k, e) for n, c, k, e in _walk([cfg[key]]))
+        name = _entry_name(entry)
+        yield name, str(entry.get("class_name")), cfg, entry
+        inner = []
+        if entry.get("class_name") in ("Bidirectional", "TimeDistributed"):
+            inner = [cfg[key] for key in ("layer", "backward_layer") if isinstance(cfg.get(key), Mapping)]
+        elif entry.get("class_name") in MODEL_CLASSES and isinstance(cfg.get("layers"), list):
+            inner = cfg["layers"]
+        yield from ((f"{name}/{n}", c, k, e) for n, c, k, e in _walk(inner))
 
 
 def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
@@ -271,6 +277,8 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
                 "refused (safe mode loads no custom code)"]
     if class_name in MODEL_CLASSES:
         return ["a nested model is not supported"]
+    if class_name == "RNN":
+        return ["keras.layers.RNN around a cell is not supported; use SimpleRNN, LSTM or GRU layers"]
     if class_name == "InputLayer":
         problems = []
         if cfg.get("sparse") or cfg.get("ragged"):
@@ -284,7 +292,8 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
 
 
 def _unsupported(where: str, found: list[tuple[str, str, list[str]]]) -> Unsupported:
-    parts = [f"layer {name!r} ({cls}): {'; '.join(problems)}" for name, cls, problems in found]
+    parts = [f"{'operation' if cls.startswith('keras.ops.') else 'layer'} {name!r} ({cls}): {'; '.join(problems)}"
+             for name, cls, problems in found]
     return Unsupported(f"{where}: unsupported: " + " | ".join(parts))
 
 
@@ -302,7 +311,7 @@ def scan(raw: Mapping, where: str) -> None:
     if model_class not in MODEL_CLASSES:
         raise InvalidInput(f"{where}: stores a {model_class}, not a Sequential or Functional model")
     walked = list(_walk(entries))
-    if not any(cls in RECURRENT for _, cls, _, _ in walked):
+    if not any(cls in RECURRENT_LIKE for _, cls, _, _ in walked):
         raise InvalidInput(f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); "
                            "rnn-parity verifies recurrent models")
     found = []
@@ -450,8 +459,8 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
         if entry.get("class_name") == "InputLayer" or (_is_operation(entry) and name not in data_ops):
             continue
         if _is_operation(entry):
-            nodes.append((entry, [], [], False, ["a Keras operation on data (e.g. keras.ops or a tensor "
-                                                 "expression) is not supported"]))
+            nodes.append(({**entry, "class_name": f"keras.ops.{entry.get('class_name')}"}, [], [], False,
+                          ["a Keras operation on data (keras.ops, or arithmetic on tensors) is not supported"]))
             continue
         data, states, mask, problems = calls[name]
         receives_mask = False
@@ -492,7 +501,8 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
     layers, found, tensor_count = [], [], {spec["name"]: 1 for spec in inputs}
     for entry, data, states, receives_mask, problems in nodes:
         name, class_name = _entry_name(entry), str(entry.get("class_name"))
-        problems = [*problems, *_problems(class_name, entry.get("config") or {}, entry)]
+        if not class_name.startswith("keras.ops."):
+            problems = [*problems, *_problems(class_name, entry.get("config") or {}, entry)]
         config = {}
         if not problems:
             config = layer_options(class_name, entry.get("config") or {})[0]

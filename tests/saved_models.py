@@ -250,6 +250,38 @@ def options_model(folder: Path) -> dict[str, Path]:
     return _save(keras.Model(x_in, y), folder, "options", formats=("keras",))
 
 
+def refused(folder: Path) -> dict[str, Path]:
+    """Valid Keras models the runtime cannot reproduce, one refusal each (not trained: they never run)."""
+    keras = _keras()
+    layers = keras.layers
+    x = keras.Input((5, 2), name="x")
+    models = {"op": keras.Model(x, layers.LSTM(3, return_sequences=True, name="l")(x) * 2.0)}
+    inner = keras.Sequential([keras.Input((5, 2)), layers.GRU(3)], name="inner")
+    models["nested"] = keras.Model(x, inner(x))
+    shared = layers.LSTM(3, name="shared")
+    models["shared"] = keras.Model(x, layers.Add()([shared(x), shared(x)]))
+    models["cell"] = keras.Sequential([keras.Input((5, 2)), layers.RNN(layers.LSTMCell(3), name="rnn")])
+    models["lora"] = keras.Sequential([keras.Input((5, 2)), layers.GRU(3), layers.Dense(2, lora_rank=2, name="d")])
+    models["backward"] = keras.Sequential([keras.Input((5, 2)), layers.Bidirectional(
+        layers.LSTM(3), backward_layer=layers.GRU(3, go_backwards=True), name="bi")])
+    paths = {}
+    for name, model in models.items():
+        paths[name] = _save(model, folder, name, formats=("keras",))["keras"]
+    return paths
+
+
+def float64(folder: Path) -> dict[str, Path]:
+    """A model computing in float64 (inputs and layers)."""
+    keras = _keras()
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((6, 2), dtype="float64"),
+                              layers.GRU(3, return_sequences=True, dtype="float64"),
+                              layers.Dense(1, dtype="float64")])
+    rng = np.random.default_rng(11)
+    _fit(model, rng.standard_normal((16, 6, 2)), rng.standard_normal((16, 6, 1)), epochs=1)
+    return _save(model, folder, "float64", formats=("keras",))
+
+
 def dense_only(folder: Path) -> dict[str, Path]:
     keras = _keras()
     model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(2)])
@@ -258,7 +290,7 @@ def dense_only(folder: Path) -> dict[str, Path]:
 
 BUILDERS = {f.__name__: f for f in (sequential, two_branches, two_branches_unmasked, encoder_decoder, assorted,
                                      merges, stateful, autoencoder, lambda_model, conv_model, custom_layer_model,
-                                     options_model, dense_only)}
+                                     options_model, dense_only, refused, float64)}
 
 
 def saved(name: str, tmp_path_factory) -> dict[str, Path]:

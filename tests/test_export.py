@@ -183,3 +183,28 @@ def test_the_export_table(model, tmp_path):
     out = invoke(["export", model("sequential"), "-o", target], 0).stdout
     assert out.startswith("rnn-parity export  PASS\n")
     assert f"wrote {target} ({target.stat().st_size} bytes, format 1)" in " ".join(out.split())
+
+
+def test_four_copied_files_are_enough_to_run_an_export(exported, tmp_path):
+    """README: copy __init__, runtime, reference and errors into a folder named rnn_parity."""
+    import shutil
+
+    import rnn_parity
+
+    _, path = exported
+    package = tmp_path / "deploy" / "rnn_parity"
+    package.mkdir(parents=True)
+    source = __import__("pathlib").Path(rnn_parity.__file__).parent
+    for name in ("__init__.py", "runtime.py", "reference.py", "errors.py"):
+        shutil.copy(source / name, package / name)
+    script = BLOCKER + f"""
+sys.path.insert(0, {str(package.parent)!r})
+import numpy as np
+import rnn_parity.runtime as rt
+assert rt.__file__.startswith({str(package)!r}), rt.__file__
+print(rt.load({str(path)!r}).predict(np.array([[4, 5, 6, 0]])).shape)
+"""
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 3)"

@@ -232,6 +232,28 @@ def test_custom_objects_and_options_are_refused(model):
         "('parity_tests>cube'); custom objects are refused\n")
 
 
+@pytest.mark.parametrize("case, message", [
+    ("op", "operation 'multiply' (keras.ops.Multiply): a Keras operation on data (keras.ops, or arithmetic on "
+           "tensors) is not supported"),
+    ("nested", "layer 'inner' (Sequential): a nested model is not supported"),
+    ("shared", "layer 'shared' (LSTM): called 2 times (a shared layer); not supported"),
+    ("cell", "layer 'rnn' (RNN): keras.layers.RNN around a cell is not supported; use SimpleRNN, LSTM or GRU "
+             "layers"),
+    ("lora", "layer 'd' (Dense): LoRA adapters (lora_rank=2) are not supported"),
+    ("backward", "layer 'bi' (Bidirectional): backward_layer is not the mirror image of the forward layer (same "
+                 "class and options, go_backwards=True)"),
+])
+def test_more_refusals(model, case, message):
+    path = model("refused", case)
+    assert invoke(["verify", path], 4).stderr == f"Error: {path}: unsupported: {message}\n"
+
+
+def test_a_float64_model_verifies_to_float64_precision(model):
+    report = invoke_json(["verify", model("float64")])
+    assert report["passed"] and report["max_abs_diff"] < 1e-12
+    assert report["model"]["inputs"][0]["dtype"] == "float64"
+
+
 # ----- bad files: exit 2, one line -----
 
 
