@@ -291,3 +291,10 @@ def test_pack_writes_json_text_as_bytes():
     data = pack(_embedding_graph(), _embedding_weights())
     with np.load(io.BytesIO(data), allow_pickle=False) as npz:
         assert json.loads(npz["graph"].tobytes().decode("utf-8"))["format"] == "rnn-parity.model"
+
+
+def test_graph_and_runtime_agree_on_the_supported_layers():
+    from rnn_parity.graph import SUPPORTED_LAYERS
+    from rnn_parity.runtime import SUPPORTED_CLASSES
+
+    assert set(SUPPORTED_LAYERS) - {"InputLayer"} == set(SUPPORTED_CLASSES)
