@@ -39,13 +39,15 @@ SIZES = [(1, 10, 3, 5, 2), (256, 100, 32, 128, 10), (1024, 200, 64, 256, 10)]
 TARGET_PREDICT, TARGET_GEMM = 0.8, 1.5
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
+def interleaved_medians(fns: dict, repeats: int) -> dict:
+    """Median wall time of each function, measured round-robin so that load changes hit all alike."""
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def gemm_floor(x, weights, dtype):
@@ -84,14 +86,8 @@ def bench_one(cell: str, size: tuple[int, ...], repeats: int, dtype: str) -> dic
     rnn_name = layers[0].name
     floor = gemm_floor(x, {"rnn": weights[rnn_name], "dense": weights["dense"]}, dtype)
     floor()
-    r = max(1, repeats if n * t < 100_000 else repeats)
-    row = {
-        "cell": cell,
-        "size": list(size),
-        "predict_s": median_time(predict, r),
-        "reference_s": median_time(reference, r),
-        "gemm_s": median_time(floor, r),
-    }
+    medians = interleaved_medians({"predict_s": predict, "reference_s": reference, "gemm_s": floor}, repeats)
+    row = {"cell": cell, "size": list(size), **medians}
     row["ref_over_predict"] = row["reference_s"] / row["predict_s"]
     row["ref_over_gemm"] = row["reference_s"] / row["gemm_s"]
     row["gates"] = GATES[cell]

@@ -127,7 +127,7 @@ def state_names(desc: LayerDesc) -> list[str]:
 
 
 def _run_reference(layers, weights, case: CaseData, dtype: str) -> Trace:
-    runtime = SequentialRuntime(layers, weights, dtype=dtype)
+    runtime = SequentialRuntime(layers, weights, dtype=dtype, explicit_masks=True)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is reported as non-finite
         for x in case.batches:
             trace = runtime.run(x, initial_states=case.initial_states)

@@ -139,6 +139,9 @@ def spec_from_options(values: dict) -> CheckSpec:
 def main():
     """Prove a NumPy recurrent network equal to Keras's, with numbers.
 
+    check: a generated model; verify: your saved model, layer by layer;
+    export: your model as a NumPy-only .npz.
+
     Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
     3 internal error; 4 unsupported; 130 interrupted.
     """
@@ -210,27 +213,116 @@ def explain(steps, debug, **options):
     return run_guarded(debug, body)
 
 
-def _emit(report: dict, fmt: str, output: str | None) -> None:
+def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table") -> None:
+    from . import render
     from .files import write_atomic
-    from .render import check_table, to_json
 
     if fmt == "json":
-        text = to_json(report)
+        text = render.to_json(report)
     else:
         from rich.console import Console
 
+        renderable = getattr(render, table)(report)
         if output is None:
-            Console(soft_wrap=False).print(check_table(report))
+            Console(soft_wrap=False).print(renderable)
             return
         import io
 
         buffer = io.StringIO()
-        Console(file=buffer, width=120, color_system=None).print(check_table(report))
+        Console(file=buffer, width=120, color_system=None).print(renderable)
         text = buffer.getvalue()
     if output:
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
+
+
+def model_options(fn):
+    """The options of commands that run a saved model: its inputs and the tolerances."""
+    options = [
+        click.option("--input", "input_path", metavar="FILE.npy|FILE.npz",
+                     help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones"),
+        click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]"),
+        click.option("--T", "--timesteps", "T", type=int,
+                     help="timesteps, where the model leaves them open [default: 10]"),
+        click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
+        click.option("--atol", type=float, default=1e-5, show_default=True, help="absolute tolerance"),
+        click.option("--rtol", type=float, default=1.3e-6, show_default=True, help="relative tolerance"),
+        click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), default="float64",
+                     show_default=True, help="dtype the NumPy runtime computes in"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _verify_options(model, input_path, N, T, seed, atol, rtol, reference_dtype):
+    from .verify import VerifyOptions
+
+    return VerifyOptions(model, input_path, N, T, seed, atol, rtol, reference_dtype).validate()
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@model_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="report format")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
+@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+def verify(model, fmt, output, debug, **options):
+    """Verify a saved Keras model (.keras or .h5) layer by layer against the NumPy runtime.
+
+    Example: rnn-parity verify model.keras --T 50
+    """
+
+    def body():
+        from .files import ensure_writable
+
+        opts = _verify_options(model, **options)
+        if output:
+            ensure_writable(output, "--output")
+        from .report import exit_code, verify_report
+        from .verify import run_verify
+
+        result = run_verify(opts)
+        _emit(verify_report(result), fmt, output, table="verify_table")
+        return exit_code(result)
+
+    return run_guarded(debug, body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="the .npz to write (only when parity holds)")
+@model_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="report format")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
+              help="write the report to FILE instead of stdout")
+@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+def export(model, output, fmt, report_path, debug, **options):
+    """Verify a saved Keras model, then write it as one .npz that runs with NumPy alone.
+
+    Load it with rnn_parity.runtime.load(path).predict(x). Example:
+    rnn-parity export model.keras -o model.npz
+    """
+
+    def body():
+        from .files import check_writable
+
+        opts = _verify_options(model, **options)
+        check_writable(output, "-o")
+        if report_path:
+            check_writable(report_path, "--report")
+        from .export import run_export
+        from .report import exit_code, export_report
+
+        result = run_export(opts, output)
+        _emit(export_report(result), fmt, report_path, table="verify_table")
+        return exit_code(result)
+
+    return run_guarded(debug, body)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import InvalidInput
 
-__all__ = ["ensure_writable", "write_atomic"]
+__all__ = ["check_writable", "ensure_writable", "write_atomic"]
 
 
 def ensure_writable(path: str | os.PathLike, option: str) -> Path:
@@ -26,12 +26,36 @@ def ensure_writable(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
+def check_writable(path: str | os.PathLike, option: str) -> Path:
+    """Fail early when ``path`` could not be written, without creating anything.
+
+    The nearest existing folder on the way must be writable; missing folders are
+    left for :func:`write_atomic` to create, so a command that fails leaves no trace.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidInput(f"{option} {path}: is a folder, not a file")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InvalidInput(f"{option} {path}: cannot write there (permission denied)")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"{option} {path}: cannot write there ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"{option} {path}: cannot write there (permission denied in {parent})")
+    return path
+
+
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
     """Write to a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()

@@ -14,7 +14,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["check_table", "diagnosis_text", "fmt", "sparkline", "to_json", "verdict_text"]
+__all__ = ["check_table", "diagnosis_text", "explain_view", "fmt", "sparkline", "to_json", "verdict_text",
+           "verify_table"]
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -128,6 +129,48 @@ def _config_lines(cfg: dict) -> Text:
     return Text(text)
 
 
+def _output_table(report: dict, states: dict, title: str = "Model output: Keras vs NumPy") -> Table:
+    """The model output's statistics, the diagnostics a check adds, each state's verdict and the verdict."""
+    result = Table(box=box.SIMPLE_HEAVY, show_header=False, title=title,
+                   title_justify="left", pad_edge=False)
+    result.add_column("what", style="bold", no_wrap=True)
+    result.add_column("value")
+    result.add_row("abs diff", f"max {fmt(report['max_abs_diff'])} · mean {fmt(report['mean_abs_diff'])} · "
+                   f"p99 {fmt(report['p99_abs_diff'])}")
+    result.add_row("rel diff", f"max {fmt(report['max_rel_diff'])} · mean {fmt(report['mean_rel_diff'])} · "
+                   f"p99 {fmt(report['p99_rel_diff'])}")
+    axes = ", ".join(f"{a}={i}" for a, i in zip(report["worst_axes"], report["worst_index"]))
+    result.add_row("worst element",
+                   f"{axes}: Keras {report['keras_at_worst']:.9g}  NumPy {report['reference_at_worst']:.9g}")
+    tol = report.get("tolerance", {"mode": "explicit", "max_mismatch_frac": 0.0})
+    rule = f"|Keras − NumPy| ≤ {report['atol']:.3g} + {report['rtol']:g}·|NumPy|  ({tol['mode']})"
+    if tol["mode"] == "auto":
+        rule += f"\n= {tol['factor']:g}× the {report['three_way']['low_dtype']} reference's error + " \
+                f"{tol['floor_ulps']} ulps"
+    result.add_row("tolerance", rule)
+    result.add_row("smallest passing", f"atol {fmt(report['required_atol'])} (with rtol {report['rtol']:g}) · "
+                   f"rtol {fmt(report['required_rtol'])} (with atol {report['atol']:.3g})")
+    allowed = f", {tol['max_mismatch_frac']:g} allowed" if tol["max_mismatch_frac"] else ""
+    result.add_row("mismatches", f"{report['mismatches']} of {report['size']} ({report['mismatch_fraction']:.3g}"
+                   f"{allowed})" + (f"; {report['nonfinite']} not finite" if report["nonfinite"] else ""))
+    if "three_way" in report:
+        three = report["three_way"]
+        result.add_row("vs float64 truth", f"Keras {fmt(three['keras_vs_truth'])} · NumPy {three['low_dtype']} "
+                       f"{fmt(three['low_vs_truth'])} · roundoff ratio {report['roundoff_ratio']:.3g}")
+        result.add_row("diagnosis", diagnosis_text(report))
+    curve = report.get("timestep_max_abs_diff")
+    if curve:
+        first = report["first_divergence"]
+        where = "no timestep over tolerance" if first is None else f"first over tolerance at t={first}"
+        result.add_row(f"error over time ({report['time_layer']})",
+                       f"{sparkline(curve)}\nmax {fmt(max(curve))} at t={curve.index(max(curve))}; {where}")
+    for name, state in states.items():
+        result.add_row(f"state {name}", Text.assemble(f"max abs diff {fmt(state['max_abs_diff'])}  ",
+                                                      verdict_text(state["passed"])))
+    result.add_row("verdict", verdict_text(report["passed"]))
+    return result
+
+
 def check_table(report: dict):
     """The ``check`` report as a rich renderable (fits 80 columns)."""
     title = Text.assemble(("rnn-parity check  ", "bold"), verdict_text(report["passed"]))
@@ -147,42 +190,72 @@ def check_table(report: dict):
     layers.add_row("total", "", str(sum(layer["params_formula"] for layer in report["layers"])),
                    str(report["param_counts"]["total"]), "", "")
 
-    result = Table(box=box.SIMPLE_HEAVY, show_header=False, title="Model output: Keras vs NumPy",
-                   title_justify="left", pad_edge=False)
-    result.add_column("what", style="bold", no_wrap=True)
-    result.add_column("value")
-    result.add_row("abs diff", f"max {fmt(report['max_abs_diff'])} · mean {fmt(report['mean_abs_diff'])} · "
-                   f"p99 {fmt(report['p99_abs_diff'])}")
-    result.add_row("rel diff", f"max {fmt(report['max_rel_diff'])} · mean {fmt(report['mean_rel_diff'])} · "
-                   f"p99 {fmt(report['p99_rel_diff'])}")
-    axes = ", ".join(f"{a}={i}" for a, i in zip(report["worst_axes"], report["worst_index"]))
-    result.add_row("worst element",
-                   f"{axes}: Keras {report['keras_at_worst']:.9g}  NumPy {report['reference_at_worst']:.9g}")
-    tol = report["tolerance"]
-    rule = f"|Keras − NumPy| ≤ {report['atol']:.3g} + {report['rtol']:g}·|NumPy|  ({tol['mode']})"
-    if tol["mode"] == "auto":
-        rule += f"\n= {tol['factor']:g}× the {report['three_way']['low_dtype']} reference's error + {tol['floor_ulps']} ulps"
-    result.add_row("tolerance", rule)
-    result.add_row("smallest passing", f"atol {fmt(report['required_atol'])} (with rtol {report['rtol']:g}) · "
-                   f"rtol {fmt(report['required_rtol'])} (with atol {report['atol']:.3g})")
-    allowed = f", {tol['max_mismatch_frac']:g} allowed" if tol["max_mismatch_frac"] else ""
-    result.add_row("mismatches", f"{report['mismatches']} of {report['size']} ({report['mismatch_fraction']:.3g}"
-                   f"{allowed})" + (f"; {report['nonfinite']} not finite" if report["nonfinite"] else ""))
-    three = report["three_way"]
-    result.add_row("vs float64 truth", f"Keras {fmt(three['keras_vs_truth'])} · NumPy {three['low_dtype']} "
-                   f"{fmt(three['low_vs_truth'])} · roundoff ratio {report['roundoff_ratio']:.3g}")
-    result.add_row("diagnosis", diagnosis_text(report))
-    curve = report["timestep_max_abs_diff"]
-    if curve:
-        first = report["first_divergence"]
-        where = "no timestep over tolerance" if first is None else f"first over tolerance at t={first}"
-        result.add_row(f"error over time ({report['time_layer']})",
-                       f"{sparkline(curve)}\nmax {fmt(max(curve))} at t={curve.index(max(curve))}; {where}")
-    for name, state in report["states"].items():
-        result.add_row(f"state {name}", Text.assemble(f"max abs diff {fmt(state['max_abs_diff'])}  ",
-                                                      verdict_text(state["passed"])))
-    result.add_row("verdict", verdict_text(report["passed"]))
+    result = _output_table(report, report["states"])
     return Group(title, _config_lines(report["config"]), layers, result, environment_text(report["environment"]))
+
+
+def _mask_text(masks: list[dict]) -> Text:
+    if not any(m["keras"] or m["reference"] for m in masks):
+        return Text("-", style="dim")
+    if all(m["passed"] for m in masks):
+        return Text("same", style="green")
+    bad = next(m for m in masks if not m["passed"])
+    if bad["keras"] != bad["reference"]:
+        return Text("Keras only" if bad["keras"] else "NumPy only", style="bold red")
+    return Text(f"{bad['mismatches']} differ", style="bold red")
+
+
+def verify_table(report: dict):
+    """The ``verify`` (and ``export``) report as a rich renderable."""
+    title = Text.assemble((f"rnn-parity {report.get('command', 'verify')}  ", "bold"), verdict_text(report["passed"]))
+    model, cfg = report["model"], report["config"]
+    inputs = ("seeded " + ", ".join(f"{name} {_shape(shape)}" for name, shape in report["inputs"]["shapes"].items())
+              + f"  seed={cfg['seed']}") if cfg["input"] is None else f"from {cfg['input']}"
+    header = Text("\n".join([
+        model["path"],
+        f"{model['class_name']} '{model['name']}'  ·  .{model['format']} file"
+        + (f" saved by Keras {model['keras_version']}" if model["keras_version"] else ""),
+        f"inputs: {inputs}",
+        f"NumPy {cfg['reference_dtype']} vs Keras",
+    ]))
+
+    first = (report["first_failure"] or {}).get("layer")
+    layers = Table(box=box.SIMPLE_HEAVY, title="Layers, in execution order", title_justify="left", pad_edge=False)
+    layers.add_column("layer", no_wrap=True)
+    layers.add_column("reads")
+    layers.add_column("output", justify="right")
+    layers.add_column("params", justify="right")
+    layers.add_column("max |Δ|", justify="right")
+    layers.add_column("mask")
+    layers.add_column("")
+    for layer in report["layers"]:
+        kind = layer["class_name"] + (f"({layer['cell']})" if layer["class_name"] == "Bidirectional" else "")
+        verdict = verdict_text(layer["passed"])
+        if layer["name"] == first:
+            verdict = Text.assemble(verdict, (" ←", "bold red"))
+        worst = max([layer["max_abs_diff"], *(s["max_abs_diff"] for s in layer["states"].values())])
+        reads = "\n".join([*layer["inputs"], *(f"{n} (state)" for n in layer["initial_state"])])
+        layers.add_row(Text.assemble(layer["name"] + "\n", (kind, "dim")), reads,
+                       _shape(layer["shape"]), str(layer["params"]), fmt(worst, 2), _mask_text(layer["masks"]),
+                       verdict)
+    layers.add_row("total", "", "", str(report["param_counts"]["total"]), "", "", "")
+
+    parts = [title, header, layers]
+    failure = report["first_failure"]
+    if failure:
+        where = f", from step {failure['step']}" if failure["step"] is not None else ""
+        parts.append(Text(f"first failure: layer {failure['layer']} ({failure['class_name']}), "
+                          f"{failure['reason']}{where}", style="bold red"))
+    notes = [f"{layer['name']}: {note}" for layer in report["layers"] for note in layer["notes"]]
+    if notes:
+        parts.append(Text("\n".join(notes), style="yellow"))
+    parts.append(_output_table(report, report["states"], title=f"Model output {model['outputs'][0]}: Keras vs NumPy"))
+    export = report.get("export")
+    if export:
+        parts.append(Text(f"wrote {export['path']} ({export['bytes']} bytes, format {export['format_version']})"
+                          if export["written"] else f"nothing written to {export['path']}: parity does not hold",
+                          style="bold green" if export["written"] else "bold red"))
+    return Group(*parts)
 
 
 def explain_view(explanation, report: dict):

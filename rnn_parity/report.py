@@ -6,9 +6,10 @@ The JSON layout is documented field by field in README ("JSON report").
 from __future__ import annotations
 
 from .check import CheckResult
+from .compare import Comparison
 from .errors import EXIT_OK, EXIT_PARITY
 
-__all__ = ["check_report", "exit_code"]
+__all__ = ["check_report", "exit_code", "export_report", "verify_report"]
 
 #: Bumped when a field changes meaning or disappears.
 SCHEMA_VERSION = 1
@@ -29,15 +30,12 @@ def _layer_entry(layer) -> dict:
     }
 
 
-def check_report(result: CheckResult) -> dict:
-    """The ``check --format json`` object (README, "JSON report")."""
-    out = result.output
-    three = result.three_way
-    timeline = result.time
+def _headline(passed: bool, out: Comparison) -> dict:
+    """The top-level figures every report shares: the verdict and the model output's statistics."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "passed": result.passed,
-        "status": "pass" if result.passed else "fail",
+        "passed": passed,
+        "status": "pass" if passed else "fail",
         "max_abs_diff": out.max_abs_diff,
         "mean_abs_diff": out.mean_abs_diff,
         "p99_abs_diff": out.p99_abs_diff,
@@ -46,7 +44,6 @@ def check_report(result: CheckResult) -> dict:
         "p99_rel_diff": out.p99_rel_diff,
         "atol": out.atol,
         "rtol": out.rtol,
-        "tolerance": result.tolerance.to_dict(),
         "worst_index": list(out.worst_index),
         "worst_axes": list(out.worst_axes),
         "keras_at_worst": out.actual_at_worst,
@@ -57,6 +54,16 @@ def check_report(result: CheckResult) -> dict:
         "mismatch_fraction": out.mismatch_fraction,
         "size": out.size,
         "nonfinite": out.nonfinite,
+    }
+
+
+def check_report(result: CheckResult) -> dict:
+    """The ``check --format json`` object (README, "JSON report")."""
+    three = result.three_way
+    timeline = result.time
+    return {
+        **_headline(result.passed, result.output),
+        "tolerance": result.tolerance.to_dict(),
         "roundoff_ratio": three.roundoff_ratio,
         "diagnosis": three.diagnosis,
         "three_way": {
@@ -83,5 +90,98 @@ def check_report(result: CheckResult) -> dict:
     }
 
 
-def exit_code(result: CheckResult) -> int:
+def exit_code(result) -> int:
+    """0 when parity holds, 1 when it is violated (check, verify and export results alike)."""
     return EXIT_OK if result.passed else EXIT_PARITY
+
+
+def _verify_layer_entry(layer) -> dict:
+    cfg = layer.config
+    inner = cfg.get("layer", {}) if layer.class_name in ("Bidirectional", "TimeDistributed") else {}
+    cell = inner.get("class_name") if layer.class_name == "Bidirectional" else (
+        layer.class_name if layer.class_name in ("SimpleRNN", "LSTM", "GRU") else None)
+    units = cfg.get("units", inner.get("config", {}).get("units"))
+    return {
+        "name": layer.name,
+        "class_name": layer.class_name,
+        "cell": cell,
+        "units": units,
+        "inputs": list(layer.inputs),
+        "initial_state": list(layer.initial_state),
+        "options": cfg,
+        "weights": [{"name": name, "shape": list(shape)} for name, shape in layer.weights],
+        "params": layer.params,
+        **layer.comparison.to_dict(),
+        "passed": layer.passed,
+        "output_passed": layer.comparison.passed,
+        "masks": [m.to_dict() for m in layer.masks],
+        "states": {name: c.to_dict() for name, c in layer.states.items()},
+        "first_bad_step": layer.first_bad_step,
+        "notes": list(layer.notes),
+    }
+
+
+def _first_failure(result) -> dict | None:
+    layer = result.first_failure
+    if layer is None:
+        return None
+    if not layer.comparison.passed:
+        reason = "output"
+    elif not all(m.passed for m in layer.masks):
+        reason = "mask"
+    else:
+        reason = "state " + next(name for name, c in layer.states.items() if not c.passed)
+    return {"layer": layer.name, "class_name": layer.class_name, "reason": reason, "step": layer.first_bad_step}
+
+
+def verify_report(result) -> dict:
+    """The ``verify --format json`` object (a :class:`~rnn_parity.verify.VerifyResult`)."""
+    opts, feeds, mf = result.options, result.feeds, result.model_file
+    time_dims = [shape[1] for shape in feeds.shapes().values() if len(shape) > 1]
+    return {
+        **_headline(result.passed, result.output),
+        "command": "verify",
+        "first_failure": _first_failure(result),
+        "model": {
+            "path": str(mf.path),
+            "format": mf.format,
+            "class_name": result.graph["keras_class"],
+            "name": result.graph["name"],
+            "keras_version": mf.keras_version,
+            "sha256": mf.sha256,
+            "inputs": result.graph["inputs"],
+            "outputs": list(result.outputs),
+        },
+        "config": {
+            "input": opts.input,
+            "N": feeds.N,
+            "T": time_dims[0] if time_dims else None,
+            "seed": None if opts.input is not None else opts.seed_value,
+            "atol": opts.atol,
+            "rtol": opts.rtol,
+            "reference_dtype": opts.reference_dtype,
+        },
+        "inputs": {"source": feeds.source, "shapes": feeds.shapes(), "lengths": feeds.lengths},
+        "param_counts": {**{layer.name: layer.params for layer in result.layers}, "total": result.total_params},
+        "layers": [_verify_layer_entry(layer) for layer in result.layers],
+        "outputs": {name: c.to_dict() for name, c in result.outputs.items()},
+        "states": {name: c.to_dict() for layer in result.layers for name, c in layer.states.items()},
+        "versions": result.versions,
+        "seconds": result.seconds,
+    }
+
+
+def export_report(result) -> dict:
+    """The ``export --format json`` object: the verification, then what was written."""
+    report = verify_report(result.verify)
+    report["command"] = "export"
+    report["passed"] = result.passed
+    report["status"] = "pass" if result.passed else "fail"
+    report["export"] = {
+        "path": str(result.path),
+        "written": result.written,
+        "bytes": result.size,
+        "format_version": result.verify.graph.get("format_version"),
+        "roundtrip": {name: c.to_dict() for name, c in result.roundtrip.items()},
+    }
+    return report

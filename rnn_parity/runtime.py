@@ -1,23 +1,78 @@
 """Run a described Keras model with the NumPy reference alone.
 
-A model is a list of layers, each ``{"name", "class_name", "config"}`` with
-Keras's class names and ``get_config()`` keys, plus each layer's weights in
-``get_weights()`` order. This module imports only NumPy and the reference, so
-it runs where TensorFlow and Keras are not installed.
+Two drivers share one set of layer operations:
+
+* :class:`GraphRuntime` executes a layer *graph* (a DAG): the JSON-ready
+  description that ``rnn-parity export`` writes and :func:`load` reads back.
+* :class:`SequentialRuntime` executes the chain of layers the ``check``
+  command builds (:class:`~rnn_parity.architecture.LayerDesc` or dicts).
+
+Layers use Keras's class names and config keys; weights are each layer's
+``get_weights()`` list. This module imports only NumPy, the reference and
+:mod:`rnn_parity.errors`, so an exported model runs where TensorFlow, Keras
+(and this package's other dependencies) are not installed.
+
+Masks follow Keras 3 exactly (``keras/src/layers/layer.py``, ``__call__``):
+a layer's output mask is its ``compute_mask`` of the mask attached to its
+first input; a layer whose ``call`` takes ``mask`` receives it only when it is
+called with a single tensor argument, so a recurrent layer called with
+``initial_state`` tensors computes **without** the mask (and still passes it
+on when it returns sequences).
+
+The graph format (``format_version`` 1)::
+
+    {"format": "rnn-parity.model", "format_version": 1, "name": ...,
+     "inputs":  [{"name": "tokens", "shape": [null, null], "dtype": "int32"}, ...],
+     "outputs": [["dense", 0], ...],                 # [layer name, tensor index]
+     "layers":  [{"name": "lstm", "class_name": "LSTM",
+                  "config": {...Keras config keys the runtime reads...},
+                  "inputs": [["embedding", 0]],      # data inputs, in order
+                  "initial_state": [["enc", 1], ...],  # recurrent layers only, optional
+                  "receives_mask": true,             # call() gets the input's mask
+                  "weights": ["kernel", "recurrent_kernel", "bias"]}, ...]}
+
+Layers are listed in an order where every reference points to an earlier
+layer or an input. A layer's tensors are its outputs in Keras's order: for a
+recurrent layer with ``return_state`` the output, then the states; for
+``Bidirectional(merge_mode=None)`` the forward and backward outputs first.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import reference
+from .errors import InvalidInput
 
-__all__ = ["RECURRENT_FUNCTIONS", "SequentialRuntime", "Trace"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "GraphRuntime",
+    "RECURRENT_FUNCTIONS",
+    "SUPPORTED_CLASSES",
+    "SequentialRuntime",
+    "Trace",
+    "load",
+    "pack",
+]
+
+FORMAT = "rnn-parity.model"
+FORMAT_VERSION = 1
 
 RECURRENT_FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
+#: Layers that are the identity at inference and pass the mask on.
+IDENTITY_CLASSES = frozenset({"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
+                              "ActivityRegularization", "Identity"})
+MERGE_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"})
+SUPPORTED_CLASSES = frozenset({*RECURRENT_FUNCTIONS, "Bidirectional", "Masking", "Embedding", "Dense",
+                               "TimeDistributed", "Activation", "RepeatVector", "GlobalAveragePooling1D",
+                               "GlobalMaxPooling1D", *IDENTITY_CLASSES, *MERGE_CLASSES})
 
 
 @dataclass
@@ -25,24 +80,51 @@ class Trace:
     """What one forward pass produced.
 
     Attributes:
-        outputs: every layer's output by layer name, in model order (a list of
-            two arrays for ``Bidirectional(merge_mode=None)``).
+        outputs: every layer's output by layer name, in execution order (a list
+            of two arrays for ``Bidirectional(merge_mode=None)``).
         states: each recurrent layer's final states by layer name.
-        output: the model's output (the last layer's).
+        masks: each layer's output mask (bool ``(batch, timesteps)``, or None),
+            one per output tensor, by layer name.
+        notes: layer name → remarks on Keras semantics that applied (e.g. a mask
+            Keras does not pass to a layer called with ``initial_state``).
+        model_outputs: the model's outputs, in order (graph runs only).
     """
 
     outputs: dict[str, object] = field(default_factory=dict)
     states: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    masks: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    model_outputs: list[np.ndarray] = field(default_factory=list)
 
     @property
     def output(self):
+        """The model's (first) output; for a chain, the last layer's."""
+        if self.model_outputs:
+            return self.model_outputs[0]
         return next(reversed(self.outputs.values()))
 
 
-def _layer_parts(layer) -> tuple[str, str, dict]:
-    if isinstance(layer, Mapping):
-        return layer["name"], layer["class_name"], layer["config"]
-    return layer.name, layer.class_name, layer.config
+# --------------------------------------------------------------------------
+# Layer operations. Each takes the layer's config, weights, input tensors and
+# their masks, and returns (tensors, masks, n_outputs): tensors in Keras's
+# order, one mask per tensor, and how many leading tensors are outputs (the
+# rest are final states).
+# --------------------------------------------------------------------------
+
+
+def _inner(class_name: str, cfg: Mapping) -> tuple[str, Mapping]:
+    """The recurrent layer's class and config, looking inside Bidirectional."""
+    if class_name == "Bidirectional":
+        return cfg["layer"]["class_name"], cfg["layer"]["config"]
+    return class_name, cfg
+
+
+def cfg_stateful(class_name: str, cfg: Mapping) -> bool:
+    return bool(_inner(class_name, cfg)[1].get("stateful", False))
+
+
+def _returns_sequences(class_name: str, cfg: Mapping) -> bool:
+    return bool(_inner(class_name, cfg)[1].get("return_sequences", False))
 
 
 def _cell_kwargs(class_name: str, cfg: Mapping) -> dict:
@@ -59,6 +141,205 @@ def _split_bias(weights: Sequence[np.ndarray]) -> tuple:
     return kernel, recurrent_kernel, (rest[0] if rest else None)
 
 
+def n_states(class_name: str, cfg: Mapping) -> int:
+    """How many final states a recurrent layer has (both directions for Bidirectional)."""
+    inner_class, _ = _inner(class_name, cfg)
+    per_direction = 2 if inner_class == "LSTM" else 1
+    return per_direction * (2 if class_name == "Bidirectional" else 1)
+
+
+def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
+    """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None."""
+    if class_name == "Bidirectional":
+        inner_class, inner_cfg = _inner(class_name, cfg)
+        half = len(weights) // 2
+        # Keras forces zero_output_for_mask = return_sequences on both directions.
+        output, *states = reference.bidirectional(
+            RECURRENT_FUNCTIONS[inner_class], x, _split_bias(weights[:half]), _split_bias(weights[half:]),
+            merge_mode=cfg.get("merge_mode", "concat"),
+            return_sequences=inner_cfg.get("return_sequences", False), return_state=True,
+            mask=mask, initial_state=initial_state, **_cell_kwargs(inner_class, inner_cfg),
+        )
+    else:
+        output, *states = RECURRENT_FUNCTIONS[class_name](
+            x, *_split_bias(weights), return_sequences=cfg.get("return_sequences", False),
+            return_state=True, go_backwards=cfg.get("go_backwards", False), mask=mask,
+            initial_state=initial_state, zero_output_for_mask=cfg.get("zero_output_for_mask", False),
+            **_cell_kwargs(class_name, cfg),
+        )
+    return output, states
+
+
+def _masking(cfg, x):
+    keep = np.any(x != np.asarray(cfg.get("mask_value", 0.0), dtype=x.dtype), axis=-1)
+    return np.where(keep[..., None], x, np.zeros((), dtype=x.dtype)), keep
+
+
+def _embedding(name, cfg, weights, x, dtype):
+    (table,) = weights
+    ids = x if np.issubdtype(x.dtype, np.integer) else x.astype(np.int64)  # Keras casts, truncating
+    if ids.size and (ids.min() < 0 or ids.max() >= cfg["input_dim"]):
+        raise InvalidInput(f"layer {name!r} (Embedding): ids must lie in [0, {cfg['input_dim']}), "
+                           f"got values from {ids.min()} to {ids.max()}")
+    out = np.asarray(table, dtype=dtype)[ids]
+    return out, (x != 0 if cfg.get("mask_zero", False) else None)
+
+
+def _dense(cfg, weights, x):
+    kernel, bias = weights[0], (weights[1] if len(weights) > 1 else None)
+    return reference.dense(x, kernel, bias, activation=cfg.get("activation"))
+
+
+def _per_step(class_name, cfg, weights, x):
+    """The layers that act on the last axis alone (also inside TimeDistributed)."""
+    if class_name == "Dense":
+        return _dense(cfg, weights, x)
+    if class_name == "Activation":
+        return reference.get_activation(cfg.get("activation"))(x)
+    return x  # an identity layer
+
+
+def _broadcast_mask(mask, x):
+    return np.broadcast_to(mask[..., None], x.shape)
+
+
+def _merge(class_name, cfg, xs, masks):
+    """Keras's merging layers (``keras/src/layers/merging``), values and masks."""
+    if class_name == "Concatenate":
+        axis = cfg.get("axis", -1)
+        out = np.concatenate(xs, axis=axis)
+        if all(m is None for m in masks):
+            return out, None
+        full = [np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if m.ndim < x.ndim else m)
+                for x, m in zip(xs, masks, strict=True)]
+        return out, np.any(np.concatenate(full, axis=axis), axis=-1)
+    # Merge.compute_mask: the OR of the masks when every input has one.
+    mask = None if any(m is None for m in masks) else np.logical_or.reduce(masks)
+    if class_name in ("Add", "Average"):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return (out / len(xs) if class_name == "Average" else out), mask
+    if class_name == "Subtract":
+        return xs[0] - xs[1], mask
+    if class_name == "Multiply":  # masked steps count as 1, then the result is zeroed outside the union
+        out, union, everyone = None, None, all(m is not None for m in masks)
+        for x, m in zip(xs, masks, strict=True):
+            if m is not None:
+                m = _broadcast_mask(m, x)
+                x = np.where(m, x, np.ones((), dtype=x.dtype))
+                if everyone:
+                    union = m if union is None else union | m
+            out = x if out is None else out * x
+        if everyone:
+            out = np.where(union, out, np.zeros((), dtype=out.dtype))
+        return out, mask
+    # Maximum / Minimum: Merge._apply_merge_op_and_or_mask.
+    op = np.maximum if class_name == "Maximum" else np.minimum
+    out, out_mask = None, None
+    for x, m in zip(xs, masks, strict=True):
+        m = None if m is None else _broadcast_mask(m, x)
+        if out is None:
+            out, out_mask = x, m
+            continue
+        if m is not None:
+            x = np.where(m, x, out)
+        if out_mask is not None:
+            out = np.where(out_mask, out, x)
+        out_mask = (out_mask | m) if (m is not None and out_mask is not None) else None
+        out = op(out, x)
+    return out, mask
+
+
+def _global_pool(class_name, cfg, x, mask):
+    axis = 1 if cfg.get("data_format", "channels_last") == "channels_last" else 2
+    keepdims = bool(cfg.get("keepdims", False))
+    if class_name == "GlobalMaxPooling1D":
+        return np.max(x, axis=axis, keepdims=keepdims)
+    if mask is None:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    m = np.expand_dims(mask, 2 if axis == 1 else 1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an all-masked sample gives NaN, as in Keras
+        return (np.sum(np.where(m, x, 0), axis=axis, keepdims=keepdims)
+                / np.sum(m.astype(x.dtype), axis=axis, keepdims=keepdims))
+
+
+def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None, receives_mask=True,
+                dtype=np.float64):
+    """Run one layer. Returns ``(tensors, masks, n_outputs, states, notes)``.
+
+    Args:
+        xs: the input tensors (one, or several for a merging layer).
+        masks: the mask attached to each input (None when there is none).
+        initial_state: start states of a recurrent layer, or None.
+        receives_mask: whether Keras passes the input's mask to ``call``.
+    """
+    x, mask = xs[0], masks[0]
+    notes: list[str] = []
+    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+        if mask is not None and not receives_mask:
+            notes.append("Keras does not pass the input mask to a layer called with initial_state: "
+                         "every step is computed")
+        output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None,
+                                      initial_state)
+        seq_mask = mask if _returns_sequences(class_name, cfg) else None
+        outs = list(output) if isinstance(output, list) else [output]
+        return outs + states, [seq_mask] * len(outs) + [None] * len(states), len(outs), states, notes
+    if class_name == "Masking":
+        out, out_mask = _masking(cfg, x)
+    elif class_name == "Embedding":
+        out, out_mask = _embedding(name, cfg, weights, x, dtype)
+    elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
+        out, out_mask = _per_step(class_name, cfg, weights, x), mask
+    elif class_name == "TimeDistributed":
+        inner = cfg["layer"]
+        out, out_mask = _per_step(inner["class_name"], inner["config"], weights, x), mask
+    elif class_name in MERGE_CLASSES:
+        out, out_mask = _merge(class_name, cfg, list(xs), list(masks))
+    elif class_name == "RepeatVector":  # does not support masking: the mask stops here
+        out, out_mask = np.repeat(x[:, None, :], cfg["n"], axis=1), None
+    elif class_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
+        out, out_mask = _global_pool(class_name, cfg, x, mask if receives_mask else None), None
+    else:
+        raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
+    return [out], [out_mask], 1, [], notes
+
+
+def n_tensors(class_name: str, cfg: Mapping) -> int:
+    """How many tensors a layer returns (outputs, then states with ``return_state``)."""
+    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+        _, inner_cfg = _inner(class_name, cfg)
+        outs = 2 if class_name == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
+        return outs + (n_states(class_name, cfg) if inner_cfg.get("return_state", False) else 0)
+    return 1
+
+
+def expected_weights(class_name: str, cfg: Mapping) -> int:
+    """How many arrays ``get_weights()`` gives for a layer of this config."""
+    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+        inner_class, inner_cfg = _inner(class_name, cfg)
+        n = 3 if inner_cfg.get("use_bias", True) else 2
+        return 2 * n if class_name == "Bidirectional" else n
+    if class_name == "Dense":
+        return 2 if cfg.get("use_bias", True) else 1
+    if class_name == "TimeDistributed":
+        return expected_weights(cfg["layer"]["class_name"], cfg["layer"]["config"])
+    if class_name == "Embedding":
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------
+# The chain driver behind `check`.
+# --------------------------------------------------------------------------
+
+
+def _layer_parts(layer) -> tuple[str, str, dict]:
+    if isinstance(layer, Mapping):
+        return layer["name"], layer["class_name"], layer["config"]
+    return layer.name, layer.class_name, layer.config
+
+
 class SequentialRuntime:
     """A chain of layers executed with :mod:`rnn_parity.reference`.
 
@@ -68,10 +349,16 @@ class SequentialRuntime:
         dtype: the dtype to compute in (``"float64"`` or ``"float32"``).
 
     Layers with ``stateful`` in their config keep their final states between
-    :meth:`run` calls, as Keras does; :meth:`reset_states` clears them.
+    :meth:`run` calls, as Keras does; :meth:`reset_states` clears them. A
+    layer after ``Bidirectional(merge_mode=None)`` applies to each of its two
+    outputs, as the ``check`` model is built. ``explicit_masks``: every recurrent
+    layer is handed its input's mask, as the ``check`` model does even where Keras
+    would drop it (a call with ``initial_state`` tensors); otherwise Keras's rule.
     """
 
-    def __init__(self, layers, weights: Mapping[str, Sequence[np.ndarray]], dtype="float64"):
+    def __init__(self, layers, weights: Mapping[str, Sequence[np.ndarray]], dtype="float64", *,
+                 explicit_masks: bool = False):
+        self.explicit_masks = explicit_masks
         self.layers = [_layer_parts(layer) for layer in layers]
         self.dtype = np.dtype(dtype)
         self.weights = {name: [np.asarray(w, dtype=self.dtype) for w in ws] for name, ws in weights.items()}
@@ -90,55 +377,275 @@ class SequentialRuntime:
         trace = Trace()
         for name, class_name, cfg in self.layers:
             weights = self.weights.get(name, [])
-            if class_name == "Masking":
-                mask = np.any(h != cfg.get("mask_value", 0.0), axis=-1)
-                h = h * mask[..., None]
-            elif class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+            start = None
+            if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
                 start = (initial_states or {}).get(name)
                 if start is None and cfg_stateful(class_name, cfg):
                     start = self._carried.get(name)
-                h, states = self._recurrent(class_name, cfg, weights, h, mask, start)
+            # Keras passes the input's mask only to a call with one tensor argument (initial
+            # states given as tensors make it two); the check's model passes it explicitly then.
+            given_states = bool((initial_states or {}).get(name))
+            receives_mask = self.explicit_masks or not given_states
+            parts = h if isinstance(h, list) else [h]
+            results = [apply_layer(name, class_name, cfg, weights, [part], [mask], initial_state=start,
+                                   receives_mask=receives_mask, dtype=self.dtype) for part in parts]
+            tensors, masks, n_out, states, notes = results[0]
+            if isinstance(h, list):  # each branch of a merge_mode=None Bidirectional
+                h = [r[0][0] for r in results]
+            else:
+                h = tensors[0] if n_out == 1 else tensors[:n_out]
+            mask = masks[0]
+            if states:
                 trace.states[name] = states
                 if cfg_stateful(class_name, cfg):
                     self._carried[name] = states
-                if not _returns_sequences(class_name, cfg):
-                    mask = None
-            elif class_name == "Dense":
-                kernel, bias = weights[0], (weights[1] if len(weights) > 1 else None)
-                act = cfg.get("activation")
-                h = [reference.dense(part, kernel, bias, activation=act) for part in h] if isinstance(h, list) \
-                    else reference.dense(h, kernel, bias, activation=act)
-            else:
-                raise ValueError(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
+            if notes:
+                trace.notes[name] = notes
             trace.outputs[name] = h
+            trace.masks[name] = masks[:n_out]
         return trace
 
-    @staticmethod
-    def _recurrent(class_name, cfg, weights, x, mask, initial_state):
-        if class_name == "Bidirectional":
-            inner = cfg["layer"]
-            inner_class, inner_cfg = inner["class_name"], inner["config"]
-            half = len(weights) // 2
-            out = reference.bidirectional(
-                RECURRENT_FUNCTIONS[inner_class], x, _split_bias(weights[:half]), _split_bias(weights[half:]),
-                merge_mode=cfg.get("merge_mode", "concat"),
-                return_sequences=inner_cfg.get("return_sequences", False), return_state=True,
-                mask=mask, initial_state=initial_state,
-                **_cell_kwargs(inner_class, inner_cfg),
-            )
+
+# --------------------------------------------------------------------------
+# The graph driver behind `verify`, `export` and exported models.
+# --------------------------------------------------------------------------
+
+
+def _ref(value, where: str) -> tuple[str, int]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not isinstance(value[0], str)
+            or not isinstance(value[1], int)):
+        raise InvalidInput(f"{where}: a tensor reference must be [layer name, index], got {value!r}")
+    return value[0], value[1]
+
+
+def _is_int_dtype(name: str) -> bool:
+    return name.startswith(("int", "uint")) or name == "bool"
+
+
+class GraphRuntime:
+    """A Keras model's layer graph executed with :mod:`rnn_parity.reference`.
+
+    Args:
+        graph: the description (see the module docstring).
+        weights: layer name → arrays in ``get_weights()`` order.
+        dtype: the float dtype to compute in (``"float64"`` or ``"float32"``).
+
+    Raises InvalidInput when the description is malformed or a layer's weights
+    do not fit its config.
+    """
+
+    def __init__(self, graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]], dtype="float64"):
+        self.graph = graph
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise InvalidInput(f"dtype must be a float dtype, got {dtype!r}")
+        try:
+            self.inputs = [dict(spec) for spec in graph["inputs"]]
+            self.layers = [dict(layer) for layer in graph["layers"]]
+            self.outputs = [_ref(r, "outputs") for r in graph["outputs"]]
+        except (KeyError, TypeError) as exc:
+            raise InvalidInput(f"the model description lacks {exc}") from None
+        known: dict[str, int] = {spec["name"]: 1 for spec in self.inputs}
+        self.weights: dict[str, list[np.ndarray]] = {}
+        for layer in self.layers:
+            name, class_name = layer.get("name"), layer.get("class_name")
+            if class_name not in SUPPORTED_CLASSES:
+                raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
+            if name in known:
+                raise InvalidInput(f"layer {name!r} appears twice in the model description")
+            if not layer.get("inputs"):
+                raise InvalidInput(f"layer {name!r} has no inputs")
+            for ref in [*layer["inputs"], *layer.get("initial_state", [])]:
+                source, index = _ref(ref, f"layer {name!r}")
+                if source not in known:
+                    raise InvalidInput(f"layer {name!r} reads {source!r}, which is not defined before it")
+                if not 0 <= index < known[source]:
+                    raise InvalidInput(f"layer {name!r} reads tensor {index} of {source!r}, which has {known[source]}")
+            arrays = [np.asarray(w) for w in weights.get(name, [])]
+            want = expected_weights(class_name, layer.get("config", {}))
+            if len(arrays) != want:
+                raise InvalidInput(f"layer {name!r} ({class_name}) needs {want} weight arrays, got {len(arrays)}")
+            self.weights[name] = [w.astype(self.dtype) for w in arrays]
+            known[name] = n_tensors(class_name, layer.get("config", {}))
+        for source, index in self.outputs:
+            if source not in known or not 0 <= index < known[source]:
+                raise InvalidInput(f"model output {[source, index]} is not a tensor of the model")
+        self._carried: dict[str, list[np.ndarray]] = {}
+
+    @property
+    def input_names(self) -> list[str]:
+        return [spec["name"] for spec in self.inputs]
+
+    def reset_states(self) -> None:
+        """Forget the states stateful layers carried from the previous call."""
+        self._carried.clear()
+
+    def _feeds(self, inputs) -> dict[str, np.ndarray]:
+        names = self.input_names
+        if isinstance(inputs, Mapping):
+            missing = [n for n in names if n not in inputs]
+            extra = [k for k in inputs if k not in names]
+            if missing or extra:
+                raise InvalidInput(f"inputs must be named {names}; missing {missing}, unknown {extra}")
+            values = [inputs[n] for n in names]
+        elif isinstance(inputs, (list, tuple)) and (
+                len(names) > 1 or (len(inputs) == 1 and isinstance(inputs[0], np.ndarray))):
+            values = list(inputs)
         else:
-            out = RECURRENT_FUNCTIONS[class_name](
-                x, *_split_bias(weights), return_sequences=cfg.get("return_sequences", False),
-                return_state=True, go_backwards=cfg.get("go_backwards", False), mask=mask,
-                initial_state=initial_state, **_cell_kwargs(class_name, cfg),
-            )
-        output, *states = out
-        return output, states
+            values = [inputs]
+        if len(values) != len(names):
+            raise InvalidInput(f"the model takes {len(names)} input(s) {names}, got {len(values)}")
+        feeds = {}
+        for spec, value in zip(self.inputs, values, strict=True):
+            arr = np.asarray(value)
+            shape = spec.get("shape")
+            if shape is not None:
+                want = "(" + ", ".join("N" if i == 0 and d is None else ("?" if d is None else str(d))
+                                       for i, d in enumerate(shape)) + ")"
+                if arr.ndim != len(shape) or any(
+                        d is not None and d != a for d, a in zip(shape, arr.shape, strict=True)):
+                    raise InvalidInput(f"input {spec['name']!r}: expected shape {want}, got {tuple(arr.shape)}")
+            if _is_int_dtype(str(spec.get("dtype", "float32"))):
+                if not np.issubdtype(arr.dtype, np.integer):
+                    if not np.all(np.isfinite(arr)) or not np.all(arr == np.trunc(arr)):
+                        raise InvalidInput(f"input {spec['name']!r} takes integer ids, got non-integer values")
+                    arr = arr.astype(np.int64)
+            elif arr.dtype.kind not in "fiub":
+                raise InvalidInput(f"input {spec['name']!r}: expected numbers, got dtype {arr.dtype}")
+            else:
+                arr = arr.astype(self.dtype)
+            feeds[spec["name"]] = arr
+        return feeds
+
+    def run(self, inputs, *, initial_states: Mapping[str, Sequence[np.ndarray]] | None = None) -> Trace:
+        """Forward pass: every layer's tensors and masks.
+
+        Args:
+            inputs: one array (a single-input model), a list in input order, or
+                a dict by input name.
+            initial_states: recurrent layer name → start states, overriding zeros
+                (or a stateful layer's carried states).
+        """
+        tensors: dict[str, list[np.ndarray]] = {}
+        masks: dict[str, list[np.ndarray | None]] = {}
+        for name, arr in self._feeds(inputs).items():
+            tensors[name], masks[name] = [arr], [None]
+        trace = Trace()
+        for layer in self.layers:
+            name, class_name, cfg = layer["name"], layer["class_name"], layer.get("config", {})
+            refs = [_ref(r, name) for r in layer.get("inputs", [])]
+            xs = [tensors[s][i] for s, i in refs]
+            in_masks = [masks[s][i] for s, i in refs]
+            start = None
+            if layer.get("initial_state"):
+                start = [tensors[s][i].astype(self.dtype) for s, i in map(tuple, layer["initial_state"])]
+            elif initial_states and initial_states.get(name) is not None:
+                start = [np.asarray(s, dtype=self.dtype) for s in initial_states[name]]
+            elif cfg_stateful(class_name, cfg):
+                start = self._carried.get(name)
+            out, out_masks, n_out, states, notes = apply_layer(
+                name, class_name, cfg, self.weights[name], xs, in_masks, initial_state=start,
+                receives_mask=bool(layer.get("receives_mask", True)), dtype=self.dtype)
+            tensors[name], masks[name] = out, out_masks
+            trace.outputs[name] = out[0] if n_out == 1 else out[:n_out]
+            trace.masks[name] = out_masks[:n_out]
+            if states:
+                trace.states[name] = states
+                if cfg_stateful(class_name, cfg):
+                    self._carried[name] = states
+            if notes:
+                trace.notes[name] = notes
+        trace.model_outputs = [tensors[s][i] for s, i in self.outputs]
+        return trace
+
+    def predict(self, inputs):
+        """The model's output (a list when it has several), computed with NumPy alone."""
+        outs = self.run(inputs).model_outputs
+        return outs[0] if len(outs) == 1 else outs
 
 
-def cfg_stateful(class_name: str, cfg: Mapping) -> bool:
-    return bool((cfg["layer"]["config"] if class_name == "Bidirectional" else cfg).get("stateful", False))
+# --------------------------------------------------------------------------
+# The exported file: one .npz, readable with allow_pickle=False.
+# --------------------------------------------------------------------------
 
 
-def _returns_sequences(class_name: str, cfg: Mapping) -> bool:
-    return bool((cfg["layer"]["config"] if class_name == "Bidirectional" else cfg).get("return_sequences", False))
+def weight_key(layer: str, index: int) -> str:
+    return f"weights/{layer}/{index}"
+
+
+def pack(graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]]) -> bytes:
+    """The ``.npz`` bytes of an exported model: ``graph`` (UTF-8 JSON as uint8) and each weight array."""
+    arrays = {"graph": np.frombuffer(json.dumps(graph, sort_keys=True).encode("utf-8"), dtype=np.uint8)}
+    for layer in graph["layers"]:
+        layer_weights = weights.get(layer["name"], [])
+        if len(layer_weights) != len(layer.get("weights", [])):
+            raise ValueError(f"layer {layer['name']!r} names {len(layer.get('weights', []))} weights "
+                             f"but has {len(layer_weights)} arrays")
+        for i, w in enumerate(layer_weights):
+            arrays[weight_key(layer["name"], i)] = np.asarray(w)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def read_graph(data, where: str) -> dict:
+    if "graph" not in data:
+        raise InvalidInput(f"{where}: not an rnn-parity model (no 'graph' entry)")
+    try:
+        graph = json.loads(np.asarray(data["graph"], dtype=np.uint8).tobytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{where}: the 'graph' entry is not valid JSON ({exc})") from None
+    if not isinstance(graph, dict) or graph.get("format") != FORMAT:
+        raise InvalidInput(f"{where}: not an rnn-parity model (format {graph.get('format')!r})"
+                           if isinstance(graph, dict) else f"{where}: not an rnn-parity model")
+    version = graph.get("format_version")
+    if not isinstance(version, int) or version < 1:
+        raise InvalidInput(f"{where}: bad format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise InvalidInput(f"{where}: written in format {version} by a newer rnn-parity; "
+                           f"this runtime reads format {FORMAT_VERSION}")
+    return graph
+
+
+def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRuntime:
+    """Load a model written by ``rnn-parity export``; it runs with NumPy alone.
+
+    Args:
+        path: the ``.npz`` file (a path or an open binary file).
+        dtype: the float dtype to compute in; by default the one the export was
+            verified with (recorded in the file).
+        where: how to name the file in messages (default: ``path``).
+
+    Returns:
+        a :class:`GraphRuntime`: ``.predict(x)`` gives the model's output.
+
+    Raises:
+        InvalidInput: the file is missing, unreadable, not an export, or from a
+            newer format version.
+    """
+    where = where or str(path)
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise InvalidInput(f"{where}: is a single .npy array, not an rnn-parity model (.npz)")
+        with data:
+            graph = read_graph(data, where)
+            weights = {}
+            for layer in graph.get("layers", []):
+                name = layer.get("name")
+                keys = [weight_key(name, i) for i in range(len(layer.get("weights", [])))]
+                missing = [key for key in keys if key not in data.files]
+                if missing:
+                    raise InvalidInput(f"{where}: missing array {missing[0]!r}")
+                weights[name] = [data[key] for key in keys]
+    except FileNotFoundError:
+        raise InvalidInput(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{where}: is a folder, not a file") from None
+    except (AttributeError, TypeError) as exc:
+        raise InvalidInput(f"{where}: malformed model description ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InvalidInput(f"{where}: not a readable .npz file ({exc})") from None
+    if dtype is None:
+        dtype = graph.get("verification", {}).get("reference_dtype", "float64")
+    return GraphRuntime(graph, weights, dtype=dtype)

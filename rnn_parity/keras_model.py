@@ -1,0 +1,154 @@
+"""A user's saved model on the Keras side: load it safely, read its weights, run it with every layer marked.
+
+This is the second module allowed to import Keras (through
+:func:`rnn_parity.keras_runner.import_keras`, so TensorFlow stays quiet);
+``keras_runner`` builds the ``check`` command's own models, this one opens
+someone else's file. It is imported only when ``verify`` or ``export`` runs.
+
+The model is loaded with ``keras.saving.load_model(path, compile=False,
+safe_mode=True)``: nothing in the file executes. Like Polygraphy's "mark all
+outputs", :func:`run_marked` builds a second ``keras.Model`` over the same
+layers whose outputs are every layer's output tensors and the masks Keras
+attached to them, and runs it once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidInput, RnnParityError
+from .keras_runner import import_keras
+from .model_file import ModelFile
+
+__all__ = ["KerasRun", "LoadedModel", "load", "run_marked"]
+
+
+@dataclass
+class LoadedModel:
+    """The loaded model and what the graph builder and the runtime need from it.
+
+    Attributes:
+        model: the ``keras.Model``.
+        class_name: ``"Sequential"`` or ``"Functional"``.
+        config: ``model.get_config()``.
+    """
+
+    model: object
+    class_name: str
+    config: dict
+
+
+@dataclass(frozen=True)
+class KerasRun:
+    """What Keras computed: per layer its tensors (outputs, then states) and the masks on them."""
+
+    tensors: dict[str, list[np.ndarray]]
+    masks: dict[str, list[np.ndarray | None]]
+    weights: dict[str, list[np.ndarray]]
+    weight_names: dict[str, list[str]]
+    param_counts: dict[str, int]
+    total_params: int
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load(model_file: ModelFile) -> LoadedModel:
+    """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file."""
+    keras = import_keras()
+    where = model_file.path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = keras.saving.load_model(str(model_file.path), compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
+        message = _first_line(exc)
+        hint = ""
+        if model_file.format == "h5" and "Unknown layer" in message:
+            hint = (" (Keras 3 cannot reload the mask operations of a Functional model from .h5; "
+                    "save it as .keras)")
+        raise InvalidInput(f"{where}: Keras cannot load it: {message}{hint}") from None
+    if not isinstance(model, keras.Model):
+        raise InvalidInput(f"{where}: holds a {type(model).__name__}, not a Keras model")
+    class_name = "Sequential" if isinstance(model, keras.Sequential) else "Functional"
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise InvalidInput(f"{where}: the model has no defined inputs (a Sequential model never built?)")
+    return LoadedModel(model, class_name, model.get_config())
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _model_nodes(model):
+    """The model's own graph and, per layer, the one call (node) of it that the model runs.
+
+    A loaded Sequential model calls each layer several times while it builds
+    itself; ``layer.output`` may belong to a call outside the graph the model
+    runs, and marking it would run a layer twice (visible with stateful
+    layers). The graph's nodes are read from Keras's Functional internals
+    (``_nodes_by_depth``), the only place they are recorded.
+    """
+    graph_model = getattr(model, "_functional", None) or model
+    by_depth = getattr(graph_model, "_nodes_by_depth", None) or {}
+    nodes = {}
+    for depth_nodes in by_depth.values():
+        for node in depth_nodes:
+            operation = getattr(node, "operation", None)
+            if operation is not None and not getattr(node, "is_input", False):
+                nodes[operation.name] = node
+    return graph_model, nodes
+
+
+def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -> KerasRun:
+    """Run the model once on ``feeds`` (by input name) and return every layer's tensors and masks.
+
+    Stateful layers are reset first, so every layer starts from zero states, as
+    the NumPy runtime does.
+    """
+    keras = import_keras()
+    model = loaded.model
+    graph_model, nodes = _model_nodes(model)
+    outputs, counts = [], {}
+    weights, weight_names, param_counts = {}, {}, {}
+    for layer_desc in graph["layers"]:
+        name = layer_desc["name"]
+        layer = model.get_layer(name)
+        tensors = list(nodes[name].outputs) if name in nodes else _as_list(layer.output)
+        outputs.extend(tensors)
+        counts[name] = len(tensors)
+        weights[name] = [np.asarray(w) for w in layer.get_weights()]
+        weight_names[name] = [str(getattr(v, "path", None) or v.name) for v in layer.weights]
+        param_counts[name] = int(layer.count_params())
+        if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
+            layer.reset_state()
+    marked = keras.Model(graph_model.inputs, outputs)
+    values = [feeds[spec["name"]] for spec in graph["inputs"]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            # An eager call, not predict(): eager tensors keep the mask each
+            # layer attached (``_keras_mask``, what keras.src.backend.get_keras_mask reads).
+            raw = _as_list(marked(values if len(values) > 1 else values[0], training=False))
+        except Exception as exc:  # noqa: BLE001 - report Keras's own complaint in one line
+            raise RnnParityError(f"Keras could not run the model on these inputs: {_first_line(exc)}") from None
+    tensors: dict[str, list[np.ndarray]] = {}
+    masks: dict[str, list[np.ndarray | None]] = {}
+    position = 0
+    for layer_desc in graph["layers"]:
+        name = layer_desc["name"]
+        chunk = raw[position: position + counts[name]]
+        position += counts[name]
+        tensors[name] = [np.asarray(t) for t in chunk]
+        masks[name] = [None if getattr(t, "_keras_mask", None) is None else np.asarray(t._keras_mask)
+                       for t in chunk]
+    return KerasRun(tensors, masks, weights, weight_names, param_counts, int(model.count_params()))

@@ -1,0 +1,210 @@
+"""``rnn-parity export``: a verified model as one .npz that NumPy alone runs, checked in a TensorFlow-free process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import saved_models
+from conftest import invoke, invoke_json
+from test_runtime_graph import BLOCKED, BLOCKER
+from test_verify import _perturbed
+
+from rnn_parity import runtime
+from rnn_parity.compare import compare
+
+pytestmark = pytest.mark.keras
+
+TOL = {"atol": 1e-5, "rtol": 1.3e-6}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return lambda name, fmt="keras": saved_models.saved(name, tmp_path_factory)[fmt]
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    """The issue's Sequential model exported from .keras: (report, path)."""
+    path = tmp_path_factory.mktemp("export") / "deploy" / "tagger.npz"
+    report = invoke_json(["export", model("sequential"), "-o", path])
+    return report, path
+
+
+def _fresh_ids(seed=123, n=5, t=12, vocab=30):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, vocab, size=(n, t)).astype(np.int32)
+    lengths = rng.integers(1, t + 1, size=n)
+    ids[np.arange(t)[None, :] >= lengths[:, None]] = 0
+    return ids
+
+
+def _predict_without_tensorflow(npz, inputs: dict[str, np.ndarray], folder) -> list[np.ndarray]:
+    """Run the exported model in a child process where tensorflow, keras (and click, rich, pydantic…) cannot
+    be imported."""
+    feed = folder / "feed.npz"
+    np.savez(feed, **inputs)
+    out = folder / "out.npz"
+    script = BLOCKER + f"""
+for name in ("tensorflow", "keras"):
+    try:
+        __import__(name)
+        raise SystemExit(name + " was importable")
+    except ImportError:
+        pass
+import numpy as np
+from rnn_parity.runtime import load
+model = load({str(npz)!r})
+with np.load({str(feed)!r}) as feed:
+    inputs = {{name: feed[name] for name in model.input_names}}
+y = model.predict(inputs)
+np.savez({str(out)!r}, *(y if isinstance(y, list) else [y]))
+print(sorted(m for m in sys.modules if m.partition(".")[0] in {BLOCKED!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    with np.load(out) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
+def test_export_writes_one_npz_that_loads_without_pickles(exported):
+    report, path = exported
+    assert report["passed"] and report["command"] == "export"
+    assert report["export"]["written"] is True and report["export"]["bytes"] == path.stat().st_size
+    assert report["export"]["path"] == str(path) and report["export"]["format_version"] == 1
+    assert all(c["passed"] for c in report["export"]["roundtrip"].values())
+    with np.load(path, allow_pickle=False) as data:
+        graph = json.loads(data["graph"].tobytes().decode("utf-8"))
+        assert all(data[key].dtype != object for key in data.files)
+        assert sorted(k for k in data.files if k.startswith("weights/embedding/")) == ["weights/embedding/0"]
+    assert graph["format"] == "rnn-parity.model" and graph["format_version"] == 1
+    assert [layer["name"] for layer in graph["layers"]] == ["embedding", "bidirectional", "gru", "dense"]
+    assert graph["inputs"] == [{"name": "ids", "shape": [None, None], "dtype": "int32"}]
+    assert graph["outputs"] == [["dense", 0]]
+    assert graph["source"]["format"] == "keras" and len(graph["source"]["sha256"]) == 64
+    verification = graph["verification"]
+    assert verification["passed"] is True and verification["reference_dtype"] == "float64"
+    assert verification["atol"] == 1e-5 and verification["seed"] == 0
+    assert graph["layers"][1]["weights"][0].endswith("forward_lstm/lstm_cell/kernel")
+
+
+def test_the_export_matches_keras_in_a_process_without_tensorflow(exported, model, keras, tmp_path):
+    _, path = exported
+    ids = _fresh_ids()  # not the inputs export verified with
+    (numpy_out,) = _predict_without_tensorflow(path, {"ids": ids}, tmp_path)
+    keras_out = keras.saving.load_model(model("sequential"), compile=False).predict(ids, verbose=0)
+    result = compare(keras_out, numpy_out, **TOL)
+    assert result.passed, result
+    assert numpy_out.shape == (5, 3)
+
+
+def test_the_h5_file_exports_the_same_model(model, tmp_path):
+    invoke(["export", model("sequential", "h5"), "-o", tmp_path / "from_h5.npz"], 0)
+    invoke(["export", model("sequential"), "-o", tmp_path / "from_keras.npz"], 0)
+    ids = _fresh_ids(seed=7)
+    np.testing.assert_array_equal(runtime.load(tmp_path / "from_h5.npz").predict(ids),
+                                  runtime.load(tmp_path / "from_keras.npz").predict(ids))
+
+
+def test_a_functional_model_with_two_inputs_exports(model, keras, tmp_path):
+    path = tmp_path / "two.npz"
+    invoke(["export", model("two_branches"), "-o", path], 0)
+    rng = np.random.default_rng(9)
+    inputs = {"tokens": _fresh_ids(seed=9, n=3, t=6, vocab=20),
+              "features": rng.standard_normal((3, 6, 3)).astype(np.float32)}
+    inputs["features"][0, 4:] = 0.0
+    (numpy_out,) = _predict_without_tensorflow(path, inputs, tmp_path)
+    keras_out = keras.saving.load_model(model("two_branches"), compile=False).predict(
+        [inputs["tokens"], inputs["features"]], verbose=0)
+    assert compare(keras_out, numpy_out, **TOL).passed
+
+
+def test_several_outputs_and_float32(model, keras, tmp_path):
+    path = tmp_path / "merges.npz"
+    invoke(["export", model("merges"), "-o", path, "--reference-dtype", "float32"], 0)
+    x = np.random.default_rng(10).standard_normal((2, 7, 2)).astype(np.float32)
+    x[1, 5:] = 0.0
+    loaded = runtime.load(path)
+    assert loaded.dtype == np.float32  # the dtype it was verified with
+    outs = loaded.predict(x)
+    want = keras.saving.load_model(model("merges"), compile=False).predict(x, verbose=0)
+    assert len(outs) == 2 and all(compare(k, n, **TOL).passed for k, n in zip(want, outs, strict=True))
+    assert all(o.dtype == np.float32 for o in outs)
+
+
+def test_nothing_is_written_when_parity_fails(model, tmp_path, monkeypatch):
+    monkeypatch.setitem(runtime.RECURRENT_FUNCTIONS, "GRU", _perturbed(runtime.RECURRENT_FUNCTIONS["GRU"], 0))
+    target = tmp_path / "new" / "tagger.npz"
+    report = invoke_json(["export", model("sequential"), "-o", target], 1)
+    assert report["export"] == {"path": str(target), "written": False, "bytes": 0, "format_version": 1,
+                                "roundtrip": {}}
+    assert report["first_failure"]["layer"] == "gru"
+    assert not target.exists() and not target.parent.exists()
+    out = invoke(["export", model("sequential"), "-o", target], 1).stdout
+    assert f"nothing written to {target}: parity does not hold" in " ".join(out.split())
+    assert not target.parent.exists()
+
+
+@pytest.mark.parametrize("name, code", [("lambda_model", 4), ("conv_model", 4), ("dense_only", 2)])
+def test_refused_models_write_nothing(model, tmp_path, name, code):
+    target = tmp_path / "out" / "m.npz"
+    result = invoke(["export", model(name), "-o", target], code)
+    assert result.stderr.startswith(f"Error: {model(name)}: ") and result.stderr.count("\n") == 1
+    assert not target.parent.exists()
+
+
+def test_a_truncated_file_writes_nothing(model, tmp_path):
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(model("sequential", "h5").read_bytes()[:3000])
+    target = tmp_path / "m.npz"
+    result = invoke(["export", cut, "-o", target], 2)
+    assert result.stderr.startswith(f"Error: {cut}: is truncated or damaged (HDF5: ")
+    assert result.stderr.count("\n") == 1 and not target.exists()
+
+
+def test_export_options(model, tmp_path):
+    seq = model("sequential")
+    assert invoke(["export", seq], 2).stderr == "Error: Missing option '-o' / '--output'.\n"
+    assert invoke(["export", seq, "-o", seq], 2).stderr == (
+        f"Error: -o {seq}: is the model file itself; choose another name\n")
+    assert invoke(["export", seq, "-o", tmp_path], 2).stderr == (
+        f"Error: Invalid value for '-o' / '--output': File '{tmp_path}' is a directory.\n")
+    report_file = tmp_path / "reports" / "export.json"
+    result = invoke(["export", seq, "-o", tmp_path / "m.npz", "--format", "json", "--report", report_file], 0)
+    assert result.stdout == "" and json.loads(report_file.read_text())["export"]["written"] is True
+
+
+def test_the_export_table(model, tmp_path):
+    target = tmp_path / "m.npz"
+    out = invoke(["export", model("sequential"), "-o", target], 0).stdout
+    assert out.startswith("rnn-parity export  PASS\n")
+    assert f"wrote {target} ({target.stat().st_size} bytes, format 1)" in " ".join(out.split())
+
+
+def test_four_copied_files_are_enough_to_run_an_export(exported, tmp_path):
+    """README: copy __init__, runtime, reference and errors into a folder named rnn_parity."""
+    import shutil
+
+    import rnn_parity
+
+    _, path = exported
+    package = tmp_path / "deploy" / "rnn_parity"
+    package.mkdir(parents=True)
+    source = __import__("pathlib").Path(rnn_parity.__file__).parent
+    for name in ("__init__.py", "runtime.py", "reference.py", "errors.py"):
+        shutil.copy(source / name, package / name)
+    script = BLOCKER + f"""
+sys.path.insert(0, {str(package.parent)!r})
+import numpy as np
+import rnn_parity.runtime as rt
+assert rt.__file__.startswith({str(package)!r}), rt.__file__
+print(rt.load({str(path)!r}).predict(np.array([[4, 5, 6, 0]])).shape)
+"""
+    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(1, 3)"
