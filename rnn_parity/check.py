@@ -26,9 +26,9 @@ from .environment import environment
 from .errors import RnnParityError
 from .runtime import SequentialRuntime, Trace
 from .spec import CheckSpec
-from .tolerance import AUTO_FACTOR, Tolerance, resolve, ulp
+from .tolerance import ThreeWay, Tolerance, resolve, three_way
 
-__all__ = ["CheckResult", "LayerResult", "ThreeWay", "TimeProfile", "run_check", "state_names"]
+__all__ = ["CheckResult", "LayerResult", "TimeProfile", "run_check", "state_names"]
 
 
 @dataclass(frozen=True)
@@ -38,29 +38,6 @@ class LayerResult:
     desc: LayerDesc
     keras_params: int
     comparison: Comparison
-
-
-@dataclass(frozen=True)
-class ThreeWay:
-    """Keras, the reference in Keras's compute dtype ("low") and the float64 truth, on the model output.
-
-    ``roundoff_ratio`` is ``keras_vs_truth / low_vs_truth`` (the denominator at
-    least one ulp of the output's scale): near 1, Keras errs like any correct
-    implementation in its dtype; far above :data:`~rnn_parity.tolerance.AUTO_FACTOR`,
-    something else is going on.
-    """
-
-    low_dtype: str
-    keras_vs_truth: float
-    low_vs_truth: float
-    keras_vs_low: float
-    roundoff_ratio: float
-
-    @property
-    def diagnosis(self) -> str:
-        if not np.isfinite(self.keras_vs_truth):
-            return "non-finite"
-        return "rounding" if self.roundoff_ratio <= AUTO_FACTOR else "discrepancy"
 
 
 @dataclass(frozen=True)
@@ -231,12 +208,8 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
                                       low.states[desc.name][i])
 
     out_name = layers[-1].name
-    k_out, t_out, l_out = keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name]
-    scale = max_abs_error(t_out, np.zeros_like(np.asarray(t_out, dtype=np.float64)))
-    floor = ulp(scale if np.isfinite(scale) else 1.0, spec.compute_dtype)
-    keras_err, low_err = max_abs_error(k_out, t_out), max_abs_error(l_out, t_out)
-    three_way = ThreeWay(spec.compute_dtype, keras_err, low_err, max_abs_error(k_out, l_out),
-                         keras_err / max(low_err, floor))
+    rounding = three_way(keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name],
+                         spec.compute_dtype)
 
     last = last_recurrent(layers)
     if twin is not None:
@@ -263,11 +236,11 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
         output=layer_results[-1].comparison,
         states=states,
         tolerance=output_tol,
-        three_way=three_way,
+        three_way=rounding,
         time=profile,
         total_params=keras_result.total_params,
         versions=keras_runner.versions(),
-        environment=environment(spec),
+        environment=environment(spec.command_line("check")),
         seconds={"keras": keras_seconds, "reference": reference_seconds},
         sequences={"x": case.batches[-1], "keras": k_seq, "reference": e_seq} if keep_sequences else None,
     )

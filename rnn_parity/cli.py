@@ -246,20 +246,25 @@ def model_options(fn):
         click.option("--T", "--timesteps", "T", type=int,
                      help="timesteps, where the model leaves them open [default: 10]"),
         click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
-        click.option("--atol", type=float, default=1e-5, show_default=True, help="absolute tolerance"),
-        click.option("--rtol", type=float, default=1.3e-6, show_default=True, help="relative tolerance"),
+        click.option("--atol", type=float, help="absolute tolerance [default: 1e-05]"),
+        click.option("--rtol", type=float, help="relative tolerance [default: 1.3e-06]"),
         click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), default="float64",
                      show_default=True, help="dtype the NumPy runtime computes in"),
+        click.option("--tolerance", type=click.Choice(["explicit", "dtype", "auto"]), default="explicit",
+                     show_default=True, help="how the tolerance is chosen, as for check"),
+        click.option("--max-mismatch-frac", type=float, default=0.0, show_default=True,
+                     help="fraction of elements allowed over tolerance"),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _verify_options(model, input_path, N, T, seed, atol, rtol, reference_dtype):
+def _verify_options(model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac):
     from .verify import VerifyOptions
 
-    return VerifyOptions(model, input_path, N, T, seed, atol, rtol, reference_dtype).validate()
+    return VerifyOptions(model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance,
+                         max_mismatch_frac).validate()
 
 
 @main.command(context_settings=CONTEXT)

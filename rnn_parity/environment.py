@@ -12,7 +12,6 @@ import os
 import platform
 
 from . import keras_runner
-from .spec import CheckSpec
 
 __all__ = ["environment", "machine"]
 
@@ -54,6 +53,6 @@ def machine() -> dict:
     return facts
 
 
-def environment(spec: CheckSpec, command: str = "check") -> dict:
-    """The machine's fingerprint plus the command line that reproduces this case."""
-    return {**machine(), "command": spec.command_line(command)}
+def environment(command_line: str) -> dict:
+    """The machine's fingerprint plus the command line that reproduces this run."""
+    return {**machine(), "command": command_line}

@@ -49,8 +49,9 @@ def exported_graph(result: VerifyResult) -> dict:
     graph["producer"] = {"rnn_parity": __version__, **result.versions}
     graph["verification"] = {
         "passed": result.passed,
-        "atol": opts.atol,
-        "rtol": opts.rtol,
+        "atol": result.tolerance.atol,
+        "rtol": result.tolerance.rtol,
+        "tolerance": opts.tolerance,
         "reference_dtype": opts.reference_dtype,
         "inputs": "seeded" if opts.input is None else "file",
         "seed": None if opts.input is not None else opts.seed_value,
@@ -71,9 +72,10 @@ def run_export(options: VerifyOptions, output: str | os.PathLike) -> ExportResul
         return ExportResult(result, output, written=False)
     data = pack(exported_graph(result), result.weights)
     reloaded = load(io.BytesIO(data), where=str(output))
-    tol = {"atol": options.atol, "rtol": options.rtol}
     outputs = reloaded.run(result.feeds.arrays).model_outputs
-    roundtrip = {key: compare(keras_value, value, **tol)
+    # The same tolerance each output was verified with.
+    roundtrip = {key: compare(keras_value, value, atol=result.outputs[key].atol, rtol=result.outputs[key].rtol,
+                              max_mismatch_frac=result.outputs[key].max_mismatch_frac)
                  for key, keras_value, value in zip(result.outputs, result.keras_outputs, outputs, strict=True)}
     if not all(c.passed for c in roundtrip.values()):
         return ExportResult(result, output, written=False, roundtrip=roundtrip)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .compare import max_abs_error
 
-__all__ = ["AUTO_FACTOR", "AUTO_FLOOR_ULPS", "DTYPE_TOLERANCES", "Tolerance", "resolve"]
+__all__ = ["AUTO_FACTOR", "AUTO_FLOOR_ULPS", "DTYPE_TOLERANCES", "ThreeWay", "Tolerance", "resolve", "three_way"]
 
 #: (rtol, atol) by the dtype Keras computes in, as torch.testing.assert_close uses.
 DTYPE_TOLERANCES = {"float64": (1e-7, 1e-7), "float32": (1.3e-6, 1e-5), "float16": (1e-3, 1e-5)}
@@ -52,6 +52,46 @@ def ulp(value: float, dtype: str) -> float:
     return float(np.spacing(np.asarray(max(abs(value), 1.0), dtype=dtype)))
 
 
+@dataclass(frozen=True)
+class ThreeWay:
+    """Keras, the reference in Keras's compute dtype ("low") and the float64 truth, on one output.
+
+    ``roundoff_ratio`` is ``keras_vs_truth / low_vs_truth`` (the denominator at
+    least one ulp of the output's scale): near 1, Keras errs like any correct
+    implementation in its dtype; far above :data:`AUTO_FACTOR`, something else
+    is going on.
+    """
+
+    low_dtype: str
+    keras_vs_truth: float
+    low_vs_truth: float
+    keras_vs_low: float
+    roundoff_ratio: float
+
+    @property
+    def diagnosis(self) -> str:
+        if not np.isfinite(self.keras_vs_truth):
+            return "non-finite"
+        return "rounding" if self.roundoff_ratio <= AUTO_FACTOR else "discrepancy"
+
+    def to_dict(self) -> dict:
+        return {"low_dtype": self.low_dtype, "keras_vs_truth": self.keras_vs_truth,
+                "low_vs_truth": self.low_vs_truth, "keras_vs_low": self.keras_vs_low}
+
+
+def _scale(truth) -> float:
+    values = np.abs(np.asarray(np.stack(truth) if isinstance(truth, list) else truth, dtype=np.float64))
+    values = values[np.isfinite(values)]
+    return float(values.max()) if values.size else 1.0
+
+
+def three_way(keras, truth, low, compute_dtype: str) -> ThreeWay:
+    """Compare Keras and the low-precision reference with the float64 truth."""
+    keras_err, low_err = max_abs_error(keras, truth), max_abs_error(low, truth)
+    floor = ulp(_scale(truth), compute_dtype)
+    return ThreeWay(compute_dtype, keras_err, low_err, max_abs_error(keras, low), keras_err / max(low_err, floor))
+
+
 def resolve(mode: str, *, atol: float, rtol: float, compute_dtype: str, max_mismatch_frac: float = 0.0,
             truth=None, low=None) -> Tolerance:
     """The tolerance for one compared array.
@@ -66,7 +106,6 @@ def resolve(mode: str, *, atol: float, rtol: float, compute_dtype: str, max_mism
         return Tolerance(mode, d_atol, d_rtol, max_mismatch_frac)
     if mode == "auto":
         basis = max_abs_error(low, truth)
-        scale = max_abs_error(truth, np.zeros_like(np.asarray(truth, dtype=np.float64))) if np.size(truth) else 1.0
-        bound = AUTO_FACTOR * basis + AUTO_FLOOR_ULPS * ulp(scale, compute_dtype)
+        bound = AUTO_FACTOR * basis + AUTO_FLOOR_ULPS * ulp(_scale(truth), compute_dtype)
         return Tolerance(mode, float(bound), 0.0, max_mismatch_frac, basis)
     raise ValueError(f"unknown tolerance mode {mode!r}")

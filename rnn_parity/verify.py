@@ -18,17 +18,21 @@ anything runs:
 from __future__ import annotations
 
 import math
+import shlex
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
 from .compare import Comparison, compare
+from .environment import environment
 from .errors import InvalidInput, RnnParityError, Unsupported
 from .graph import build_graph, scan
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
 from .runtime import GraphRuntime, expected_weights
+from .tolerance import ThreeWay, Tolerance, resolve, three_way
 
 __all__ = ["LayerCheck", "MaskCheck", "VerifyOptions", "VerifyResult", "run_verify", "state_labels"]
 
@@ -42,9 +46,15 @@ class VerifyOptions:
     N: int | None = None
     T: int | None = None
     seed: int | None = None
-    atol: float = 1e-5
-    rtol: float = 1.3e-6
+    atol: float | None = None
+    rtol: float | None = None
     reference_dtype: str = "float64"
+    tolerance: str = "explicit"
+    max_mismatch_frac: float = 0.0
+
+    #: ``check``'s defaults, with the same rationale (README, "Default tolerances and why").
+    DEFAULT_ATOL: ClassVar[float] = 1e-5
+    DEFAULT_RTOL: ClassVar[float] = 1.3e-6
 
     def validate(self) -> VerifyOptions:
         """Raise InvalidInput naming the first bad option and its value."""
@@ -54,8 +64,15 @@ class VerifyOptions:
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
             raise InvalidInput(f"--seed must be ≥ 0, got {self.seed!r}")
         for flag, value in (("--atol", self.atol), ("--rtol", self.rtol)):
-            if not math.isfinite(value) or value < 0:
+            if value is not None and (not math.isfinite(value) or value < 0):
                 raise InvalidInput(f"{flag} must be a finite number ≥ 0, got {value!r}")
+        if self.tolerance not in ("explicit", "dtype", "auto"):
+            raise InvalidInput(f"--tolerance must be one of explicit, dtype, auto, got {self.tolerance!r}")
+        for flag, value in (("--atol", self.atol), ("--rtol", self.rtol)):
+            if value is not None and self.tolerance != "explicit":
+                raise InvalidInput(f"{flag} {value:g} applies to explicit tolerances, but --tolerance {self.tolerance}")
+        if not (math.isfinite(self.max_mismatch_frac) and 0 <= self.max_mismatch_frac <= 1):
+            raise InvalidInput(f"--max-mismatch-frac must be between 0 and 1, got {self.max_mismatch_frac!r}")
         if self.reference_dtype not in ("float64", "float32"):
             raise InvalidInput(f"--reference-dtype must be one of float64, float32, got {self.reference_dtype!r}")
         if self.input is not None:
@@ -65,6 +82,28 @@ class VerifyOptions:
                 raise InvalidInput(f"{', '.join(given)} shape(s) the seeded inputs; "
                                    f"they cannot be combined with --input")
         return self
+
+    @property
+    def atol_value(self) -> float:
+        return self.DEFAULT_ATOL if self.atol is None else self.atol
+
+    @property
+    def rtol_value(self) -> float:
+        return self.DEFAULT_RTOL if self.rtol is None else self.rtol
+
+    def command_line(self, command: str = "verify") -> str:
+        """The ``rnn-parity`` command that reproduces this run."""
+        parts = ["rnn-parity", command, shlex.quote(str(self.model))]
+        for flag, value in (("--input", self.input), ("--N", self.N), ("--T", self.T), ("--seed", self.seed),
+                            ("--atol", self.atol), ("--rtol", self.rtol)):
+            if value is not None:
+                parts += [flag, shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
+        for flag, value, default in (("--reference-dtype", self.reference_dtype, "float64"),
+                                     ("--tolerance", self.tolerance, "explicit"),
+                                     ("--max-mismatch-frac", self.max_mismatch_frac, 0.0)):
+            if value != default:
+                parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        return " ".join(parts)
 
     @property
     def seed_value(self) -> int:
@@ -137,6 +176,10 @@ class VerifyResult:
     total_params: int
     versions: dict[str, str | None]
     seconds: dict[str, float] = field(default_factory=dict)
+    #: the tolerance applied to the (first) model output, and the rounding diagnosis there
+    tolerance: Tolerance | None = None
+    three_way: ThreeWay | None = None
+    environment: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -222,12 +265,23 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
             raise Unsupported(f"{where}: layer {layer['name']!r} ({layer['class_name']}) holds {got} weight "
                               f"arrays where the reference expects {want}")
 
+    # As in check: the runtime in float64 (the truth), in the model's compute dtype
+    # (what a correct implementation in that dtype gets wrong) and in --reference-dtype.
+    compute_dtype = _compute_dtype(keras_run, graph)
     started = time.perf_counter()
-    runtime = GraphRuntime(graph, keras_run.weights, dtype=options.reference_dtype)
-    trace = runtime.run(feeds.arrays)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        runs = {dtype: GraphRuntime(graph, keras_run.weights, dtype=dtype).run(feeds.arrays)
+                for dtype in dict.fromkeys(["float64", compute_dtype, options.reference_dtype])}
     reference_seconds = time.perf_counter() - started
+    trace = runs["float64"] if options.tolerance == "auto" else runs[options.reference_dtype]
+    truth, low = runs["float64"], runs[compute_dtype]
 
-    tol = {"atol": options.atol, "rtol": options.rtol}
+    def tol_for(truth_value, low_value) -> dict:
+        t = resolve(options.tolerance, atol=options.atol_value, rtol=options.rtol_value,
+                    compute_dtype=compute_dtype, max_mismatch_frac=options.max_mismatch_frac,
+                    truth=truth_value, low=low_value)
+        return {"atol": t.atol, "rtol": t.rtol, "max_mismatch_frac": t.max_mismatch_frac}
+
     checks = []
     for layer in graph["layers"]:
         name, class_name, cfg = layer["name"], layer["class_name"], layer["config"]
@@ -235,13 +289,16 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         n_out = len(trace.masks[name])  # outputs; with return_state Keras's states follow
         got = keras_tensors[0] if n_out == 1 else keras_tensors[:n_out]
         want = trace.outputs[name]
+        tol = tol_for(truth.outputs[name], low.outputs[name])
         comparison = _checked_compare(f"layer {name!r}", got, want, tol)
         states = {}
-        for label, k_state, r_state in zip(state_labels(class_name, cfg), keras_tensors[n_out:],
-                                           trace.states.get(name, []), strict=False):
-            states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state, tol)
+        for i, (label, k_state, r_state) in enumerate(zip(state_labels(class_name, cfg), keras_tensors[n_out:],
+                                                          trace.states.get(name, []), strict=False)):
+            state_tol = tol_for(truth.states[name][i], low.states[name][i])
+            states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state,
+                                                         state_tol)
         masks = tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name], strict=True))
-        step = None if comparison.passed else _first_bad_step(got, want, **tol)
+        step = None if comparison.passed else _first_bad_step(got, want, tol["atol"], tol["rtol"])
         checks.append(LayerCheck(
             name=name, class_name=class_name, config=cfg,
             inputs=tuple(ref[0] for ref in layer["inputs"]),
@@ -251,15 +308,29 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
             params=keras_run.param_counts[name], comparison=comparison, masks=masks, states=states,
             first_bad_step=step, notes=tuple(trace.notes.get(name, ())),
         ))
-    outputs, keras_outputs = {}, []
-    for (source, index), value in zip(graph["outputs"], trace.model_outputs, strict=True):
+    outputs, keras_outputs, output_tol = {}, [], None
+    for i, ((source, index), value) in enumerate(zip(graph["outputs"], trace.model_outputs, strict=True)):
         keras_value = keras_run.tensors[source][index]
         keras_outputs.append(keras_value)
         key = source if len([o for o in graph["outputs"] if o[0] == source]) == 1 else f"{source}[{index}]"
+        tol = tol_for(truth.model_outputs[i], low.model_outputs[i])
         outputs[key] = _checked_compare(f"model output {key}", keras_value, value, tol)
+        if output_tol is None:
+            output_tol = resolve(options.tolerance, atol=options.atol_value, rtol=options.rtol_value,
+                                 compute_dtype=compute_dtype, max_mismatch_frac=options.max_mismatch_frac,
+                                 truth=truth.model_outputs[i], low=low.model_outputs[i])
+    rounding = three_way(keras_outputs[0], truth.model_outputs[0], low.model_outputs[0], compute_dtype)
     return VerifyResult(
         options=options, model_file=model_file, graph=graph, weights=keras_run.weights, feeds=feeds,
         layers=tuple(checks), outputs=outputs, keras_outputs=tuple(keras_outputs),
         total_params=keras_run.total_params, versions=keras_runner.versions(),
         seconds={"load": load_seconds, "keras": keras_seconds, "reference": reference_seconds},
+        tolerance=output_tol, three_way=rounding, environment=environment(options.command_line()),
     )
+
+
+def _compute_dtype(keras_run, graph: dict) -> str:
+    """The dtype Keras computed the model's output in (float64 models stay float64)."""
+    source, index = graph["outputs"][0]
+    dtype = np.asarray(keras_run.tensors[source][index]).dtype
+    return "float64" if dtype == np.float64 else "float32"

@@ -44,7 +44,9 @@ def test_the_sequential_tagger_verifies(model, fmt):
     assert layers["gru"]["masks"][0]["keras"] is False and layers["gru"]["masks"][0]["reference"] is False
     assert layers["bidirectional"]["cell"] == "LSTM" and layers["bidirectional"]["shape"] == [4, 10, 12]
     assert report["config"] == {"input": None, "N": 4, "T": 10, "seed": 0, "atol": 1e-5, "rtol": 1.3e-6,
-                                "reference_dtype": "float64"}
+                                "reference_dtype": "float64", "tolerance": "explicit", "max_mismatch_frac": 0.0}
+    assert report["diagnosis"] == "rounding" and report["three_way"]["low_dtype"] == "float32"
+    assert report["environment"]["command"].startswith("rnn-parity verify ")
     assert 0 < report["max_abs_diff"] < 1e-6
     assert report["param_counts"]["total"] == sum(layer["params"] for layer in report["layers"])
 
@@ -151,6 +153,24 @@ def test_zero_tolerance_fails_where_float32_rounding_first_shows(model):
     # The Embedding copies rows exactly; the first arithmetic happens in the Bidirectional LSTM.
     assert report["first_failure"]["layer"] == "bidirectional"
     assert _layers(report)["embedding"]["max_abs_diff"] == 0
+
+
+def test_tolerance_modes(model, monkeypatch):
+    report = invoke_json(["verify", model("two_branches"), "--tolerance", "auto"])
+    assert report["tolerance"]["mode"] == "auto" and report["rtol"] == 0
+    assert report["diagnosis"] == "rounding" and report["roundoff_ratio"] < 10
+    assert invoke_json(["verify", model("sequential"), "--tolerance", "dtype"])["tolerance"]["atol"] == 1e-5
+    # A real bug (a perturbed GRU from step 3) is a discrepancy under auto, not rounding.
+    monkeypatch.setitem(runtime.RECURRENT_FUNCTIONS, "GRU", _perturbed(runtime.RECURRENT_FUNCTIONS["GRU"], 3))
+    report = invoke_json(["verify", model("two_branches"), "--tolerance", "auto"], 1)
+    assert report["diagnosis"] == "discrepancy" and report["first_failure"]["layer"] == "signal"
+
+
+def test_tolerance_options_are_checked(model):
+    result = invoke(["verify", model("sequential"), "--tolerance", "auto", "--atol", "1e-3"], 2)
+    assert result.stderr == "Error: --atol 0.001 applies to explicit tolerances, but --tolerance auto\n"
+    result = invoke(["verify", model("sequential"), "--max-mismatch-frac", "2"], 2)
+    assert result.stderr == "Error: --max-mismatch-frac must be between 0 and 1, got 2.0\n"
 
 
 # ----- inputs -----
