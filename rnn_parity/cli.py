@@ -20,7 +20,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _err(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    """``Error: …`` on stderr, once per line (a config error lists one problem a line)."""
+    for line in message.splitlines() or [""]:
+        click.echo(f"Error: {line}", err=True)
 
 
 class OneLineErrors(click.Group):
@@ -134,7 +136,7 @@ def main():
     """Prove a NumPy recurrent network equal to Keras's, with numbers.
 
     Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
-    3 internal error; 4 unsupported; 130 interrupted.
+    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted.
     """
 
 
@@ -188,6 +190,134 @@ def _emit(report: dict, fmt: str, output: str | None) -> None:
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
+
+
+def _workers(ctx, param, value):
+    from .sweep import parse_workers
+
+    try:
+        return parse_workers(value)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc).removeprefix("--workers "), ctx=ctx, param=param) from None
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("configs", nargs=-1, required=True, metavar="CONFIG.yaml...")
+@click.option("--dry-run", is_flag=True, help="list the expanded cases and exit without running them")
+@click.option("--filter", "patterns", multiple=True, metavar="PATTERN",
+              help="run only the cases whose name matches: * any characters, ? one, the rest literal; repeatable")
+@click.option("--fail-fast", is_flag=True, help="stop after the first failure or error")
+@click.option("--workers", default="1", callback=_workers, metavar="N|auto", show_default=True,
+              help="worker processes (each imports TensorFlow once); auto = one per usable CPU")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the JSON report to PATH")
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="write JUnit XML to PATH")
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
+              help="write a Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY)")
+@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, debug):
+    """Run every case of one or more YAML configs; report, and exit as a CI gate.
+
+    Exit codes, first that applies: 130 interrupted; 2 config error (before
+    anything runs); 1 a case violated parity; 3 a case errored; 0 all passed.
+
+    Example: rnn-parity sweep configs/smoke.yaml --junit-xml reports/smoke.xml
+    """
+
+    def body():
+        from .config import load_cases, select
+        from .files import ensure_writable
+
+        cases = load_cases(list(configs))
+        chosen = select(cases, list(patterns))
+        if patterns and not chosen:
+            shown = " ".join(f"--filter {p}" for p in patterns)
+            raise InvalidInput(f"{shown}: matches none of the {len(cases)} cases (see --dry-run)")
+        if dry_run:
+            _print_cases(chosen)
+            return 0
+        outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path}
+        given = {option: path for option, path in outputs.items() if path}
+        _distinct_paths(given)
+        for option, path in given.items():
+            ensure_writable(path, option)
+        return _run_sweep(chosen, workers, fail_fast, given)
+
+    return run_guarded(debug, body)
+
+
+def _distinct_paths(given: dict) -> None:
+    from pathlib import Path
+
+    seen = {}
+    for option, path in given.items():
+        key = Path(path).resolve()
+        if key in seen:
+            raise InvalidInput(f"{seen[key]} and {option} both write {path}")
+        seen[key] = option
+
+
+def _print_cases(cases) -> None:
+    from .render import cases_table
+    from .report import case_list
+
+    _console().print(cases_table(case_list(cases)))
+    click.echo(f"{len(cases)} cases")
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=False, width=160)
+    return console
+
+
+def _run_sweep(cases, workers, fail_fast, outputs: dict) -> int:
+    from .files import write_atomic
+    from .progress import SweepProgress
+    from .render import case_note, stop_line, summary_line, sweep_table, to_json
+    from .report import sweep_exit_code, sweep_report
+    from .sweep import run_sweep
+
+    with SweepProgress(len(cases)) as progress:
+        result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
+    report = sweep_report(result)
+    renderers = {"--json": to_json, "--junit-xml": _junit, "--markdown": _markdown}
+    for option, path in outputs.items():
+        write_atomic(path, renderers[option](report))
+    _console().print(sweep_table(report))
+    for entry in report["cases"]:
+        if entry["status"] == "error":
+            click.echo(f"error in {entry['name']}: {case_note(entry)}")
+    stop = stop_line(report)
+    if stop:
+        click.echo(stop)
+    click.echo(summary_line(report))
+    return sweep_exit_code(result)
+
+
+def _junit(report: dict) -> str:
+    from .junit import junit_xml
+
+    return junit_xml(report)
+
+
+def _markdown(report: dict) -> str:
+    from .markdown import markdown_summary
+
+    return markdown_summary(report)
+
+
+@main.command(context_settings=CONTEXT)
+def schema():
+    """Print the JSON Schema of sweep config files (for editors and CI linters)."""
+    import json
+
+    from .config import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
