@@ -20,17 +20,15 @@ def markdown_summary(report: dict) -> str:
     """A heading, the summary line and one table row per case, failures first."""
     s = report["summary"]
     several = len(report["configs"]) > 1
-    lines = [
-        f"### rnn-parity sweep: {_HEADLINE.get(s['exit_code'], 'exit ' + str(s['exit_code']))}",
-        "",
-        f"**{summary_line(report)}** in {s['seconds']:.1f} s",
-    ]
+    lines = [f"### rnn-parity sweep: {_HEADLINE.get(s['exit_code'], 'exit ' + str(s['exit_code']))}", ""]
+    lines += [f"**{summary_line(report)}** in {s['seconds']:.1f} s", ""]
     stop = stop_line(report)
     if stop:
-        lines.append(f"  \n**{_cell(stop)}**")
+        lines += [f"**{_cell(stop)}**", ""]
     versions = report["versions"]
     stack = ", ".join(f"{k} {versions[k]}" for k in ("keras", "tensorflow", "numpy", "python") if versions.get(k))
-    lines += [f"  \n{_cell(stack)}; configs: {', '.join(f'`{_cell(c)}`' for c in report['configs'])}", ""]
+    configs = ", ".join(f"`{_cell(c)}`" for c in report["configs"])
+    lines += [f"{_cell(stack)}; configs: {configs}", ""]
     header = (
         ["case"] + (["config"] if several else []) + ["sizes", "max \\|Δ\\|", "tolerance", "verdict", "seconds", "note"]
     )

@@ -148,6 +148,10 @@ def run_sweep(
     """
     n = resolve_workers(workers, len(cases))
     started = time.perf_counter()
+    if n == 1 and cases:
+        from .keras_runner import import_keras
+
+        import_keras()  # before the first case, so its seconds are its own (workers do this on start)
     outcomes: dict[int, CaseOutcome] = {}
     runner = _run_serial if n == 1 else _run_pool
     interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done or (lambda c, o: None))
