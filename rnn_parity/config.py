@@ -235,15 +235,14 @@ def _read(path: str) -> tuple[_Source, Any]:
 
 # ----- validation -----
 def suggest(key: str, known: tuple[str, ...] | list[str], aliases: dict[str, str] | None = None) -> str | None:
-    """The known key closest to ``key`` (case, dashes and a few aliases forgiven), or None."""
+    """The known key closest to ``key`` (case, dashes and near-misses of a few aliases forgiven), or None."""
     norm = str(key).strip().lower().replace("-", "_")
-    if aliases and norm in aliases and aliases[norm] in known:
-        return aliases[norm]
-    by_lower = {k.lower(): k for k in known}
-    if norm in by_lower:
-        return by_lower[norm]
-    close = difflib.get_close_matches(norm, list(by_lower), n=1, cutoff=0.6)
-    return by_lower[close[0]] if close else None
+    targets = {k.lower(): k for k in known}
+    targets.update({alias: k for alias, k in (aliases or {}).items() if k in known and alias not in targets})
+    if norm in targets:
+        return targets[norm]
+    close = difflib.get_close_matches(norm, list(targets), n=1, cutoff=0.6)
+    return targets[close[0]] if close else None
 
 
 def _unknown(key: str, known, aliases=None, what: str = "option") -> str:
