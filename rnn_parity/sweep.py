@@ -178,9 +178,9 @@ def _run_serial(cases, outcomes, *, n, fail_fast, on_done) -> tuple[bool, bool]:
     return False, False
 
 
-def _new_pool(n: int) -> ProcessPoolExecutor:
+def _new_pool(n: int, init: Callable[[], None]) -> ProcessPoolExecutor:
     # spawn, not fork: forking a process that has TensorFlow's threads running can deadlock.
-    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init)
+    return ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn"), initializer=init)
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
@@ -194,14 +194,16 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_pool(cases, outcomes, *, n, fail_fast, on_done) -> tuple[bool, bool]:
+def _run_pool(cases, outcomes, *, n, fail_fast, on_done, run=run_case, init=_worker_init) -> tuple[bool, bool]:
     """One case per worker at a time. After a worker dies, the cases that were running are retried
-    one at a time ("suspects"), so only the case that kills a worker on its own is blamed."""
+    one at a time ("suspects"), so only the case that kills a worker on its own is blamed.
+
+    ``run(index, spec)`` and ``init()`` run in the workers (module-level functions, so they pickle)."""
     queue = deque(range(len(cases)))
     suspects: deque[int] = deque()
     running: dict[Future, tuple[int, bool]] = {}  # future → (case index, ran alone)
     stop = False
-    pool = _new_pool(n)
+    pool = _new_pool(n, init)
     try:
         while running or (not stop and (queue or suspects)):
             while not stop and len(running) < n:
@@ -213,7 +215,7 @@ def _run_pool(cases, outcomes, *, n, fail_fast, on_done) -> tuple[bool, bool]:
                     i, alone = queue.popleft(), False
                 else:
                     break
-                running[pool.submit(run_case, i, cases[i].spec)] = (i, alone)
+                running[pool.submit(run, i, cases[i].spec)] = (i, alone)
                 if alone:
                     break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -237,7 +239,7 @@ def _run_pool(cases, outcomes, *, n, fail_fast, on_done) -> tuple[bool, bool]:
                     suspects.append(i)
                 running.clear()
                 pool.shutdown(wait=True, cancel_futures=True)
-                pool = _new_pool(n)
+                pool = _new_pool(n, init)
     except KeyboardInterrupt:
         _terminate(pool)
         return True, False

@@ -376,9 +376,7 @@ def test_name_filter_treats_brackets_and_dots_literally(cfg):
 def test_bad_workers_and_report_paths_exit_2_before_running(cfg, no_run, tmp_path):
     name = cfg("cases:\n  - {T: 2}\n")
     result = invoke(["sweep", name, "--workers", "0"], 2)
-    assert result.stderr == (
-        "Error: Invalid value for '--workers': must be a positive integer or auto, got '0'\n"
-    )
+    assert result.stderr == ("Error: Invalid value for '--workers': must be a positive integer or auto, got '0'\n")
     (tmp_path / "folder").mkdir()
     result = invoke(["sweep", name, "--json", "folder"], 2)
     assert result.stderr == "Error: Invalid value for '--json': File 'folder' is a directory.\n"
