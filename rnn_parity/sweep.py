@@ -148,10 +148,6 @@ def run_sweep(
     """
     n = resolve_workers(workers, len(cases))
     started = time.perf_counter()
-    if n == 1 and cases:
-        from .keras_runner import import_keras
-
-        import_keras()  # before the first case, so its seconds are its own (workers do this on start)
     outcomes: dict[int, CaseOutcome] = {}
     runner = _run_serial if n == 1 else _run_pool
     interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done or (lambda c, o: None))
@@ -166,7 +162,10 @@ def run_sweep(
 
 
 def _run_serial(cases, outcomes, *, n, fail_fast, on_done) -> tuple[bool, bool]:
+    from .keras_runner import import_keras
+
     try:
+        import_keras()  # before the first case, so its seconds are its own (workers do this on start)
         for i, case in enumerate(cases):
             outcome = run_case(i, case.spec)
             outcomes[i] = outcome
@@ -203,8 +202,9 @@ def _run_pool(cases, outcomes, *, n, fail_fast, on_done, run=run_case, init=_wor
     suspects: deque[int] = deque()
     running: dict[Future, tuple[int, bool]] = {}  # future → (case index, ran alone)
     stop = False
-    pool = _new_pool(n, init)
+    pool = None
     try:
+        pool = _new_pool(n, init)
         while running or (not stop and (queue or suspects)):
             while not stop and len(running) < n:
                 if suspects:
@@ -241,8 +241,10 @@ def _run_pool(cases, outcomes, *, n, fail_fast, on_done, run=run_case, init=_wor
                 pool.shutdown(wait=True, cancel_futures=True)
                 pool = _new_pool(n, init)
     except KeyboardInterrupt:
-        _terminate(pool)
+        if pool is not None:
+            _terminate(pool)
         return True, False
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return False, stop and len(outcomes) < len(cases)

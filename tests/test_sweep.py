@@ -249,3 +249,23 @@ def test_write_atomic_leaves_the_old_file_when_writing_fails(tmp_path, monkeypat
         files.write_atomic(target, "new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_on_a_terminal_progress_is_a_bar_with_done_failed_elapsed_and_eta():
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from rnn_parity.progress import SweepProgress
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=150, color_system=None)
+    with SweepProgress(3, console=console) as progress:
+        assert progress.live
+        progress.advance(SimpleNamespace(name="a"), SimpleNamespace(status="pass", seconds=0.1))
+        progress.advance(SimpleNamespace(name="b"), SimpleNamespace(status="fail", seconds=0.1))
+        progress._bar.refresh()
+        shown = buffer.getvalue()
+    assert "2/3" in shown and "1 failed" in shown and "elapsed" in shown and "ETA" in shown
+    assert (progress.done, progress.failed) == (2, 1)
