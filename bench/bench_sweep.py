@@ -41,7 +41,10 @@ SMOKE = ROOT / "configs" / "smoke.yaml"
 
 
 def naive_run_keras(layers, case, *, stateful):
-    """The notebook's way: a new functional model and ``model.predict`` for every case."""
+    """The notebook's way: a new functional model and ``model.predict`` for every case.
+
+    (The runner ``rnn-parity check`` shipped with before sweeps, kept here as the baseline.)
+    """
     keras_runner.import_keras()
     batch, timesteps, features = case.batches[0].shape
     model, keys = keras_runner.build_model(layers, batch=batch, timesteps=timesteps, features=features,
@@ -98,13 +101,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000, help="small cases for the memory run [1000]")
     parser.add_argument("--repeats", type=int, default=3, help="runs of smoke.yaml through the sweep path [3]")
+    parser.add_argument("--builds-per-session", type=int, default=keras_runner.BUILDS_PER_SESSION,
+                        help="models built before Keras's session is cleared; a huge number never clears, "
+                             f"to see what clearing saves [{keras_runner.BUILDS_PER_SESSION}]")  # fmt: skip
     args = parser.parse_args()
+    keras_runner.BUILDS_PER_SESSION = args.builds_per_session
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     smoke = load_cases([str(SMOKE)])
     keras_runner.import_keras()
     check.run_check(build_spec(T=2, M=2))  # warm-up: TensorFlow's first ops are slow
-    print(f"rnn-parity sweep benchmark: 1 worker, TensorFlow loaded, {cpus} CPUs")
+    print(f"rnn-parity sweep benchmark: 1 worker, TensorFlow loaded, {cpus} CPUs, "
+          f"Keras session cleared every {args.builds_per_session} model builds")  # fmt: skip
     print(f"configs/smoke.yaml: {len(smoke)} cases")
 
     runs = [sweep_rate(smoke) for _ in range(args.repeats)]
@@ -121,8 +129,10 @@ def main() -> int:
     result = run_sweep(many, workers=1)
     many_seconds = time.perf_counter() - started
     growth = rss_mb() - before
-    print(f"{args.cases} small cases in one process: {args.cases / many_seconds:.1f} cases/s, "
-          f"RSS {before:.0f} -> {before + growth:.0f} MB (+{growth:.0f} MB); {result.count('pass')} passed")
+    print(
+        f"{args.cases} small cases in one process: {args.cases / many_seconds:.1f} cases/s, "
+        f"RSS {before:.0f} -> {before + growth:.0f} MB (+{growth:.0f} MB); {result.count('pass')} passed"
+    )
 
     real = keras_runner.run_keras
     keras_runner.run_keras = naive_run_keras
