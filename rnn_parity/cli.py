@@ -204,15 +204,30 @@ def _workers(ctx, param, value):
 @main.command(context_settings=CONTEXT)
 @click.argument("configs", nargs=-1, required=True, metavar="CONFIG.yaml...")
 @click.option("--dry-run", is_flag=True, help="list the expanded cases and exit without running them")
-@click.option("--filter", "patterns", multiple=True, metavar="PATTERN",
-              help="run only the cases whose name matches: * any characters, ? one, the rest literal; repeatable")
+@click.option(
+    "--filter",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="run only the cases whose name matches: * any characters, ? one, the rest literal; repeatable",
+)
 @click.option("--fail-fast", is_flag=True, help="stop after the first failure or error")
-@click.option("--workers", default="1", callback=_workers, metavar="N|auto", show_default=True,
-              help="worker processes (each imports TensorFlow once); auto = one per usable CPU")
+@click.option(
+    "--workers",
+    default="1",
+    callback=_workers,
+    metavar="N|auto",
+    show_default=True,
+    help="worker processes (each imports TensorFlow once); auto = one per usable CPU",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the JSON report to PATH")
 @click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="write JUnit XML to PATH")
-@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False),
-              help="write a Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY)")
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False),
+    help="write a Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+)
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, debug):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.

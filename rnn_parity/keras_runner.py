@@ -227,8 +227,14 @@ def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool) -> Ker
     """
     batch, timesteps, features = case.batches[0].shape
     unroll = any(desc.cell_config.get("unroll", False) for desc in layers if desc.is_recurrent)
-    model, keys = _cached_model(layers, batch=batch if stateful else None, timesteps=timesteps if unroll else None,
-                                features=features, stateful=stateful, initial_state=bool(case.initial_states))
+    model, keys = _cached_model(
+        layers,
+        batch=batch if stateful else None,
+        timesteps=timesteps if unroll else None,
+        features=features,
+        stateful=stateful,
+        initial_state=bool(case.initial_states),
+    )
     if stateful:
         _reset_states(model)
     weights, param_counts = {}, {}

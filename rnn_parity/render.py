@@ -14,8 +14,20 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["case_note", "cases_table", "check_table", "fmt", "review_order", "sizes_text", "stop_line",
-           "summary_line", "sweep_table", "to_json", "tolerance_text", "verdict_text"]
+__all__ = [
+    "case_note",
+    "cases_table",
+    "check_table",
+    "fmt",
+    "review_order",
+    "sizes_text",
+    "stop_line",
+    "summary_line",
+    "sweep_table",
+    "to_json",
+    "tolerance_text",
+    "verdict_text",
+]
 
 
 def _jsonable(value):
@@ -125,8 +137,11 @@ def review_order(entries: list[dict]) -> list[dict]:
 
 def sizes_text(config: dict) -> str:
     """``N=4 T=10 D=3 M=16,8 K=2``."""
-    return " ".join(f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
-                    for k in ("N", "T", "D", "M", "K") for v in [config[k]])
+    return " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k in ("N", "T", "D", "M", "K")
+        for v in [config[k]]
+    )
 
 
 def tolerance_text(entry: dict) -> str:
@@ -188,8 +203,13 @@ def sweep_table(report: dict) -> Table:
         status = entry["status"]
         verdict = Text(_VERDICT[status], style=_VERDICT_STYLE[status])
         row = [entry["name"]] + ([entry["config_file"]] if several else [])
-        row += [sizes_text(cfg), fmt(entry.get("max_abs_diff"), 2), tolerance_text(entry), verdict,
-                f"{entry['seconds']:.2f}"]
+        row += [
+            sizes_text(cfg),
+            fmt(entry.get("max_abs_diff"), 2),
+            tolerance_text(entry),
+            verdict,
+            f"{entry['seconds']:.2f}",
+        ]
         table.add_row(*row)
     return table
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 from .check import CheckResult
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY
 
-__all__ = ["case_entry", "case_list", "check_report", "exit_code", "installed_versions", "sweep_exit_code",
-           "sweep_report"]
+__all__ = [
+    "case_entry",
+    "case_list",
+    "check_report",
+    "exit_code",
+    "installed_versions",
+    "sweep_exit_code",
+    "sweep_report",
+]
 
 #: Bumped when a field changes meaning or disappears.
 SCHEMA_VERSION = 1

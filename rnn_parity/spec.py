@@ -25,8 +25,17 @@ from pydantic import (
 from . import reference
 from .errors import InvalidInput
 
-__all__ = ["CheckSpec", "GATES", "build_spec", "describe_errors", "error_reason", "estimate_bytes", "format_bytes",
-           "option_name", "parse_size"]
+__all__ = [
+    "CheckSpec",
+    "GATES",
+    "build_spec",
+    "describe_errors",
+    "error_reason",
+    "estimate_bytes",
+    "format_bytes",
+    "option_name",
+    "parse_size",
+]
 
 #: Gate blocks per cell: columns of the kernel are ``GATES[cell] * units``.
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
