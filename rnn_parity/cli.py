@@ -220,13 +220,14 @@ def _workers(ctx, param, value):
     show_default=True,
     help="worker processes (each imports TensorFlow once); auto = one per usable CPU",
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write the JSON report to PATH")
-@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), help="write JUnit XML to PATH")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH", help="write the JSON report")
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), metavar="PATH", help="write JUnit XML")
 @click.option(
     "--markdown",
     "markdown_path",
     type=click.Path(dir_okay=False),
-    help="write a Markdown summary to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    metavar="PATH",
+    help="write a Markdown summary (e.g. to $GITHUB_STEP_SUMMARY)",
 )
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, debug):
