@@ -51,24 +51,11 @@ _ALIASES = {
 
 #: Tags PyYAML's safe loader builds from plain YAML; anything else is refused.
 _PLAIN_TAGS = {
-    f"tag:yaml.org,2002:{t}"
-    for t in (
-        "str",
-        "int",
-        "float",
-        "bool",
-        "null",
-        "seq",
-        "map",
-        "merge",
-        "timestamp",
-        "binary",
-        "set",
-        "omap",
-        "pairs",
-    )
+    f"tag:yaml.org,2002:{t}" for t in "str int float bool null seq map merge timestamp binary set omap pairs".split()
 }
 
+#: A file standing for more values than this (aliases expanded) is refused, not expanded.
+MAX_VALUES = 100_000
 #: At most this many problems are listed; the rest are counted.
 MAX_PROBLEMS = 40
 
@@ -118,7 +105,7 @@ class SweepFile(BaseModel):
     cases: list[dict[str, Any]] = Field(
         default_factory=list, description="explicit cases: any options, and an optional unique name"
     )
-    seeds: SeedList = Field(None, description="every case runs once per seed (replaces the seed option)")
+    seeds: SeedList | None = Field(None, description="every case runs once per seed (replaces the seed option)")
 
 
 # ----- locations -----
@@ -138,6 +125,7 @@ class _Source:
         self.value_lines: dict[KeyPath, int] = {}
         self.key_lines: dict[KeyPath, int] = {}
         self._problems: list[tuple[int, str]] = []
+        self._sizes: dict[int, int] = {}
 
     @property
     def problems(self) -> list[str]:
@@ -160,9 +148,16 @@ class _Source:
         at = f"{where} (line {line})" if where and line else (where or (f"line {line}" if line else ""))
         self.add(f"{self.file}: {at}: {message}" if at else f"{self.file}: {message}", line)
 
-    def walk(self, node: yaml.Node, path: KeyPath = ()) -> None:
-        """Record lines, refuse tags that are not plain YAML, find duplicate keys."""
-        self.value_lines[path] = node.start_mark.line + 1
+    def walk(self, node: yaml.Node, path: KeyPath = ()) -> int:
+        """Record lines, refuse tags that are not plain YAML, find duplicate keys.
+
+        Returns how many values the node stands for once aliases are expanded; a node
+        reached again through an alias is counted, not walked again.
+        """
+        self.value_lines.setdefault(path, node.start_mark.line + 1)
+        if id(node) in self._sizes:
+            return self._sizes[id(node)]
+        self._sizes[id(node)] = 1
         if node.tag not in _PLAIN_TAGS:
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             self.problem(
@@ -170,12 +165,13 @@ class _Source:
                 f"the tag {tag} is not allowed: a config holds plain values "
                 "(numbers, strings, booleans, lists and mappings)",
             )
-            return
+            return 1
+        size = 1
         if isinstance(node, yaml.MappingNode):
             seen: dict[str, int] = {}
             for key_node, value_node in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
-                    self.walk(value_node, path)
+                    size += self.walk(value_node, path)
                     continue
                 key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
                 line = key_node.start_mark.line + 1
@@ -185,10 +181,12 @@ class _Source:
                     continue
                 seen[key] = line
                 self.key_lines[path + (key,)] = line
-                self.walk(value_node, path + (key,))
+                size += self.walk(value_node, path + (key,))
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                self.walk(item, path + (i,))
+                size += self.walk(item, path + (i,))
+        self._sizes[id(node)] = size
+        return size
 
 
 def _read(path: str) -> tuple[_Source, Any]:
@@ -214,7 +212,8 @@ def _read(path: str) -> tuple[_Source, Any]:
         node = loader.get_single_node()
         if node is None:
             return source, None
-        source.walk(node)
+        if source.walk(node) > MAX_VALUES:
+            source.problem((), f"expands to more than {MAX_VALUES} values through aliases; refused")
         if source.problems:
             return source, None
         return source, loader.construct_document(node)

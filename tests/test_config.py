@@ -414,3 +414,11 @@ def test_shipped_configs_are_valid():
     assert any(len(c.spec.M) > 1 for c in smoke)
     for name in ("ci.yaml", "stress.yaml"):
         assert load_cases([str(root / name)])
+
+
+def test_an_alias_bomb_is_refused_without_expanding_it(cfg, no_run):
+    lines = ["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    for prev, name in zip("abcdef", "bcdefg", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
+    name = cfg("\n".join(lines) + "\ngrid:\n  M: *g\n")  # 10**7 values once expanded
+    assert errors_of(name) == ["c.yaml: line 1: expands to more than 100000 values through aliases; refused"]
