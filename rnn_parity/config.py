@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ _PLAIN_TAGS = {
 
 #: A file standing for more values than this (aliases expanded) is refused, not expanded.
 MAX_VALUES = 100_000
+#: At most this many cases per file (grid points times seeds, plus explicit cases times seeds).
+MAX_CASES = 100_000
 #: At most this many problems are listed; the rest are counted.
 MAX_PROBLEMS = 40
 
@@ -378,7 +381,12 @@ class _Draft:
     spec: CheckSpec | None = None
 
 
-def _expand(source: _Source, layout: SweepFile) -> list[_Draft]:
+def _count(layout: SweepFile) -> int:
+    points = math.prod(len(values) for values in layout.grid.values()) if layout.grid else 0
+    return (len(layout.cases) + points) * len(layout.seeds or [None])
+
+
+def _expand(layout: SweepFile) -> list[_Draft]:
     drafts = []
     for i, case in enumerate(layout.cases):
         options = {k: v for k, v in case.items() if k != "name"}
@@ -428,7 +436,11 @@ def _names(drafts: list[_Draft], seeds: list[int] | None) -> list[str]:
 
 
 def _cases_of(source: _Source, layout: SweepFile) -> list[Case]:
-    drafts = _expand(source, layout)
+    if _count(layout) > MAX_CASES:
+        where = ("grid",) if layout.grid else ("cases",)
+        source.problem(where, f"the file expands to {_count(layout)} cases; at most {MAX_CASES} are allowed")
+        return []
+    drafts = _expand(layout)
     reported = set()
     for d in drafts:
         try:
@@ -446,14 +458,14 @@ def _cases_of(source: _Source, layout: SweepFile) -> list[Case]:
     for d, name in zip(drafts, names, strict=True):
         if name in first and first[name] is not d:
             other = first[name]
-            where = "name" if d.name is not None else None
-            path = d.path + ("name",) if where else d.path
             also = f"{other.origin}, line {source.line(other.path)}"
-            if d.name is not None:
-                message = f"duplicate case name {name!r} (also {also})"
-            else:
+            if d.name is None and other.name is None:
+                origin, path = d.origin, d.path
                 message = f"has the same values as {also}, so both are named {name!r}; give one of them a name"
-            origin = f"{d.origin}.name" if where else d.origin
+            else:
+                origin = f"{d.origin}.name" if d.name is not None else d.origin
+                path = d.path + ("name",) if d.name is not None else d.path
+                message = f"duplicate case name {name!r} (also {also})"
             if (origin, message) not in reported:
                 reported.add((origin, message))
                 source.problem(path, message, origin=origin)

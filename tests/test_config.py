@@ -422,3 +422,14 @@ def test_an_alias_bomb_is_refused_without_expanding_it(cfg, no_run):
         lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 10)}]")
     name = cfg("\n".join(lines) + "\ngrid:\n  M: *g\n")  # 10**7 values once expanded
     assert errors_of(name) == ["c.yaml: line 1: expands to more than 100000 values through aliases; refused"]
+
+
+def test_a_name_that_collides_with_a_derived_one_is_a_duplicate(cfg, no_run):
+    name = cfg("cases:\n  - {name: T=3, T: 5}\ngrid:\n  T: [2, 3]\n")
+    assert errors_of(name) == ["c.yaml: grid point T=3 (line 4): duplicate case name 'T=3' (also cases[0], line 2)"]
+
+
+def test_a_grid_too_large_to_expand_is_refused(cfg, no_run):
+    values = "[" + ", ".join(str(i) for i in range(1, 101)) + "]"
+    name = cfg(f"grid:\n  T: {values}\n  M: {values}\n  N: {values}\n")
+    assert errors_of(name) == ["c.yaml: grid (line 2): the file expands to 1000000 cases; at most 100000 are allowed"]
