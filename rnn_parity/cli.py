@@ -241,7 +241,7 @@ def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path,
 
     def body():
         from .config import load_cases, select
-        from .files import ensure_writable
+        from .files import ensure_distinct, ensure_writable
 
         cases = load_cases(list(configs))
         chosen = select(cases, list(patterns))
@@ -253,23 +253,12 @@ def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path,
             return 0
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path}
         given = {option: path for option, path in outputs.items() if path}
-        _distinct_paths(given)
+        ensure_distinct(given)
         for option, path in given.items():
             ensure_writable(path, option)
         return _run_sweep(chosen, workers, fail_fast, given)
 
     return run_guarded(debug, body)
-
-
-def _distinct_paths(given: dict) -> None:
-    from pathlib import Path
-
-    seen = {}
-    for option, path in given.items():
-        key = Path(path).resolve()
-        if key in seen:
-            raise InvalidInput(f"{seen[key]} and {option} both write {path}")
-        seen[key] = option
 
 
 def _print_cases(cases) -> None:
@@ -291,38 +280,23 @@ def _console():
 
 def _run_sweep(cases, workers, fail_fast, outputs: dict) -> int:
     from .files import write_atomic
+    from .junit import junit_xml
+    from .markdown import markdown_summary
     from .progress import SweepProgress
-    from .render import case_note, stop_line, summary_line, sweep_table, to_json
+    from .render import summary_lines, sweep_table, to_json
     from .report import sweep_exit_code, sweep_report
     from .sweep import run_sweep
 
     with SweepProgress(len(cases)) as progress:
         result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
     report = sweep_report(result)
-    renderers = {"--json": to_json, "--junit-xml": _junit, "--markdown": _markdown}
+    renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
     for option, path in outputs.items():
         write_atomic(path, renderers[option](report))
     _console().print(sweep_table(report))
-    for entry in report["cases"]:
-        if entry["status"] == "error":
-            click.echo(f"error in {entry['name']}: {case_note(entry)}")
-    stop = stop_line(report)
-    if stop:
-        click.echo(stop)
-    click.echo(summary_line(report))
+    for line in summary_lines(report):
+        click.echo(line)
     return sweep_exit_code(result)
-
-
-def _junit(report: dict) -> str:
-    from .junit import junit_xml
-
-    return junit_xml(report)
-
-
-def _markdown(report: dict) -> str:
-    from .markdown import markdown_summary
-
-    return markdown_summary(report)
 
 
 @main.command(context_settings=CONTEXT)

@@ -23,6 +23,7 @@ __all__ = [
     "sizes_text",
     "stop_line",
     "summary_line",
+    "summary_lines",
     "sweep_table",
     "to_json",
     "tolerance_text",
@@ -184,6 +185,13 @@ def stop_line(report: dict) -> str | None:
     if s["stopped_early"]:
         return f"stopped at the first failure or error (--fail-fast): {s['not_run']} of {s['total']} cases did not run"
     return None
+
+
+def summary_lines(report: dict) -> list[str]:
+    """What a sweep prints under its table: a line per errored case, why cases did not run, the counts."""
+    lines = [f"error in {e['name']}: {case_note(e)}" for e in report["cases"] if e["status"] == "error"]
+    stop = stop_line(report)
+    return lines + ([stop] if stop else []) + [summary_line(report)]
 
 
 def sweep_table(report: dict) -> Table:

@@ -51,11 +51,11 @@ def cfg(tmp_path, monkeypatch):
     return write
 
 
-def fault_in(monkeypatch, name_T: int, exc: BaseException):
-    """Make the case with ``T == name_T`` raise ``exc`` inside the check."""
+def fault_in(monkeypatch, timesteps: int, exc: BaseException):
+    """Make the case with ``T == timesteps`` raise ``exc`` inside the check."""
 
     def faulty(spec):
-        if spec.T == name_T:
+        if spec.T == timesteps:
             raise exc
         return run_check(spec)
 
@@ -66,13 +66,13 @@ def load(path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-def reports(tmp_path) -> list[str]:
-    return ["--json", "out/r.json", "--junit-xml", "deep/er/r.xml", "--markdown", "r.md"]
+#: The three reports, two of them in folders that do not exist yet.
+REPORTS = ["--json", "out/r.json", "--junit-xml", "deep/er/r.xml", "--markdown", "r.md"]
 
 
 # ----- a passing sweep -----
 def test_a_passing_sweep_prints_the_table_and_the_counts_and_writes_three_reports(cfg, tmp_path):
-    result = invoke(["sweep", cfg(QUICK), *reports(tmp_path)], 0)
+    result = invoke(["sweep", cfg(QUICK), *REPORTS], 0)
     out = result.stdout.splitlines()
     assert out[-1] == "4 passed, 0 failed, 0 errors"
     table = [line.split() for line in out if line.split()[:1] in (["a"], ["b"], ["c"], ["d"])]
@@ -132,7 +132,7 @@ def test_the_smoke_config_passes_with_valid_reports(tmp_path, monkeypatch):
 
 # ----- failures, errors, exit codes -----
 def test_an_impossible_case_fails_alone_and_every_report_names_it(cfg, tmp_path):
-    result = invoke(["sweep", cfg(IMPOSSIBLE), *reports(tmp_path)], 1)
+    result = invoke(["sweep", cfg(IMPOSSIBLE), *REPORTS], 1)
     out = result.stdout.splitlines()
     assert out[-1] == "2 passed, 1 failed, 0 errors"
     rows = [line.split() for line in out if line.split()[:1] in (["ordinary"], ["impossible"], ["also-ordinary"])]
@@ -163,7 +163,7 @@ def test_an_impossible_case_fails_alone_and_every_report_names_it(cfg, tmp_path)
 
 def test_an_exception_in_one_case_is_its_error_and_the_sweep_goes_on(cfg, tmp_path, monkeypatch):
     fault_in(monkeypatch, 3, RuntimeError("boom\nsecond line"))
-    result = invoke(["sweep", cfg(QUICK), *reports(tmp_path)], 3)
+    result = invoke(["sweep", cfg(QUICK), *REPORTS], 3)
     out = result.stdout.splitlines()
     assert out[-2:] == ["error in b: RuntimeError: boom", "3 passed, 0 failed, 1 errors"]
     data = load(tmp_path / "out/r.json")
@@ -191,7 +191,7 @@ def test_a_failure_outranks_an_error(cfg, monkeypatch):
 
 def test_fail_fast_stops_after_the_first_error(cfg, tmp_path, monkeypatch):
     fault_in(monkeypatch, 3, RuntimeError("boom"))
-    result = invoke(["sweep", cfg(QUICK), "--fail-fast", *reports(tmp_path)], 3)
+    result = invoke(["sweep", cfg(QUICK), "--fail-fast", *REPORTS], 3)
     out = result.stdout.splitlines()
     assert out[-2:] == [
         "stopped at the first failure or error (--fail-fast): 2 of 4 cases did not run",
@@ -208,7 +208,7 @@ def test_fail_fast_stops_after_the_first_error(cfg, tmp_path, monkeypatch):
 
 def test_ctrl_c_writes_the_finished_cases_marked_interrupted_and_exits_130(cfg, tmp_path, monkeypatch):
     fault_in(monkeypatch, 4, KeyboardInterrupt())
-    result = invoke(["sweep", cfg(QUICK), *reports(tmp_path)], 130)
+    result = invoke(["sweep", cfg(QUICK), *REPORTS], 130)
     out = result.stdout.splitlines()
     assert out[-2:] == ["interrupted: 2 of 4 cases did not run", "2 passed, 0 failed, 0 errors"]
     data = load(tmp_path / "out/r.json")
@@ -231,7 +231,7 @@ def test_reports_are_written_atomically_into_new_folders(cfg, tmp_path, monkeypa
         real(path, data)
 
     monkeypatch.setattr(files, "write_atomic", spy)
-    invoke(["sweep", cfg(QUICK), "--filter", "a", *reports(tmp_path)], 0)
+    invoke(["sweep", cfg(QUICK), "--filter", "a", *REPORTS], 0)
     assert written == ["out/r.json", "deep/er/r.xml", "r.md"]
     leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".")]
     assert leftovers == []
