@@ -269,3 +269,16 @@ def test_on_a_terminal_progress_is_a_bar_with_done_failed_elapsed_and_eta():
         shown = buffer.getvalue()
     assert "2/3" in shown and "1 failed" in shown and "elapsed" in shown and "ETA" in shown
     assert (progress.done, progress.failed) == (2, 1)
+
+
+def test_a_sweep_case_reports_what_check_reports_for_the_same_options(cfg, tmp_path):
+    from conftest import invoke_json
+
+    invoke(["sweep", cfg("cases:\n  - {T: 3, cell: gru, M: [4, 3], mask: post, N: 2}\n"), "--json", "r.json"], 0)
+    [case] = load(tmp_path / "r.json")["cases"]
+    direct = invoke_json(["check", "--T", "3", "--cell", "gru", "--M", "4,3", "--mask", "post", "--N", "2"])
+    sweep_only = {"name", "config_file", "status", "error", "seconds", "check_seconds"}
+    assert {k: v for k, v in case.items() if k not in sweep_only} == {
+        k: v for k, v in direct.items() if k not in ("seconds", "status")
+    }
+    assert case["status"] == direct["status"] == "pass"
