@@ -250,7 +250,7 @@ def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool) -> Ker
     raw = raw if isinstance(raw, (list, tuple)) else [raw]
     outputs: dict[str, object] = {}
     states: dict[str, list[np.ndarray]] = {}
-    for (kind, name, _), value in zip(keys, raw):
+    for (kind, name, _), value in zip(keys, raw, strict=True):
         value = np.asarray(value)
         if kind == "state":
             states.setdefault(name, []).append(value)
