@@ -227,7 +227,7 @@ def _workers(ctx, param, value):
     "markdown_path",
     type=click.Path(dir_okay=False),
     metavar="PATH",
-    help="write a Markdown summary (e.g. to $GITHUB_STEP_SUMMARY)",
+    help="write a Markdown summary (e.g. for a GitHub step summary)",
 )
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, debug):
