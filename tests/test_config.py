@@ -433,3 +433,20 @@ def test_a_grid_too_large_to_expand_is_refused(cfg, no_run):
     values = "[" + ", ".join(str(i) for i in range(1, 101)) + "]"
     name = cfg(f"grid:\n  T: {values}\n  M: {values}\n  N: {values}\n")
     assert errors_of(name) == ["c.yaml: grid (line 2): the file expands to 1000000 cases; at most 100000 are allowed"]
+
+
+def test_config_errors_dry_runs_and_the_schema_never_import_tensorflow(cfg):
+    import subprocess
+    import sys
+
+    bad, good = cfg("cases:\n  - {T: 0}\n", "bad.yaml"), cfg(DRY, "good.yaml")
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from rnn_parity.cli import main\n"
+        f"codes = [CliRunner().invoke(main, args).exit_code for args in "
+        f"(['sweep', {bad!r}], ['sweep', {good!r}, '--dry-run'], ['schema'])]\n"
+        "print(codes, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[2, 0, 0] False False"
