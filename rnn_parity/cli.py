@@ -13,14 +13,16 @@ from collections.abc import Callable
 import click
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, RnnParityError
+from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
 from .spec import CheckSpec, build_spec, parse_size
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _err(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    """``Error: …`` on stderr, once per line (a config error lists one problem a line)."""
+    for line in message.splitlines() or [""]:
+        click.echo(f"Error: {line}", err=True)
 
 
 class OneLineErrors(click.Group):
@@ -143,7 +145,7 @@ def main():
     export: your model as a NumPy-only .npz.
 
     Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
-    3 internal error; 4 unsupported; 130 interrupted.
+    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted.
     """
 
 
@@ -296,6 +298,75 @@ def verify(model, fmt, output, debug, **options):
     return run_guarded(debug, body)
 
 
+def _workers(ctx, param, value):
+    from .sweep import parse_workers
+
+    try:
+        return parse_workers(value)
+    except InvalidInput as exc:
+        raise click.BadParameter(str(exc).removeprefix("--workers "), ctx=ctx, param=param) from None
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("configs", nargs=-1, required=True, metavar="CONFIG.yaml...")
+@click.option("--dry-run", is_flag=True, help="list the expanded cases and exit without running them")
+@click.option(
+    "--filter",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="run only the cases whose name matches: * any characters, ? one, the rest literal; repeatable",
+)
+@click.option("--fail-fast", is_flag=True, help="stop after the first failure or error")
+@click.option(
+    "--workers",
+    default="1",
+    callback=_workers,
+    metavar="N|auto",
+    show_default=True,
+    help="worker processes (each imports TensorFlow once); auto = one per usable CPU",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH", help="write the JSON report")
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), metavar="PATH", help="write JUnit XML")
+@click.option(
+    "--markdown",
+    "markdown_path",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="write a Markdown summary (e.g. for a GitHub step summary)",
+)
+@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, debug):
+    """Run every case of one or more YAML configs; report, and exit as a CI gate.
+
+    Exit codes, first that applies: 130 interrupted; 2 config error (before
+    anything runs); 1 a case violated parity; 3 a case errored; 0 all passed.
+
+    Example: rnn-parity sweep configs/smoke.yaml --junit-xml reports/smoke.xml
+    """
+
+    def body():
+        from .config import load_cases, select
+        from .files import ensure_distinct, ensure_writable
+
+        cases = load_cases(list(configs))
+        chosen = select(cases, list(patterns))
+        if patterns and not chosen:
+            shown = " ".join(f"--filter {p}" for p in patterns)
+            raise InvalidInput(f"{shown}: matches none of the {len(cases)} cases (see --dry-run)")
+        if dry_run:
+            _print_cases(chosen)
+            return 0
+        outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path}
+        given = {option: path for option, path in outputs.items() if path}
+        ensure_distinct(given)
+        for option, path in given.items():
+            ensure_writable(path, option)
+        return _run_sweep(chosen, workers, fail_fast, given)
+
+    return run_guarded(debug, body)
+
+
 @main.command(context_settings=CONTEXT)
 @click.argument("model", metavar="MODEL")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
@@ -328,6 +399,55 @@ def export(model, output, fmt, report_path, debug, **options):
         return exit_code(result)
 
     return run_guarded(debug, body)
+
+
+def _print_cases(cases) -> None:
+    from .render import cases_table
+    from .report import case_list
+
+    _console().print(cases_table(case_list(cases)))
+    click.echo(f"{len(cases)} cases")
+
+
+def _console():
+    from rich.console import Console
+
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:
+        console = Console(soft_wrap=False, width=160)
+    return console
+
+
+def _run_sweep(cases, workers, fail_fast, outputs: dict) -> int:
+    from .files import write_atomic
+    from .junit import junit_xml
+    from .markdown import markdown_summary
+    from .progress import SweepProgress
+    from .render import summary_lines, sweep_table, to_json
+    from .report import sweep_exit_code, sweep_report
+    from .sweep import run_sweep
+
+    with SweepProgress(len(cases)) as progress:
+        result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
+    report = sweep_report(result)
+    renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
+    for option, path in outputs.items():
+        write_atomic(path, renderers[option](report))
+    _console().print(sweep_table(report))
+    for line in summary_lines(report):
+        click.echo(line)
+    return sweep_exit_code(result)
+
+
+@main.command(context_settings=CONTEXT)
+def schema():
+    """Print the JSON Schema of sweep config files (for editors and CI linters)."""
+    import json
+
+    from .config import config_json_schema
+
+    click.echo(json.dumps(config_json_schema(), indent=2))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .errors import InvalidInput
 
-__all__ = ["check_writable", "ensure_writable", "write_atomic"]
+__all__ = ["check_writable", "ensure_distinct", "ensure_writable", "write_atomic"]
 
 
 def ensure_writable(path: str | os.PathLike, option: str) -> Path:
@@ -45,6 +45,16 @@ def check_writable(path: str | os.PathLike, option: str) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InvalidInput(f"{option} {path}: cannot write there (permission denied in {parent})")
     return path
+
+
+def ensure_distinct(paths: dict[str, str | os.PathLike]) -> None:
+    """Refuse two options (``{"--json": path, …}``) that would write the same file."""
+    seen: dict[Path, str] = {}
+    for option, path in paths.items():
+        key = Path(path).resolve()
+        if key in seen:
+            raise InvalidInput(f"{seen[key]} and {option} both write {path}")
+        seen[key] = option
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:

@@ -4,15 +4,26 @@
 set), quiets TensorFlow's C++ and Python logging and imports Keras with the
 process's stderr parked, so oneDNN banners and absl lines never reach the user.
 :func:`run_keras` builds the described model as a real ``keras.Model``, sets the
-case's weights, reads them back with ``get_weights()`` and runs it.
+case's weights, reads them back with ``get_weights()`` and calls it.
+
+The path parity is claimed for is the model's eager forward call,
+``model(inputs, training=False)``: the real Keras layers, op by op, without
+``model.predict``'s per-model ``tf.function`` tracing (about 0.2 s per new
+model, most of a small check). Built models are kept and reused for every case
+with the same architecture (batch size and sequence length are left open, so
+they vary freely), their weights swapped with ``set_weights``. Keras's session
+is cleared every :data:`BUILDS_PER_SESSION` builds: its global state and
+TensorFlow's eager kernel cache otherwise grow with every model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import tempfile
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,10 +31,19 @@ import numpy as np
 from .architecture import LayerDesc
 from .case import CaseData
 
-__all__ = ["KerasResult", "backend_facts", "build_model", "import_keras", "import_log", "run_keras", "versions"]
+__all__ = ["KerasResult", "backend_facts", "build_model", "clear_models", "import_keras", "import_log", "run_keras",
+           "versions"]
 
 _keras = None
 _import_log = ""
+
+#: How many built models are kept for reuse (least recently used dropped first).
+MODEL_CACHE_SIZE = 16
+#: After this many builds the cache is dropped and Keras's session cleared.
+BUILDS_PER_SESSION = 32
+
+_models: OrderedDict[str, tuple] = OrderedDict()
+_builds = 0
 
 
 @contextlib.contextmanager
@@ -209,12 +229,62 @@ def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features
     return keras.Model(inputs, outputs), keys
 
 
+def clear_models() -> None:
+    """Drop the cached models and clear Keras's session (its global state, TensorFlow's kernel cache)."""
+    global _builds
+    _models.clear()
+    _builds = 0
+    if _keras is not None:
+        _keras.backend.clear_session()
+
+
+def _cached_model(layers: list[LayerDesc], **dims):
+    """``build_model(layers, **dims)``, reusing a model already built for the same arguments."""
+    global _builds
+    described = {k: [v.name, v.class_name, v.config] if isinstance(v, LayerDesc) else v for k, v in dims.items()}
+    key = json.dumps([[[d.name, d.class_name, d.config] for d in layers], described], sort_keys=True)
+    if key in _models:
+        _models.move_to_end(key)
+        return _models[key]
+    if _builds >= BUILDS_PER_SESSION:
+        clear_models()
+    entry = build_model(layers, **dims)
+    _builds += 1
+    _models[key] = entry
+    while len(_models) > MODEL_CACHE_SIZE:
+        _models.popitem(last=False)
+    return entry
+
+
+def _reset_states(model) -> None:
+    for layer in model.layers:
+        if getattr(layer, "stateful", False) or layer.__class__.__name__ == "Bidirectional":
+            layer.reset_states()
+
+
 def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype: str = "float32",
               twin: LayerDesc | None = None) -> KerasResult:
-    """Build the model, set and read back the weights, run every batch."""
+    """Build (or reuse) the model, set and read back the weights, call it on every batch.
+
+    The model is built with the batch size open (fixed only when ``stateful``)
+    and the sequence length open (fixed only for ``unroll``, which needs it);
+    a stateful model's states are reset first, so a reused model starts from
+    zeros like a new one.
+    """
     batch, timesteps, features = case.batches[0].shape
-    model, keys = build_model(layers, batch=batch, timesteps=timesteps, features=features, stateful=stateful,
-                              initial_state=bool(case.initial_states), dtype=dtype, twin=twin)
+    unroll = any(desc.cell_config.get("unroll", False) for desc in layers if desc.is_recurrent)
+    model, keys = _cached_model(
+        layers,
+        batch=batch if stateful else None,
+        timesteps=timesteps if unroll else None,
+        features=features,
+        stateful=stateful,
+        initial_state=bool(case.initial_states),
+        dtype=dtype,
+        twin=twin,
+    )
+    if stateful:
+        _reset_states(model)
     weights, param_counts = {}, {}
     for desc in layers:
         layer = model.get_layer(desc.name)
@@ -226,12 +296,12 @@ def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype:
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
     for x in case.batches:
-        raw = model.predict([x, *states_in], batch_size=batch, verbose=0)
+        raw = model([x, *states_in], training=False)
     raw = raw if isinstance(raw, (list, tuple)) else [raw]
     outputs: dict[str, object] = {}
     states: dict[str, list[np.ndarray]] = {}
     sequences: dict[str, object] = {}
-    for (kind, name, _), value in zip(keys, raw):
+    for (kind, name, _), value in zip(keys, raw, strict=True):
         value = np.asarray(value)
         if kind == "state":
             states.setdefault(name, []).append(value)

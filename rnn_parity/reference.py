@@ -66,7 +66,9 @@ def _sigmoid(x, out=None):
     # 1 / (1 + e^-x): exp overflows to inf for x < -709 and the result is then exactly 0,
     # which is the correctly rounded answer, so the warning is silenced, not the maths.
     with np.errstate(over="ignore"):
-        out = np.negative(x, out=out)
+        # Not np.negative: NumPy 2.4's float32 negative, written in place into an (n, 1) column
+        # view (an LSTM gate block with one unit), reads the wrong elements.
+        out = np.multiply(x, -1, out=out)
         np.exp(out, out=out)
         out += 1
         return np.reciprocal(out, out=out)

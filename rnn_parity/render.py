@@ -14,8 +14,25 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-__all__ = ["check_table", "diagnosis_text", "explain_view", "fmt", "sparkline", "to_json", "verdict_text",
-           "verify_table"]
+__all__ = [
+    "case_note",
+    "cases_table",
+    "check_table",
+    "diagnosis_text",
+    "explain_view",
+    "fmt",
+    "review_order",
+    "sizes_text",
+    "sparkline",
+    "stop_line",
+    "summary_line",
+    "summary_lines",
+    "sweep_table",
+    "to_json",
+    "tolerance_text",
+    "verdict_text",
+    "verify_table",
+]
 
 _BARS = "▁▂▃▄▅▆▇█"
 
@@ -292,3 +309,110 @@ def explain_view(explanation, report: dict):
     parts.append(Text.assemble("model output: max |Keras − NumPy| ", fmt(report["max_abs_diff"]), "  ",
                                verdict_text(report["passed"])))
     return Group(*parts)
+
+
+# ----- sweeps -----
+_STATUS_ORDER = {"fail": 0, "error": 1, "pass": 2}
+_VERDICT = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "error": "bold yellow"}
+
+
+def review_order(entries: list[dict]) -> list[dict]:
+    """Failures first, then errors, then passes; config order within each."""
+    return sorted(entries, key=lambda e: _STATUS_ORDER[e["status"]])
+
+
+def sizes_text(config: dict) -> str:
+    """``N=4 T=10 D=3 M=16,8 K=2``."""
+    return " ".join(
+        f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}"
+        for k in ("N", "T", "D", "M", "K")
+        for v in [config[k]]
+    )
+
+
+def tolerance_text(entry: dict) -> str:
+    cfg = entry.get("config", {})
+    atol, rtol = entry.get("atol", cfg.get("atol")), entry.get("rtol", cfg.get("rtol"))
+    return f"atol {atol:g}, rtol {rtol:g}"
+
+
+def failing_parts(entry: dict) -> list[str]:
+    """The comparisons of a case that fail: layer names, then ``state h`` and the like."""
+    parts = [layer["name"] for layer in entry.get("layers", []) if not layer["passed"]]
+    parts += [f"state {name}" for name, state in entry.get("states", {}).items() if not state["passed"]]
+    return parts
+
+
+def first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+def case_note(entry: dict) -> str:
+    """Why a case did not pass, in one line ("" for a pass)."""
+    if entry["status"] == "error":
+        return first_line(entry["error"])
+    if entry["status"] == "fail":
+        return "fails: " + ", ".join(failing_parts(entry))
+    return ""
+
+
+def summary_line(report: dict) -> str:
+    """``N passed, N failed, N errors``: the last line a sweep prints."""
+    s = report["summary"]
+    return f"{s['passed']} passed, {s['failed']} failed, {s['errors']} errors"
+
+
+def stop_line(report: dict) -> str | None:
+    """Why some cases did not run, or None."""
+    s = report["summary"]
+    if s["interrupted"]:
+        return f"interrupted: {s['not_run']} of {s['total']} cases did not run"
+    if s["stopped_early"]:
+        return f"stopped at the first failure or error (--fail-fast): {s['not_run']} of {s['total']} cases did not run"
+    return None
+
+
+def summary_lines(report: dict) -> list[str]:
+    """What a sweep prints under its table: a line per errored case, why cases did not run, the counts."""
+    lines = [f"error in {e['name']}: {case_note(e)}" for e in report["cases"] if e["status"] == "error"]
+    stop = stop_line(report)
+    return lines + ([stop] if stop else []) + [summary_line(report)]
+
+
+def sweep_table(report: dict) -> Table:
+    """The sweep's summary table, failures first."""
+    several = len(report["configs"]) > 1
+    table = Table(box=box.SIMPLE_HEAVY, title="rnn-parity sweep", title_justify="left", pad_edge=False)
+    table.add_column("case")
+    if several:
+        table.add_column("config")
+    table.add_column("sizes")
+    table.add_column("max |Δ|", justify="right")
+    table.add_column("tolerance")
+    table.add_column("verdict")
+    table.add_column("seconds", justify="right")
+    for entry in review_order(report["cases"]):
+        cfg = entry["config"]
+        status = entry["status"]
+        verdict = Text(_VERDICT[status], style=_VERDICT_STYLE[status])
+        row = [entry["name"]] + ([entry["config_file"]] if several else [])
+        row += [
+            sizes_text(cfg),
+            fmt(entry.get("max_abs_diff"), 2),
+            tolerance_text(entry),
+            verdict,
+            f"{entry['seconds']:.2f}",
+        ]
+        table.add_row(*row)
+    return table
+
+
+def cases_table(cases: list[dict]) -> Table:
+    """The cases a sweep would run (``--dry-run``): name, config, sizes, the options that are not defaults."""
+    table = Table(box=box.SIMPLE_HEAVY, pad_edge=False)
+    for column in ("#", "case", "config", "sizes", "options"):
+        table.add_column(column, justify="right" if column == "#" else "left")
+    for i, case in enumerate(cases, 1):
+        table.add_row(str(i), case["name"], case["config_file"], sizes_text(case["config"]), case["options"])
+    return table

@@ -17,6 +17,7 @@ from pydantic import (
     StrictInt,
     ValidationError,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -24,7 +25,17 @@ from pydantic import (
 from . import reference
 from .errors import InvalidInput
 
-__all__ = ["CheckSpec", "GATES", "build_spec", "estimate_bytes", "format_bytes", "parse_size"]
+__all__ = [
+    "CheckSpec",
+    "GATES",
+    "build_spec",
+    "describe_errors",
+    "error_reason",
+    "estimate_bytes",
+    "format_bytes",
+    "option_name",
+    "parse_size",
+]
 
 #: Gate blocks per cell: columns of the kernel are ``GATES[cell] * units``.
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
@@ -65,6 +76,22 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+# What the before-validators below also accept, for the JSON Schema of sweep configs.
+_UNITS_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+        {"type": "string", "pattern": r"^\d+(,\d+)*$"},
+    ]
+}
+_SIZE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*[KMGTkmgt]?[Ii]?[Bb]?\s*$"},
+    ]
+}
+
+
 class CheckSpec(BaseModel):
     """One check. Field names are the YAML keys; ``--reference-dtype`` is ``reference_dtype``."""
 
@@ -74,7 +101,9 @@ class CheckSpec(BaseModel):
     N: PositiveInt = Field(1, description="batch size")
     T: PositiveInt = Field(10, description="timesteps")
     D: PositiveInt = Field(3, description="input features")
-    M: tuple[PositiveInt, ...] = Field((5,), description="units; several (64,32) make a stack", min_length=1)
+    M: Annotated[tuple[PositiveInt, ...], WithJsonSchema(_UNITS_SCHEMA)] = Field(
+        (5,), description="units; several (64,32) make a stack", min_length=1
+    )
     K: PositiveInt = Field(2, description="Dense outputs")
     seed: Annotated[StrictInt, Field(ge=0)] = Field(0, description="seed for weights and inputs")
 
@@ -89,7 +118,9 @@ class CheckSpec(BaseModel):
     max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
         0.0, description="fraction of elements allowed over tolerance"
     )
-    max_memory: Annotated[int, Field(ge=1)] = Field(DEFAULT_MAX_MEMORY, description="refuse cases whose arrays exceed this many bytes")
+    max_memory: Annotated[int, Field(ge=1), WithJsonSchema(_SIZE_SCHEMA)] = Field(
+        DEFAULT_MAX_MEMORY, description="refuse cases whose arrays exceed this many bytes (or a size such as 8GiB)"
+    )
 
     # The recurrent layer(s).
     cell: Literal["simple_rnn", "lstm", "gru"] = Field("simple_rnn", description="recurrent layer")
@@ -119,6 +150,16 @@ class CheckSpec(BaseModel):
                 raise ValueError("must be a positive integer or a list such as 64,32") from None
         if isinstance(value, int) and not isinstance(value, bool):
             return (value,)
+        return value
+
+    @field_validator("max_memory", mode="before")
+    @classmethod
+    def _size(cls, value):
+        if isinstance(value, str):
+            try:
+                return parse_size(value)
+            except ValueError:
+                raise ValueError("must be a size such as 4GiB or 512MB") from None
         return value
 
     @field_validator("activation", "recurrent_activation")
@@ -279,6 +320,11 @@ def describe_errors(exc: ValidationError, values: dict, *, name=lambda key: key)
         got = values.get(key, err.get("input"))
         messages.append(f"{name(key)} {_reason(err, msg)}, got {got!r}")
     return messages
+
+
+def error_reason(err: dict) -> str:
+    """The reason of one pydantic error in this project's words, e.g. ``must be a positive integer``."""
+    return _reason(err, err["msg"].removeprefix("Value error, "))
 
 
 def _reason(err: dict, msg: str) -> str:

@@ -274,3 +274,24 @@ def test_projection_blocks_do_not_change_the_answer(monkeypatch, block_bytes, go
     monkeypatch.setattr(ref, "_BLOCK_BYTES", block_bytes)
     for a, b in zip(whole, ref.lstm(*args, **kwargs)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "linear"])
+def test_in_place_activations_on_one_unit_gate_blocks(dtype, name):
+    """The gates are computed in place in column blocks of the projection; with one unit a
+    block is an (n, 1) strided view, where NumPy 2.4's in-place float32 ``negative`` misreads
+    (found by the property test: an LSTM with M=1, N=2 and a float32 reference)."""
+    z = (np.arange(24, dtype=np.float64).reshape(6, 4) / 5 - 2).astype(dtype)
+    expected = ref.get_activation(name)(z.copy())
+    for block in range(4):
+        view = z[:, block : block + 1]
+        got = ref._in_place(name)(view)
+        np.testing.assert_allclose(got, expected[:, block : block + 1], rtol=1e-6)
+
+
+def test_float32_lstm_with_one_unit_matches_float64():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 2))
+    W, U = rng.standard_normal((2, 4)), rng.standard_normal((1, 4))
+    np.testing.assert_allclose(ref.lstm(x.astype(np.float32), W, U), ref.lstm(x, W, U), atol=1e-6)
