@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 
 from .spec import GATES, CheckSpec
 
-__all__ = ["CELL_CLASSES", "LayerDesc", "WeightDesc", "last_recurrent", "layers_for", "recurrent_weights",
-           "sequence_twin"]
+__all__ = [
+    "CELL_CLASSES",
+    "LayerDesc",
+    "WeightDesc",
+    "last_recurrent",
+    "layers_for",
+    "recurrent_weights",
+    "sequence_twin",
+]
 
 CELL_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 RECURRENT_CLASSES = frozenset(CELL_CLASSES.values())
@@ -72,8 +79,9 @@ class LayerDesc:
         return cfg
 
 
-def recurrent_weights(class_name: str, d: int, m: int, *, use_bias: bool, reset_after: bool = True,
-                      prefix: str = "") -> tuple[WeightDesc, ...]:
+def recurrent_weights(
+    class_name: str, d: int, m: int, *, use_bias: bool, reset_after: bool = True, prefix: str = ""
+) -> tuple[WeightDesc, ...]:
     """Weight names and shapes of one recurrent layer, in ``get_weights()`` order."""
     g = GATES[{v: k for k, v in CELL_CLASSES.items()}[class_name]]
     simple = class_name == "SimpleRNN"
@@ -119,8 +127,14 @@ def layers_for(spec: CheckSpec) -> list[LayerDesc]:
             both = tuple(
                 WeightDesc(f"{side}_{w.name}", w.symbol, w.shape) for side in ("forward", "backward") for w in weights
             )
-            layers.append(LayerDesc(f"bidirectional_{name}", "Bidirectional",
-                                    {"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}}, both))
+            layers.append(
+                LayerDesc(
+                    f"bidirectional_{name}",
+                    "Bidirectional",
+                    {"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}},
+                    both,
+                )
+            )
             d = 2 * m if merge == "concat" else m
         else:
             layers.append(LayerDesc(name, class_name, cfg, weights))
@@ -145,6 +159,9 @@ def sequence_twin(layers: list[LayerDesc]) -> LayerDesc | None:
     if layer.cell_config.get("return_sequences"):
         return None
     cell_cfg = {**layer.cell_config, "return_sequences": True, "return_state": False}
-    config = {**layer.config, "layer": {**layer.config["layer"], "config": cell_cfg}} \
-        if layer.class_name == "Bidirectional" else cell_cfg
+    config = (
+        {**layer.config, "layer": {**layer.config["layer"], "config": cell_cfg}}
+        if layer.class_name == "Bidirectional"
+        else cell_cfg
+    )
     return LayerDesc(f"{layer.name}_sequence", layer.class_name, config, layer.weights)

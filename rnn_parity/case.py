@@ -110,7 +110,6 @@ def make_case(spec: CheckSpec, layers: list[LayerDesc]) -> CaseData:
             if layer.is_recurrent:
                 m = layer.cell_config["units"]
                 initial_states[layer.name] = [
-                    _as_input(rng_s.uniform(-1, 1, size=(spec.N, m)), spec)
-                    for _ in range(per_direction * directions)
+                    _as_input(rng_s.uniform(-1, 1, size=(spec.N, m)), spec) for _ in range(per_direction * directions)
                 ]
     return CaseData(weights, tuple(batches), initial_states, tuple(lengths) if lengths else None)

@@ -90,9 +90,7 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return all(layer.comparison.passed for layer in self.layers) and all(
-            c.passed for c in self.states.values()
-        )
+        return all(layer.comparison.passed for layer in self.layers) and all(c.passed for c in self.states.values())
 
 
 def state_names(desc: LayerDesc) -> list[str]:
@@ -178,8 +176,10 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
         seq_layers, seq_weights, seq_case = _sequence_model(layers, twin, keras_result.weights, case)
     runs: dict[str, tuple[Trace, Trace | None]] = {}
     for dtype in dict.fromkeys(["float64", spec.compute_dtype, spec.reference_dtype]):
-        runs[dtype] = (_run_reference(layers, keras_result.weights, case, dtype),
-                       _run_reference(seq_layers, seq_weights, seq_case, dtype) if twin else None)
+        runs[dtype] = (
+            _run_reference(layers, keras_result.weights, case, dtype),
+            _run_reference(seq_layers, seq_weights, seq_case, dtype) if twin else None,
+        )
     reference_seconds = time.perf_counter() - started
 
     truth, low = runs["float64"][0], runs[spec.compute_dtype][0]
@@ -187,8 +187,15 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
     expected = truth if spec.tolerance == "auto" else runs[spec.reference_dtype][0]
 
     def tolerance_for(t_arr, l_arr) -> Tolerance:
-        return resolve(spec.tolerance, atol=spec.atol, rtol=spec.rtol, compute_dtype=spec.compute_dtype,
-                       max_mismatch_frac=spec.max_mismatch_frac, truth=t_arr, low=l_arr)
+        return resolve(
+            spec.tolerance,
+            atol=spec.atol,
+            rtol=spec.rtol,
+            compute_dtype=spec.compute_dtype,
+            max_mismatch_frac=spec.max_mismatch_frac,
+            truth=t_arr,
+            low=l_arr,
+        )
 
     def compared(actual, want, t_arr, l_arr) -> tuple[Comparison, Tolerance]:
         tol = tolerance_for(t_arr, l_arr)
@@ -196,20 +203,26 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
 
     layer_results, output_tol = [], None
     for desc in layers:
-        comparison, output_tol = compared(keras_result.outputs[desc.name], expected.outputs[desc.name],
-                                          truth.outputs[desc.name], low.outputs[desc.name])
+        comparison, output_tol = compared(
+            keras_result.outputs[desc.name],
+            expected.outputs[desc.name],
+            truth.outputs[desc.name],
+            low.outputs[desc.name],
+        )
         layer_results.append(LayerResult(desc, keras_result.param_counts[desc.name], comparison))
     states = {}
     for desc in layers:
         got_states = keras_result.states.get(desc.name, [])
         for i, (label, got) in enumerate(zip(state_names(desc), got_states)):
             key = label if len(spec.M) == 1 else f"{desc.name}.{label}"
-            states[key], _ = compared(got, expected.states[desc.name][i], truth.states[desc.name][i],
-                                      low.states[desc.name][i])
+            states[key], _ = compared(
+                got, expected.states[desc.name][i], truth.states[desc.name][i], low.states[desc.name][i]
+            )
 
     out_name = layers[-1].name
-    rounding = three_way(keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name],
-                         spec.compute_dtype)
+    rounding = three_way(
+        keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name], spec.compute_dtype
+    )
 
     last = last_recurrent(layers)
     if twin is not None:

@@ -99,30 +99,51 @@ def spec_options(fn):
         click.option("--atol", type=float, help=_help("atol")),
         click.option("--rtol", type=float, help=_help("rtol")),
         click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
-        click.option("--keras-dtype", type=click.Choice(["float32", "float64", "float16", "mixed_float16"]),
-                     help=_help("keras_dtype")),
-        click.option("--tolerance", type=click.Choice(["explicit", "dtype", "auto"]),
-                     help="explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within 10× the rounding of "
-                          "a correct NumPy loop in Keras's dtype [default: explicit]"),
+        click.option(
+            "--keras-dtype",
+            type=click.Choice(["float32", "float64", "float16", "mixed_float16"]),
+            help=_help("keras_dtype"),
+        ),
+        click.option(
+            "--tolerance",
+            type=click.Choice(["explicit", "dtype", "auto"]),
+            help="explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within 10× the rounding of "
+            "a correct NumPy loop in Keras's dtype [default: explicit]",
+        ),
         click.option("--max-mismatch-frac", type=float, help=_help("max_mismatch_frac")),
-        click.option("--max-memory", callback=_size, help="refuse cases whose arrays need more, e.g. 8GiB [default: 4GiB]"),
+        click.option(
+            "--max-memory", callback=_size, help="refuse cases whose arrays need more, e.g. 8GiB [default: 4GiB]"
+        ),
         click.option("--cell", type=click.Choice(["simple_rnn", "lstm", "gru"]), help=_help("cell")),
         click.option("--activation", help=_help("activation")),
         click.option("--recurrent-activation", help="gate activation of LSTM/GRU [default: sigmoid]"),
         click.option("--no-bias", "use_bias", flag_value=False, default=None, help="recurrent layers without bias"),
         click.option("--reset-after/--no-reset-after", default=None, help="GRU's reset_after [default: on]"),
-        click.option("--unit-forget-bias/--no-unit-forget-bias", default=None,
-                     help="LSTM's unit_forget_bias: forget-gate bias starts at 1 [default: on]"),
+        click.option(
+            "--unit-forget-bias/--no-unit-forget-bias",
+            default=None,
+            help="LSTM's unit_forget_bias: forget-gate bias starts at 1 [default: on]",
+        ),
         click.option("--return-sequences", is_flag=True, default=None, help="compare every timestep"),
         click.option("--return-state", is_flag=True, default=None, help="compare the final states too"),
         click.option("--go-backwards", is_flag=True, default=None, help="the layer reads the sequence from the end"),
         click.option("--initial-state", is_flag=True, default=None, help="seeded random initial states on both sides"),
-        click.option("--mask", type=click.Choice(["none", "post", "pre"]),
-                     help="random lengths through a Masking layer, padding after (post) or before (pre) [default: none]"),
-        click.option("--stateful", is_flag=True, default=None,
-                     help="two batches through a stateful layer; the second is compared"),
-        click.option("--bidirectional", type=click.Choice(["concat", "sum", "mul", "ave", "none"]),
-                     help="wrap in Bidirectional with this merge mode"),
+        click.option(
+            "--mask",
+            type=click.Choice(["none", "post", "pre"]),
+            help="random lengths through a Masking layer, padding after (post) or before (pre) [default: none]",
+        ),
+        click.option(
+            "--stateful",
+            is_flag=True,
+            default=None,
+            help="two batches through a stateful layer; the second is compared",
+        ),
+        click.option(
+            "--bidirectional",
+            type=click.Choice(["concat", "sum", "mul", "ave", "none"]),
+            help="wrap in Bidirectional with this merge mode",
+        ),
         click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
     ]
     for option in reversed(options):
@@ -151,8 +172,9 @@ def main():
 
 @main.command(context_settings=CONTEXT)
 @spec_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="report format")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
 @click.option("--plot", type=click.Path(dir_okay=False), help="draw error against timestep into FILE.png")
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
@@ -190,8 +212,13 @@ def check(fmt, output, plot, debug, **options):
 
 @main.command(context_settings=CONTEXT)
 @spec_options
-@click.option("--steps", type=click.IntRange(min=2), default=20, show_default=True,
-              help="timesteps shown in the step table (the first and the last ones)")
+@click.option(
+    "--steps",
+    type=click.IntRange(min=2),
+    default=20,
+    show_default=True,
+    help="timesteps shown in the step table (the first and the last ones)",
+)
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def explain(steps, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
@@ -242,20 +269,40 @@ def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table"
 def model_options(fn):
     """The options of commands that run a saved model: its inputs and the tolerances."""
     options = [
-        click.option("--input", "input_path", metavar="FILE.npy|FILE.npz",
-                     help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones"),
+        click.option(
+            "--input",
+            "input_path",
+            metavar="FILE.npy|FILE.npz",
+            help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones",
+        ),
         click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]"),
-        click.option("--T", "--timesteps", "T", type=int,
-                     help="timesteps, where the model leaves them open [default: 10]"),
+        click.option(
+            "--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]"
+        ),
         click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
         click.option("--atol", type=float, help="absolute tolerance [default: 1e-05]"),
         click.option("--rtol", type=float, help="relative tolerance [default: 1.3e-06]"),
-        click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), default="float64",
-                     show_default=True, help="dtype the NumPy runtime computes in"),
-        click.option("--tolerance", type=click.Choice(["explicit", "dtype", "auto"]), default="explicit",
-                     show_default=True, help="how the tolerance is chosen, as for check"),
-        click.option("--max-mismatch-frac", type=float, default=0.0, show_default=True,
-                     help="fraction of elements allowed over tolerance"),
+        click.option(
+            "--reference-dtype",
+            type=click.Choice(["float64", "float32"]),
+            default="float64",
+            show_default=True,
+            help="dtype the NumPy runtime computes in",
+        ),
+        click.option(
+            "--tolerance",
+            type=click.Choice(["explicit", "dtype", "auto"]),
+            default="explicit",
+            show_default=True,
+            help="how the tolerance is chosen, as for check",
+        ),
+        click.option(
+            "--max-mismatch-frac",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="fraction of elements allowed over tolerance",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -265,15 +312,17 @@ def model_options(fn):
 def _verify_options(model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac):
     from .verify import VerifyOptions
 
-    return VerifyOptions(model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance,
-                         max_mismatch_frac).validate()
+    return VerifyOptions(
+        model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac
+    ).validate()
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("model", metavar="MODEL")
 @model_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="report format")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
+)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def verify(model, fmt, output, debug, **options):
@@ -369,13 +418,16 @@ def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path,
 
 @main.command(context_settings=CONTEXT)
 @click.argument("model", metavar="MODEL")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="the .npz to write (only when parity holds)")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .npz to write (only when parity holds)"
+)
 @model_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
-              help="report format")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False),
-              help="write the report to FILE instead of stdout")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
+)
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout"
+)
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def export(model, output, fmt, report_path, debug, **options):
     """Verify a saved Keras model, then write it as one .npz that runs with NumPy alone.

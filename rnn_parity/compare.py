@@ -84,12 +84,17 @@ def _as_array(value) -> np.ndarray:
 
 def default_axes(ndim: int) -> tuple[str, ...]:
     """Axis names for a model output: (sample, unit) or (sample, timestep, unit)."""
-    return {1: ("unit",), 2: ("sample", "unit"), 3: ("sample", "timestep", "unit"),
-            4: ("direction", "sample", "timestep", "unit")}.get(ndim, tuple(f"axis{i}" for i in range(ndim)))
+    return {
+        1: ("unit",),
+        2: ("sample", "unit"),
+        3: ("sample", "timestep", "unit"),
+        4: ("direction", "sample", "timestep", "unit"),
+    }.get(ndim, tuple(f"axis{i}" for i in range(ndim)))
 
 
-def compare(actual, expected, *, atol: float, rtol: float, max_mismatch_frac: float = 0.0,
-            axes: tuple[str, ...] | None = None) -> Comparison:
+def compare(
+    actual, expected, *, atol: float, rtol: float, max_mismatch_frac: float = 0.0, axes: tuple[str, ...] | None = None
+) -> Comparison:
     """Compare ``actual`` (Keras) with ``expected`` (the reference) under the rule above.
 
     A list of arrays (Bidirectional with ``merge_mode=None``) is stacked first.
@@ -102,8 +107,29 @@ def compare(actual, expected, *, atol: float, rtol: float, max_mismatch_frac: fl
     axes = tuple(axes) if axes is not None else default_axes(a.ndim)
     nan = float("nan")
     if a.size == 0:
-        return Comparison(True, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, (), axes, nan, nan, atol, rtol, max_mismatch_frac,
-                          0.0, 0.0, 0, 0.0, 0, a.shape, 0)
+        return Comparison(
+            True,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            (),
+            axes,
+            nan,
+            nan,
+            atol,
+            rtol,
+            max_mismatch_frac,
+            0.0,
+            0.0,
+            0,
+            0.0,
+            0,
+            a.shape,
+            0,
+        )
     finite = np.isfinite(a) & np.isfinite(e)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(finite, np.abs(a - e), np.inf)

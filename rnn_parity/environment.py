@@ -32,8 +32,15 @@ def _blas() -> list[dict]:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover - a dependency, but the report should not die for it
         return []
-    return [{"api": i.get("internal_api"), "version": i.get("version"), "threads": i.get("num_threads"),
-             "architecture": i.get("architecture")} for i in threadpool_info()]
+    return [
+        {
+            "api": i.get("internal_api"),
+            "version": i.get("version"),
+            "threads": i.get("num_threads"),
+            "architecture": i.get("architecture"),
+        }
+        for i in threadpool_info()
+    ]
 
 
 @functools.lru_cache(maxsize=1)

@@ -90,8 +90,10 @@ def _sequence_notes(cfg: dict) -> list[str]:
 def equations(desc: LayerDesc) -> list[str]:
     """The layer's computation, one equation per line, with Keras's names."""
     if desc.class_name == "Masking":
-        return [f"m_t = any(x_t ≠ {desc.config['mask_value']})   True marks a real step",
-                "x_t = x_t · m_t; at a masked step a recurrent layer keeps h_(t-1) and repeats its last output"]
+        return [
+            f"m_t = any(x_t ≠ {desc.config['mask_value']})   True marks a real step",
+            "x_t = x_t · m_t; at a masked step a recurrent layer keeps h_(t-1) and repeats its last output",
+        ]
     if desc.class_name == "Dense":
         act = desc.config.get("activation") or "linear"
         wrap = (lambda e: e) if act == "linear" else (lambda e: f"{act}({e})")
@@ -99,16 +101,28 @@ def equations(desc: LayerDesc) -> list[str]:
     if desc.class_name == "Bidirectional":
         cell, cfg = desc.cell_class, desc.cell_config
         merge = desc.config["merge_mode"]
-        merged = {"concat": "[h→_t, h←_t] (forward first)", "sum": "h→_t + h←_t", "mul": "h→_t ⊙ h←_t",
-                  "ave": "(h→_t + h←_t) / 2", None: "two outputs: h→_t and h←_t"}[merge]
-        return ([f"forward ({cell}, weights forward_*): reads t = 0 … T-1:"]
-                + [f"    {line}" for line in _cell_equations(cell, cfg)]
-                + [f"backward ({cell}, weights backward_*): the same equations reading t = T-1 … 0, "
-                   "its sequence flipped back to input order",
-                   f"output_t = {merged}",
-                   *(["masked steps output zeros in both directions (return_sequences)"]
-                     if cfg.get("return_sequences") else [])]
-                + _sequence_notes(cfg)[1:])
+        merged = {
+            "concat": "[h→_t, h←_t] (forward first)",
+            "sum": "h→_t + h←_t",
+            "mul": "h→_t ⊙ h←_t",
+            "ave": "(h→_t + h←_t) / 2",
+            None: "two outputs: h→_t and h←_t",
+        }[merge]
+        return (
+            [f"forward ({cell}, weights forward_*): reads t = 0 … T-1:"]
+            + [f"    {line}" for line in _cell_equations(cell, cfg)]
+            + [
+                f"backward ({cell}, weights backward_*): the same equations reading t = T-1 … 0, "
+                "its sequence flipped back to input order",
+                f"output_t = {merged}",
+                *(
+                    ["masked steps output zeros in both directions (return_sequences)"]
+                    if cfg.get("return_sequences")
+                    else []
+                ),
+            ]
+            + _sequence_notes(cfg)[1:]
+        )
     return _cell_equations(desc.class_name, desc.config) + _sequence_notes(desc.config)
 
 
@@ -145,16 +159,28 @@ def _vector(values, limit: int = 3) -> str:
 def explain(result: CheckResult, max_steps: int = 20) -> Explanation:
     """Tell ``result`` (from ``run_check(..., keep_sequences=True)``) step by step."""
     stories = [
-        LayerStory(layer.desc.name, layer.desc.class_name, equations(layer.desc),
-                   [f"{w.symbol} = {w.name} {'×'.join(map(str, w.shape))}" for w in layer.desc.weights],
-                   param_formula(layer.desc), layer.desc.param_count, layer.keras_params)
+        LayerStory(
+            layer.desc.name,
+            layer.desc.class_name,
+            equations(layer.desc),
+            [f"{w.symbol} = {w.name} {'×'.join(map(str, w.shape))}" for w in layer.desc.weights],
+            param_formula(layer.desc),
+            layer.desc.param_count,
+            layer.keras_params,
+        )
         for layer in result.layers
     ]
     seq = result.sequences
-    keras_seq = np.stack(seq["keras"], -1).reshape(*np.shape(seq["keras"][0])[:2], -1) \
-        if isinstance(seq["keras"], list) else np.asarray(seq["keras"])
-    ref_seq = np.stack(seq["reference"], -1).reshape(*np.shape(seq["reference"][0])[:2], -1) \
-        if isinstance(seq["reference"], list) else np.asarray(seq["reference"])
+    keras_seq = (
+        np.stack(seq["keras"], -1).reshape(*np.shape(seq["keras"][0])[:2], -1)
+        if isinstance(seq["keras"], list)
+        else np.asarray(seq["keras"])
+    )
+    ref_seq = (
+        np.stack(seq["reference"], -1).reshape(*np.shape(seq["reference"][0])[:2], -1)
+        if isinstance(seq["reference"], list)
+        else np.asarray(seq["reference"])
+    )
     x = np.asarray(seq["x"])
     timesteps = x.shape[1]
     backwards = result.spec.go_backwards and not result.spec.bidirectional
@@ -172,9 +198,16 @@ def explain(result: CheckResult, max_steps: int = 20) -> Explanation:
         with np.errstate(invalid="ignore"):
             diff = float(np.max(np.abs(h_np.astype(np.float64) - h_k.astype(np.float64))))
         masked = result.spec.mask != "none" and not np.any(x[0, t_in])
-        steps.append({"t": k, "input_step": t_in, "x_t": "masked" if masked else _vector(x[0, t_in]),
-                      "numpy": _vector(h_np),
-                      "keras": _vector(h_k), "diff": diff})
+        steps.append(
+            {
+                "t": k,
+                "input_step": t_in,
+                "x_t": "masked" if masked else _vector(x[0, t_in]),
+                "numpy": _vector(h_np),
+                "keras": _vector(h_k),
+                "diff": diff,
+            }
+        )
     note = f"sample 0, layer {result.time.layer}"
     if len(result.spec.M) > 1:
         note += " (the last of the stack; x_t is the model's input)"

@@ -44,8 +44,12 @@ def exported_graph(result: VerifyResult) -> dict:
     """The verified graph plus where it came from and the evidence that it matches Keras."""
     graph = copy.deepcopy(result.graph)
     opts, feeds, source = result.options, result.feeds, result.model_file
-    graph["source"] = {"file": source.path.name, "format": source.format, "sha256": source.sha256,
-                       "keras_version": source.keras_version}
+    graph["source"] = {
+        "file": source.path.name,
+        "format": source.format,
+        "sha256": source.sha256,
+        "keras_version": source.keras_version,
+    }
     graph["producer"] = {"rnn_parity": __version__, **result.versions}
     graph["verification"] = {
         "passed": result.passed,
@@ -74,9 +78,16 @@ def run_export(options: VerifyOptions, output: str | os.PathLike) -> ExportResul
     reloaded = load(io.BytesIO(data), where=str(output))
     outputs = reloaded.run(result.feeds.arrays).model_outputs
     # The same tolerance each output was verified with.
-    roundtrip = {key: compare(keras_value, value, atol=result.outputs[key].atol, rtol=result.outputs[key].rtol,
-                              max_mismatch_frac=result.outputs[key].max_mismatch_frac)
-                 for key, keras_value, value in zip(result.outputs, result.keras_outputs, outputs, strict=True)}
+    roundtrip = {
+        key: compare(
+            keras_value,
+            value,
+            atol=result.outputs[key].atol,
+            rtol=result.outputs[key].rtol,
+            max_mismatch_frac=result.outputs[key].max_mismatch_frac,
+        )
+        for key, keras_value, value in zip(result.outputs, result.keras_outputs, outputs, strict=True)
+    }
     if not all(c.passed for c in roundtrip.values()):
         return ExportResult(result, output, written=False, roundtrip=roundtrip)
     write_atomic(output, data)

@@ -62,9 +62,26 @@ SUPPORTED_LAYERS = {
     **{name: "identity at inference" for name in sorted(IDENTITY_CLASSES)},
 }
 #: Keras operations that only compute masks between layers.
-MASK_OPERATIONS = frozenset({"NotEqual", "Equal", "Any", "All", "ExpandDims", "Squeeze", "ZerosLike", "OnesLike",
-                             "LogicalOr", "LogicalAnd", "LogicalNot", "Concatenate", "BroadcastTo", "Cast",
-                             "Reshape", "Where"})
+MASK_OPERATIONS = frozenset(
+    {
+        "NotEqual",
+        "Equal",
+        "Any",
+        "All",
+        "ExpandDims",
+        "Squeeze",
+        "ZerosLike",
+        "OnesLike",
+        "LogicalOr",
+        "LogicalAnd",
+        "LogicalNot",
+        "Concatenate",
+        "BroadcastTo",
+        "Cast",
+        "Reshape",
+        "Where",
+    }
+)
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 _FLOAT_POLICIES = ("float32", "float64")
 
@@ -162,8 +179,10 @@ def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
         same = {k: v for k, v in backward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         want = {k: v for k, v in forward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         if back_class != inner_class or same != want or not backward.get("go_backwards"):
-            problems.append("backward_layer is not the mirror image of the forward layer (same class and options, "
-                            "go_backwards=True)")
+            problems.append(
+                "backward_layer is not the mirror image of the forward layer (same class and options, "
+                "go_backwards=True)"
+            )
     # Keras sets zero_output_for_mask = return_sequences on both directions.
     forward["zero_output_for_mask"] = forward["return_sequences"]
     return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": forward}}
@@ -172,8 +191,11 @@ def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
 def _per_step_options(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
     if class_name == "Dense":
         _no_adapters(cfg, problems)
-        return {"units": cfg.get("units"), "activation": _activation(cfg, "activation", None, problems),
-                "use_bias": bool(cfg.get("use_bias", True))}
+        return {
+            "units": cfg.get("units"),
+            "activation": _activation(cfg, "activation", None, problems),
+            "use_bias": bool(cfg.get("use_bias", True)),
+        }
     if class_name == "Activation":
         return {"activation": _activation(cfg, "activation", None, problems)}
     return {}
@@ -204,8 +226,11 @@ def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
         out = {"mask_value": value}
     elif class_name == "Embedding":
         _no_adapters(cfg, problems)
-        out = {"input_dim": cfg.get("input_dim"), "output_dim": cfg.get("output_dim"),
-               "mask_zero": bool(cfg.get("mask_zero", False))}
+        out = {
+            "input_dim": cfg.get("input_dim"),
+            "output_dim": cfg.get("output_dim"),
+            "mask_zero": bool(cfg.get("mask_zero", False)),
+        }
     elif class_name == "Concatenate":
         out = {"axis": cfg.get("axis", -1)}
     elif class_name in MERGE_CLASSES:
@@ -270,11 +295,15 @@ def _walk(entries: list) -> Iterator[tuple[str, str, Mapping, Mapping]]:
 
 def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
     if class_name == "Lambda":
-        return ["a Lambda layer holds Python code; refused (models are loaded in Keras's safe mode, which never "
-                "runs code from a file)"]
+        return [
+            "a Lambda layer holds Python code; refused (models are loaded in Keras's safe mode, which never "
+            "runs code from a file)"
+        ]
     if _is_custom(entry):
-        return [f"a custom object (registered as {entry.get('registered_name') or entry.get('module')!r}); "
-                "refused (safe mode loads no custom code)"]
+        return [
+            f"a custom object (registered as {entry.get('registered_name') or entry.get('module')!r}); "
+            "refused (safe mode loads no custom code)"
+        ]
     if class_name in MODEL_CLASSES:
         return ["a nested model is not supported"]
     if class_name == "RNN":
@@ -292,8 +321,10 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
 
 
 def _unsupported(where: str, found: list[tuple[str, str, list[str]]]) -> Unsupported:
-    parts = [f"{'operation' if cls.startswith('keras.ops.') else 'layer'} {name!r} ({cls}): {'; '.join(problems)}"
-             for name, cls, problems in found]
+    parts = [
+        f"{'operation' if cls.startswith('keras.ops.') else 'layer'} {name!r} ({cls}): {'; '.join(problems)}"
+        for name, cls, problems in found
+    ]
     return Unsupported(f"{where}: unsupported: " + " | ".join(parts))
 
 
@@ -312,8 +343,9 @@ def scan(raw: Mapping, where: str) -> None:
         raise InvalidInput(f"{where}: stores a {model_class}, not a Sequential or Functional model")
     walked = list(_walk(entries))
     if not any(cls in RECURRENT_LIKE for _, cls, _, _ in walked):
-        raise InvalidInput(f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); "
-                           "rnn-parity verifies recurrent models")
+        raise InvalidInput(
+            f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
+        )
     found = []
     for name, cls, cfg, entry in walked:
         if "/" in name:
@@ -431,8 +463,12 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
         inbound = entry.get("inbound_nodes") or []
         name = _entry_name(entry)
         if len(inbound) != 1:
-            calls[name] = ([], [], None, [f"called {len(inbound)} times (a shared layer); not supported"
-                                          if inbound else "never called"])
+            calls[name] = (
+                [],
+                [],
+                None,
+                [f"called {len(inbound)} times (a shared layer); not supported" if inbound else "never called"],
+            )
             continue
         if _is_operation(entry):
             node = inbound[0]
@@ -459,22 +495,31 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
         if entry.get("class_name") == "InputLayer" or (_is_operation(entry) and name not in data_ops):
             continue
         if _is_operation(entry):
-            nodes.append(({**entry, "class_name": f"keras.ops.{entry.get('class_name')}"}, [], [], False,
-                          ["a Keras operation on data (keras.ops, or arithmetic on tensors) is not supported"]))
+            nodes.append(
+                (
+                    {**entry, "class_name": f"keras.ops.{entry.get('class_name')}"},
+                    [],
+                    [],
+                    False,
+                    ["a Keras operation on data (keras.ops, or arithmetic on tensors) is not supported"],
+                )
+            )
             continue
         data, states, mask, problems = calls[name]
         receives_mask = False
         if mask is not None:
             source = _tensor_ref(mask)
             if source is None or not _is_operation(by_name.get(source[0], {})):
-                problems = [*problems, "called with an explicit mask= tensor; only masks Keras propagates "
-                            "itself (Embedding mask_zero, Masking) are supported"]
+                problems = [
+                    *problems,
+                    "called with an explicit mask= tensor; only masks Keras propagates "
+                    "itself (Embedding mask_zero, Masking) are supported",
+                ]
             receives_mask = True
         shapes = [r[2] for r in data]
         if entry.get("class_name") in MERGE_CLASSES and len({len(s) for s in shapes if s is not None}) > 1:
             problems = [*problems, "merges inputs of different ranks"]
-        nodes.append((entry, [(r[0], r[1]) for r in data], [(r[0], r[1]) for r in states], receives_mask,
-                      problems))
+        nodes.append((entry, [(r[0], r[1]) for r in data], [(r[0], r[1]) for r in states], receives_mask, problems))
     return inputs, nodes, outputs
 
 
@@ -515,8 +560,14 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
             continue
         if model_class == "Sequential" and n_tensors(class_name, config) > 1 and entry is not nodes[-1][0]:
             found.append((name, class_name, ["returns several tensors inside a Sequential model"]))
-        layer = {"name": name, "class_name": class_name, "config": config,
-                 "inputs": [list(r) for r in data], "receives_mask": receives_mask, "weights": []}
+        layer = {
+            "name": name,
+            "class_name": class_name,
+            "config": config,
+            "inputs": [list(r) for r in data],
+            "receives_mask": receives_mask,
+            "weights": [],
+        }
         if states:
             layer["initial_state"] = [list(r) for r in states]
         layers.append(layer)
@@ -526,7 +577,15 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
     if model_class == "Sequential" and layers:
         outputs = [[layers[-1]["name"], i] for i in range(tensor_count[layers[-1]["name"]])]
     if not any(layer["class_name"] in RECURRENT or layer["class_name"] == "Bidirectional" for layer in layers):
-        raise InvalidInput(f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); "
-                           "rnn-parity verifies recurrent models")
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "name": str(model_cfg.get("name", "model")),
-            "keras_class": model_class, "inputs": inputs, "outputs": outputs, "layers": layers}
+        raise InvalidInput(
+            f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
+        )
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": str(model_cfg.get("name", "model")),
+        "keras_class": model_class,
+        "inputs": inputs,
+        "outputs": outputs,
+        "layers": layers,
+    }

@@ -70,8 +70,7 @@ def load(model_file: ModelFile) -> LoadedModel:
         message = _first_line(exc)
         hint = ""
         if model_file.format == "h5" and "Unknown layer" in message:
-            hint = (" (Keras 3 cannot reload the mask operations of a Functional model from .h5; "
-                    "save it as .keras)")
+            hint = " (Keras 3 cannot reload the mask operations of a Functional model from .h5; save it as .keras)"
         raise InvalidInput(f"{where}: Keras cannot load it: {message}{hint}") from None
     if not isinstance(model, keras.Model):
         raise InvalidInput(f"{where}: holds a {type(model).__name__}, not a Keras model")
@@ -146,9 +145,8 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
     position = 0
     for layer_desc in graph["layers"]:
         name = layer_desc["name"]
-        chunk = raw[position: position + counts[name]]
+        chunk = raw[position : position + counts[name]]
         position += counts[name]
         tensors[name] = [np.asarray(t) for t in chunk]
-        masks[name] = [None if getattr(t, "_keras_mask", None) is None else np.asarray(t._keras_mask)
-                       for t in chunk]
+        masks[name] = [None if getattr(t, "_keras_mask", None) is None else np.asarray(t._keras_mask) for t in chunk]
     return KerasRun(tensors, masks, weights, weight_names, param_counts, int(model.count_params()))

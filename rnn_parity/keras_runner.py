@@ -31,8 +31,16 @@ import numpy as np
 from .architecture import LayerDesc
 from .case import CaseData
 
-__all__ = ["KerasResult", "backend_facts", "build_model", "clear_models", "import_keras", "import_log", "run_keras",
-           "versions"]
+__all__ = [
+    "KerasResult",
+    "backend_facts",
+    "build_model",
+    "clear_models",
+    "import_keras",
+    "import_log",
+    "run_keras",
+    "versions",
+]
 
 _keras = None
 _import_log = ""
@@ -114,8 +122,12 @@ def versions() -> dict[str, str | None]:
 def backend_facts() -> dict:
     """What of Keras's backend changes rounding: oneDNN, thread pools."""
     keras = import_keras()
-    facts = {"keras_backend": keras.backend.backend(), "onednn": None,
-             "tf_intra_op_threads": None, "tf_inter_op_threads": None}
+    facts = {
+        "keras_backend": keras.backend.backend(),
+        "onednn": None,
+        "tf_intra_op_threads": None,
+        "tf_inter_op_threads": None,
+    }
     if facts["keras_backend"] == "tensorflow":
         import tensorflow as tf
 
@@ -171,8 +183,17 @@ def _input_dtype(dtype_policy: str) -> str:
     return {"float64": "float64", "float16": "float16"}.get(dtype_policy, "float32")
 
 
-def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features: int, stateful: bool,
-                initial_state: bool, dtype: str = "float32", twin: LayerDesc | None = None):
+def build_model(
+    layers: list[LayerDesc],
+    *,
+    batch: int,
+    timesteps: int,
+    features: int,
+    stateful: bool,
+    initial_state: bool,
+    dtype: str = "float32",
+    twin: LayerDesc | None = None,
+):
     """The check model as a functional ``keras.Model``.
 
     Inputs are ``[x, *initial states]``; outputs are every layer's output in
@@ -184,8 +205,11 @@ def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features
     """
     keras = import_keras()
     in_dtype = _input_dtype(dtype)
-    x_in = (keras.Input(batch_shape=(batch, timesteps, features), name="x", dtype=in_dtype) if stateful
-            else keras.Input(shape=(timesteps, features), name="x", dtype=in_dtype))
+    x_in = (
+        keras.Input(batch_shape=(batch, timesteps, features), name="x", dtype=in_dtype)
+        if stateful
+        else keras.Input(shape=(timesteps, features), name="x", dtype=in_dtype)
+    )
     inputs, outputs, keys = [x_in], [], []
     h, mask = x_in, None
     for desc in layers:
@@ -196,8 +220,10 @@ def build_model(layers: list[LayerDesc], *, batch: int, timesteps: int, features
             kwargs = {}
             if initial_state:
                 m = desc.cell_config["units"]
-                states = [keras.Input(shape=(m,), name=f"{desc.name}_state{i}", dtype=in_dtype)
-                          for i in range(_n_states(desc))]
+                states = [
+                    keras.Input(shape=(m,), name=f"{desc.name}_state{i}", dtype=in_dtype)
+                    for i in range(_n_states(desc))
+                ]
                 inputs += states
                 kwargs["initial_state"] = states
                 if mask is not None:
@@ -262,8 +288,9 @@ def _reset_states(model) -> None:
             layer.reset_states()
 
 
-def run_keras(layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype: str = "float32",
-              twin: LayerDesc | None = None) -> KerasResult:
+def run_keras(
+    layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype: str = "float32", twin: LayerDesc | None = None
+) -> KerasResult:
     """Build (or reuse) the model, set and read back the weights, call it on every batch.
 
     The model is built with the batch size open (fixed only when ``stateful``)

@@ -88,8 +88,9 @@ def _read_keras(path: Path) -> tuple[dict, str | None]:
     except InvalidInput:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise InvalidInput(f"{path}: is truncated or damaged "
-                           f"(not a complete zip archive: {_first_line(exc)})") from None
+        raise InvalidInput(
+            f"{path}: is truncated or damaged (not a complete zip archive: {_first_line(exc)})"
+        ) from None
     try:
         config = json.loads(config)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -112,8 +113,9 @@ def _read_h5(path: Path) -> tuple[dict, str | None]:
     except OSError as exc:
         raise InvalidInput(f"{path}: is truncated or damaged (HDF5: {_first_line(exc)})") from None
     if raw is None:
-        raise InvalidInput(f"{path}: has no model configuration (a weights-only file? "
-                           "save the whole model with model.save)")
+        raise InvalidInput(
+            f"{path}: has no model configuration (a weights-only file? save the whole model with model.save)"
+        )
     if not has_weights:
         raise InvalidInput(f"{path}: holds no weights (model_weights is missing)")
     try:
@@ -145,8 +147,9 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     if suffix not in _KERAS_SUFFIXES[fmt]:
         want = _KERAS_SUFFIXES[fmt][0]
         what = "a .keras archive" if fmt == "keras" else "an HDF5 (.h5) file"
-        raise InvalidInput(f"{path}: is {what} but named {suffix or 'without a suffix'}; Keras needs the name to "
-                           f"end in {want}")
+        raise InvalidInput(
+            f"{path}: is {what} but named {suffix or 'without a suffix'}; Keras needs the name to end in {want}"
+        )
     if not isinstance(config, dict):
         raise InvalidInput(f"{path}: the stored model configuration is not an object")
     digest = hashlib.sha256()

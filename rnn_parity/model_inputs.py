@@ -76,8 +76,10 @@ def _shape(spec: dict, N: int | None, T: int | None) -> tuple[int, ...]:
         elif axis == 1:
             out.append(T or DEFAULT_T)
         else:
-            raise InvalidInput(f"input {spec['name']!r} leaves dimension {axis} open "
-                               f"(shape {tuple(shape)}); give the inputs with --input")
+            raise InvalidInput(
+                f"input {spec['name']!r} leaves dimension {axis} open "
+                f"(shape {tuple(shape)}); give the inputs with --input"
+            )
     return tuple(out)
 
 
@@ -89,8 +91,11 @@ def _check_sizes(graph: dict, N: int | None, T: int | None) -> None:
             raise InvalidInput(f"--N {N}: the model fixes the batch size to {fixed}")
     if T is not None and not any(len(s) > 1 and s[1] is None for s in shapes):
         fixed = [s[1] for s in shapes if len(s) > 1]
-        raise InvalidInput(f"--T {T}: the model fixes the number of timesteps to {fixed[0] if fixed else 'none'}"
-                           if fixed else f"--T {T}: the model's inputs have no time dimension")
+        raise InvalidInput(
+            f"--T {T}: the model fixes the number of timesteps to {fixed[0] if fixed else 'none'}"
+            if fixed
+            else f"--T {T}: the model's inputs have no time dimension"
+        )
 
 
 def seeded(graph: dict, *, N: int | None = None, T: int | None = None, seed: int = 0) -> Feeds:
@@ -169,20 +174,26 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
     elif keys == [f"arr_{i}" for i in range(len(names))] or (len(names) == 1 and len(keys) == 1):
         chosen = [arrays[k] for k in keys]
     else:
-        raise InvalidInput(f"--input {source}: the model takes input(s) {names}; the file holds {keys or 'nothing'}"
-                           + (" (a .npy holds one array; use an .npz named after the inputs)" if keys == [""] else ""))
+        raise InvalidInput(
+            f"--input {source}: the model takes input(s) {names}; the file holds {keys or 'nothing'}"
+            + (" (a .npy holds one array; use an .npz named after the inputs)" if keys == [""] else "")
+        )
     feeds, batch = {}, None
     for spec, value in zip(specs, chosen, strict=True):
         name, shape, dtype = spec["name"], spec.get("shape"), str(spec.get("dtype") or "float32")
         value = np.asarray(value)
         if value.dtype.kind not in "biuf":
             raise InvalidInput(f"--input {source}: array for {name!r} holds {value.dtype}, not numbers")
-        if shape is not None and (value.ndim != len(shape) or
-                                  any(d is not None and d != v for d, v in zip(shape, value.shape, strict=True))):
-            want = ", ".join("N" if (i == 0 and d is None) else ("T" if (i == 1 and d is None) else str(d))
-                             for i, d in enumerate(shape))
-            raise InvalidInput(f"--input {source}: array for {name!r} has shape {value.shape}, "
-                               f"the model expects ({want})")
+        if shape is not None and (
+            value.ndim != len(shape) or any(d is not None and d != v for d, v in zip(shape, value.shape, strict=True))
+        ):
+            want = ", ".join(
+                "N" if (i == 0 and d is None) else ("T" if (i == 1 and d is None) else str(d))
+                for i, d in enumerate(shape)
+            )
+            raise InvalidInput(
+                f"--input {source}: array for {name!r} has shape {value.shape}, the model expects ({want})"
+            )
         if value.ndim == 0 or value.shape[0] == 0:
             raise InvalidInput(f"--input {source}: array for {name!r} has no samples")
         if batch is not None and value.shape[0] != batch:
@@ -196,7 +207,9 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
                 vocab = int(layer["config"]["input_dim"])
                 ids = value.astype(np.int64)
                 if ids.min() < 0 or ids.max() >= vocab:
-                    raise InvalidInput(f"--input {source}: ids for {name!r} must lie in [0, {vocab}) "
-                                       f"(layer {layer['name']!r}), got {ids.min()} to {ids.max()}")
+                    raise InvalidInput(
+                        f"--input {source}: ids for {name!r} must lie in [0, {vocab}) "
+                        f"(layer {layer['name']!r}), got {ids.min()} to {ids.max()}"
+                    )
         feeds[name] = value.astype(dtype if dtype != "bool" else value.dtype)
     return Feeds(feeds, source, {})

@@ -52,8 +52,14 @@ def check_plot(report: dict, path) -> None:
     cfg, three = report["config"], report["three_way"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(steps, keras_err, color="tab:blue", lw=1.4, label="Keras vs reference")
-    ax.plot(steps, low_err, color="tab:gray", lw=1.0, ls="--",
-            label=f"correct NumPy {three['low_dtype']} vs float64 (rounding alone)")
+    ax.plot(
+        steps,
+        low_err,
+        color="tab:gray",
+        lw=1.0,
+        ls="--",
+        label=f"correct NumPy {three['low_dtype']} vs float64 (rounding alone)",
+    )
     tol = report["time_tolerance"]
     ax.axhline(tol["atol"], color="tab:red", lw=1.0, label=f"atol {tol['atol']:.3g} ({report['tolerance']['mode']})")
     if tol["rtol"] > 0:
@@ -67,8 +73,11 @@ def check_plot(report: dict, path) -> None:
     ax.set_ylabel("max |Keras − NumPy| over batch and units")
     verdict = "PASS" if report["passed"] else "FAIL"
     sizes = " ".join(f"{k}={cfg[k]}" for k in ("N", "T", "D", "M", "K"))
-    ax.set_title(f"layer {report['time_layer']}, {sizes}: {verdict}, {report['diagnosis']} "
-                 f"(roundoff ratio {report['roundoff_ratio']:.2g})", fontsize=10)
+    ax.set_title(
+        f"layer {report['time_layer']}, {sizes}: {verdict}, {report['diagnosis']} "
+        f"(roundoff ratio {report['roundoff_ratio']:.2g})",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     _save(fig, path)
@@ -82,9 +91,15 @@ def sweep_plot(cases: list[dict], path, x_key: str = "T") -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     plotted = False
     for status, colour in colours.items():
-        points = [(c["config"][x_key], c["max_abs_diff"]) for c in cases
-                  if c.get("status") == status and c.get("config") and x_key in c["config"]
-                  and isinstance(c.get("max_abs_diff"), (int, float)) and not isinstance(c["config"][x_key], list)]
+        points = [
+            (c["config"][x_key], c["max_abs_diff"])
+            for c in cases
+            if c.get("status") == status
+            and c.get("config")
+            and x_key in c["config"]
+            and isinstance(c.get("max_abs_diff"), (int, float))
+            and not isinstance(c["config"][x_key], list)
+        ]
         if not points:
             continue
         xs, ys = zip(*points)

@@ -265,7 +265,7 @@ def _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, n_states):
     units = recurrent_kernel.shape[0]
     if kernel.shape[0] != x.shape[2]:
         raise ValueError(f"kernel has {kernel.shape[0]} rows but x has {x.shape[2]} features")
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # time-major: each step's rows are contiguous
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != x.shape[:2]:
@@ -284,7 +284,10 @@ def _projector(kernel, input_bias):
     """``x_block -> x_block · kernel + input_bias`` (a fresh array the steps may overwrite)."""
 
     def project(x_block):
-        out = x_block @ kernel
+        # One 2-D GEMM for the whole block: (k·batch, features) · kernel. A 3-D matmul would
+        # run k separate small products instead.
+        steps, batch, features = x_block.shape
+        out = (x_block.reshape(steps * batch, features) @ kernel).reshape(steps, batch, -1)
         if input_bias is not None:
             out += input_bias
         return out
@@ -342,8 +345,14 @@ def simple_rnn(
         return h_new, [h_new]
 
     outputs, states = recurrent(
-        step, x_tm, _projector(W, b), states, return_sequences=return_sequences, go_backwards=go_backwards,
-        mask=mask, zero_output_for_mask=zero_output_for_mask,
+        step,
+        x_tm,
+        _projector(W, b),
+        states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
     )
     return _finish(outputs, states, return_state)
 
@@ -406,8 +415,14 @@ def lstm(
         return h_new, [h_new, c_new]
 
     outputs, states = recurrent(
-        step, x_tm, _projector(W, b), states, return_sequences=return_sequences, go_backwards=go_backwards,
-        mask=mask, zero_output_for_mask=zero_output_for_mask,
+        step,
+        x_tm,
+        _projector(W, b),
+        states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
     )
     return _finish(outputs, states, return_state)
 
@@ -504,9 +519,14 @@ def gru(
         return h_new, [h_new]
 
     outputs, states = recurrent(
-        step_reset_after if reset_after else step_reset_before, x_tm, _projector(W, b_x), states,
-        return_sequences=return_sequences, go_backwards=go_backwards,
-        mask=mask, zero_output_for_mask=zero_output_for_mask,
+        step_reset_after if reset_after else step_reset_before,
+        x_tm,
+        _projector(W, b_x),
+        states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
     )
     return _finish(outputs, states, return_state)
 
@@ -543,9 +563,9 @@ def bidirectional(
         initial_state: forward states followed by backward states, as in Keras.
         layer_kwargs: passed to both directions (activation, reset_after, ...).
 
-    Keras 3 refuses a wrapped layer with ``go_backwards=True``. As Keras does, masked steps of a returned sequence are zeros in both
-    directions, and the backward sequence is flipped back to input order
-    before merging.
+    Keras 3 refuses a wrapped layer with ``go_backwards=True``. As Keras does,
+    masked steps of a returned sequence are zeros in both directions, and the
+    backward sequence is flipped back to input order before merging.
 
     Returns:
         the merged output; with ``return_state``, ``(output, *forward_states,
@@ -558,8 +578,13 @@ def bidirectional(
         fwd_state, bwd_state = list(initial_state[:half]), list(initial_state[half:])
     else:
         fwd_state = bwd_state = None
-    common = dict(layer_kwargs, return_sequences=return_sequences, return_state=True,
-                  mask=mask, zero_output_for_mask=return_sequences)
+    common = dict(
+        layer_kwargs,
+        return_sequences=return_sequences,
+        return_state=True,
+        mask=mask,
+        zero_output_for_mask=return_sequences,
+    )
     y, *fwd_states = layer(x, *forward_weights, initial_state=fwd_state, **common)
     y_rev, *bwd_states = layer(x, *backward_weights, initial_state=bwd_state, go_backwards=True, **common)
     if return_sequences:

@@ -77,7 +77,7 @@ def sparkline(values, width: int = 40) -> str:
         return ""
     if len(vals) > width:
         step = len(vals) / width
-        vals = [max(vals[int(i * step): max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
+        vals = [max(vals[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)]) for i in range(width)]
     logs = [math.log10(v) for v in vals if v > 0 and math.isfinite(v)]
     if not logs:
         return _BARS[0] * len(vals)
@@ -107,10 +107,15 @@ def diagnosis_text(report: dict) -> Text:
             factor = 10 ** (growth * 100)
             trend = "stays flat" if 0.8 <= factor <= 1.25 else ("grows" if factor > 1 else "shrinks")
             grows = f"; over time it {trend} (×{factor:.3g} per 100 steps)"
-        return Text(f"{low} rounding growth: Keras's error is {ratio:.2g}× that of a correct {low} NumPy "
-                    f"implementation{grows}", style="green")
-    return Text(f"a real discrepancy: Keras's error is {ratio:.3g}× that of a correct {low} NumPy "
-                f"implementation, far above rounding", style="bold red")
+        return Text(
+            f"{low} rounding growth: Keras's error is {ratio:.2g}× that of a correct {low} NumPy implementation{grows}",
+            style="green",
+        )
+    return Text(
+        f"a real discrepancy: Keras's error is {ratio:.3g}× that of a correct {low} NumPy "
+        f"implementation, far above rounding",
+        style="bold red",
+    )
 
 
 def environment_text(env: dict) -> Text:
@@ -128,19 +133,37 @@ def _shape(shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
-_DEFAULT_OPTIONS = {"cell": "simple_rnn", "activation": "tanh", "recurrent_activation": None, "use_bias": True,
-                    "reset_after": True, "unit_forget_bias": True, "return_sequences": False,
-                    "return_state": False, "go_backwards": False, "initial_state": False, "mask": "none",
-                    "stateful": False, "bidirectional": None, "unroll": False, "tolerance": "explicit",
-                    "max_mismatch_frac": 0.0}
+_DEFAULT_OPTIONS = {
+    "cell": "simple_rnn",
+    "activation": "tanh",
+    "recurrent_activation": None,
+    "use_bias": True,
+    "reset_after": True,
+    "unit_forget_bias": True,
+    "return_sequences": False,
+    "return_state": False,
+    "go_backwards": False,
+    "initial_state": False,
+    "mask": "none",
+    "stateful": False,
+    "bidirectional": None,
+    "unroll": False,
+    "tolerance": "explicit",
+    "max_mismatch_frac": 0.0,
+}
 
 
 def _config_lines(cfg: dict) -> Text:
-    sizes = " ".join(f"{k}={cfg[k] if not isinstance(cfg[k], list) else ','.join(map(str, cfg[k]))}"
-                     for k in ("N", "T", "D", "M", "K"))
+    sizes = " ".join(
+        f"{k}={cfg[k] if not isinstance(cfg[k], list) else ','.join(map(str, cfg[k]))}"
+        for k in ("N", "T", "D", "M", "K")
+    )
     text = "  ·  ".join([sizes, f"seed={cfg['seed']}", f"NumPy {cfg['reference_dtype']} vs Keras {cfg['keras_dtype']}"])
-    options = [(k if cfg[k] else f"no {k}") if isinstance(cfg[k], bool) else f"{k}={cfg[k]}"
-               for k, default in _DEFAULT_OPTIONS.items() if k in cfg and cfg[k] != default]
+    options = [
+        (k if cfg[k] else f"no {k}") if isinstance(cfg[k], bool) else f"{k}={cfg[k]}"
+        for k, default in _DEFAULT_OPTIONS.items()
+        if k in cfg and cfg[k] != default
+    ]
     if options:
         text += "\noptions: " + ", ".join(options)
     return Text(text)
@@ -148,42 +171,61 @@ def _config_lines(cfg: dict) -> Text:
 
 def _output_table(report: dict, states: dict, title: str = "Model output: Keras vs NumPy") -> Table:
     """The model output's statistics, the diagnostics a check adds, each state's verdict and the verdict."""
-    result = Table(box=box.SIMPLE_HEAVY, show_header=False, title=title,
-                   title_justify="left", pad_edge=False)
+    result = Table(box=box.SIMPLE_HEAVY, show_header=False, title=title, title_justify="left", pad_edge=False)
     result.add_column("what", style="bold", no_wrap=True)
     result.add_column("value")
-    result.add_row("abs diff", f"max {fmt(report['max_abs_diff'])} · mean {fmt(report['mean_abs_diff'])} · "
-                   f"p99 {fmt(report['p99_abs_diff'])}")
-    result.add_row("rel diff", f"max {fmt(report['max_rel_diff'])} · mean {fmt(report['mean_rel_diff'])} · "
-                   f"p99 {fmt(report['p99_rel_diff'])}")
+    result.add_row(
+        "abs diff",
+        f"max {fmt(report['max_abs_diff'])} · mean {fmt(report['mean_abs_diff'])} · p99 {fmt(report['p99_abs_diff'])}",
+    )
+    result.add_row(
+        "rel diff",
+        f"max {fmt(report['max_rel_diff'])} · mean {fmt(report['mean_rel_diff'])} · p99 {fmt(report['p99_rel_diff'])}",
+    )
     axes = ", ".join(f"{a}={i}" for a, i in zip(report["worst_axes"], report["worst_index"]))
-    result.add_row("worst element",
-                   f"{axes}: Keras {report['keras_at_worst']:.9g}  NumPy {report['reference_at_worst']:.9g}")
+    result.add_row(
+        "worst element", f"{axes}: Keras {report['keras_at_worst']:.9g}  NumPy {report['reference_at_worst']:.9g}"
+    )
     tol = report.get("tolerance", {"mode": "explicit", "max_mismatch_frac": 0.0})
     rule = f"|Keras − NumPy| ≤ {report['atol']:.3g} + {report['rtol']:g}·|NumPy|  ({tol['mode']})"
     if tol["mode"] == "auto":
-        rule += f"\n= {tol['factor']:g}× the {report['three_way']['low_dtype']} reference's error + " \
-                f"{tol['floor_ulps']} ulps"
+        rule += (
+            f"\n= {tol['factor']:g}× the {report['three_way']['low_dtype']} reference's error + "
+            f"{tol['floor_ulps']} ulps"
+        )
     result.add_row("tolerance", rule)
-    result.add_row("smallest passing", f"atol {fmt(report['required_atol'])} (with rtol {report['rtol']:g}) · "
-                   f"rtol {fmt(report['required_rtol'])} (with atol {report['atol']:.3g})")
+    result.add_row(
+        "smallest passing",
+        f"atol {fmt(report['required_atol'])} (with rtol {report['rtol']:g}) · "
+        f"rtol {fmt(report['required_rtol'])} (with atol {report['atol']:.3g})",
+    )
     allowed = f", {tol['max_mismatch_frac']:g} allowed" if tol["max_mismatch_frac"] else ""
-    result.add_row("mismatches", f"{report['mismatches']} of {report['size']} ({report['mismatch_fraction']:.3g}"
-                   f"{allowed})" + (f"; {report['nonfinite']} not finite" if report["nonfinite"] else ""))
+    result.add_row(
+        "mismatches",
+        f"{report['mismatches']} of {report['size']} ({report['mismatch_fraction']:.3g}"
+        f"{allowed})" + (f"; {report['nonfinite']} not finite" if report["nonfinite"] else ""),
+    )
     if "three_way" in report:
         three = report["three_way"]
-        result.add_row("vs float64 truth", f"Keras {fmt(three['keras_vs_truth'])} · NumPy {three['low_dtype']} "
-                       f"{fmt(three['low_vs_truth'])} · roundoff ratio {report['roundoff_ratio']:.3g}")
+        result.add_row(
+            "vs float64 truth",
+            f"Keras {fmt(three['keras_vs_truth'])} · NumPy {three['low_dtype']} "
+            f"{fmt(three['low_vs_truth'])} · roundoff ratio {report['roundoff_ratio']:.3g}",
+        )
         result.add_row("diagnosis", diagnosis_text(report))
     curve = report.get("timestep_max_abs_diff")
     if curve:
         first = report["first_divergence"]
         where = "no timestep over tolerance" if first is None else f"first over tolerance at t={first}"
-        result.add_row(f"error over time ({report['time_layer']})",
-                       f"{sparkline(curve)}\nmax {fmt(max(curve))} at t={curve.index(max(curve))}; {where}")
+        result.add_row(
+            f"error over time ({report['time_layer']})",
+            f"{sparkline(curve)}\nmax {fmt(max(curve))} at t={curve.index(max(curve))}; {where}",
+        )
     for name, state in states.items():
-        result.add_row(f"state {name}", Text.assemble(f"max abs diff {fmt(state['max_abs_diff'])}  ",
-                                                      verdict_text(state["passed"])))
+        result.add_row(
+            f"state {name}",
+            Text.assemble(f"max abs diff {fmt(state['max_abs_diff'])}  ", verdict_text(state["passed"])),
+        )
     result.add_row("verdict", verdict_text(report["passed"]))
     return result
 
@@ -202,10 +244,22 @@ def check_table(report: dict):
     for layer in report["layers"]:
         weights = "\n".join(f"{w['symbol']:<2} {w['name']} {_shape(w['shape'])}" for w in layer["weights"]) or "-"
         kind = layer["class_name"] + (f"({layer['cell']})" if layer["class_name"] == "Bidirectional" else "")
-        layers.add_row(Text.assemble(layer["name"] + "\n", (kind, "dim")), weights, str(layer["params_formula"]),
-                       str(layer["params"]), fmt(layer["max_abs_diff"], 2), verdict_text(layer["passed"]))
-    layers.add_row("total", "", str(sum(layer["params_formula"] for layer in report["layers"])),
-                   str(report["param_counts"]["total"]), "", "")
+        layers.add_row(
+            Text.assemble(layer["name"] + "\n", (kind, "dim")),
+            weights,
+            str(layer["params_formula"]),
+            str(layer["params"]),
+            fmt(layer["max_abs_diff"], 2),
+            verdict_text(layer["passed"]),
+        )
+    layers.add_row(
+        "total",
+        "",
+        str(sum(layer["params_formula"] for layer in report["layers"])),
+        str(report["param_counts"]["total"]),
+        "",
+        "",
+    )
 
     result = _output_table(report, report["states"])
     return Group(title, _config_lines(report["config"]), layers, result, environment_text(report["environment"]))
@@ -226,15 +280,26 @@ def verify_table(report: dict):
     """The ``verify`` (and ``export``) report as a rich renderable."""
     title = Text.assemble((f"rnn-parity {report.get('command', 'verify')}  ", "bold"), verdict_text(report["passed"]))
     model, cfg = report["model"], report["config"]
-    inputs = ("seeded " + ", ".join(f"{name} {_shape(shape)}" for name, shape in report["inputs"]["shapes"].items())
-              + f"  seed={cfg['seed']}") if cfg["input"] is None else f"from {cfg['input']}"
-    header = Text("\n".join([
-        model["path"],
-        f"{model['class_name']} '{model['name']}'  ·  .{model['format']} file"
-        + (f" saved by Keras {model['keras_version']}" if model["keras_version"] else ""),
-        f"inputs: {inputs}",
-        f"NumPy {cfg['reference_dtype']} vs Keras",
-    ]))
+    inputs = (
+        (
+            "seeded "
+            + ", ".join(f"{name} {_shape(shape)}" for name, shape in report["inputs"]["shapes"].items())
+            + f"  seed={cfg['seed']}"
+        )
+        if cfg["input"] is None
+        else f"from {cfg['input']}"
+    )
+    header = Text(
+        "\n".join(
+            [
+                model["path"],
+                f"{model['class_name']} '{model['name']}'  ·  .{model['format']} file"
+                + (f" saved by Keras {model['keras_version']}" if model["keras_version"] else ""),
+                f"inputs: {inputs}",
+                f"NumPy {cfg['reference_dtype']} vs Keras",
+            ]
+        )
+    )
 
     first = (report["first_failure"] or {}).get("layer")
     layers = Table(box=box.SIMPLE_HEAVY, title="Layers, in execution order", title_justify="left", pad_edge=False)
@@ -252,42 +317,69 @@ def verify_table(report: dict):
             verdict = Text.assemble(verdict, (" ←", "bold red"))
         worst = max([layer["max_abs_diff"], *(s["max_abs_diff"] for s in layer["states"].values())])
         reads = "\n".join([*layer["inputs"], *(f"{n} (state)" for n in layer["initial_state"])])
-        layers.add_row(Text.assemble(layer["name"] + "\n", (kind, "dim")), reads,
-                       _shape(layer["shape"]), str(layer["params"]), fmt(worst, 2), _mask_text(layer["masks"]),
-                       verdict)
+        layers.add_row(
+            Text.assemble(layer["name"] + "\n", (kind, "dim")),
+            reads,
+            _shape(layer["shape"]),
+            str(layer["params"]),
+            fmt(worst, 2),
+            _mask_text(layer["masks"]),
+            verdict,
+        )
     layers.add_row("total", "", "", str(report["param_counts"]["total"]), "", "", "")
 
     parts = [title, header, layers]
     failure = report["first_failure"]
     if failure:
         where = f", from step {failure['step']}" if failure["step"] is not None else ""
-        parts.append(Text(f"first failure: layer {failure['layer']} ({failure['class_name']}), "
-                          f"{failure['reason']}{where}", style="bold red"))
+        parts.append(
+            Text(
+                f"first failure: layer {failure['layer']} ({failure['class_name']}), {failure['reason']}{where}",
+                style="bold red",
+            )
+        )
     notes = [f"{layer['name']}: {note}" for layer in report["layers"] for note in layer["notes"]]
     if notes:
         parts.append(Text("\n".join(notes), style="yellow"))
     parts.append(_output_table(report, report["states"], title=f"Model output {model['outputs'][0]}: Keras vs NumPy"))
     export = report.get("export")
     if export:
-        parts.append(Text(f"wrote {export['path']} ({export['bytes']} bytes, format {export['format_version']})"
-                          if export["written"] else f"nothing written to {export['path']}: parity does not hold",
-                          style="bold green" if export["written"] else "bold red"))
+        parts.append(
+            Text(
+                f"wrote {export['path']} ({export['bytes']} bytes, format {export['format_version']})"
+                if export["written"]
+                else f"nothing written to {export['path']}: parity does not hold",
+                style="bold green" if export["written"] else "bold red",
+            )
+        )
     return Group(*parts)
 
 
 def explain_view(explanation, report: dict):
     """``rnn-parity explain`` as a rich renderable."""
-    parts = [Text.assemble(("rnn-parity explain  ", "bold"), verdict_text(report["passed"])),
-             _config_lines(report["config"])]
+    parts = [
+        Text.assemble(("rnn-parity explain  ", "bold"), verdict_text(report["passed"])),
+        _config_lines(report["config"]),
+    ]
     summary = Table(box=box.SIMPLE_HEAVY, title="Model", title_justify="left", pad_edge=False)
-    for col, just in (("layer", "left"), ("class", "left"), ("output shape", "left"), ("params by formula", "left"),
-                      ("Keras", "right")):
+    for col, just in (
+        ("layer", "left"),
+        ("class", "left"),
+        ("output shape", "left"),
+        ("params by formula", "left"),
+        ("Keras", "right"),
+    ):
         summary.add_column(col, justify=just)
     for story, layer in zip(explanation.layers, report["layers"]):
         shape = "(None, " + ", ".join(map(str, layer["shape"][1:])) + ")" if layer["shape"] else "-"
         same = story.params_formula == story.params_keras
-        summary.add_row(story.name, story.class_name, shape, story.formula,
-                        Text(str(story.params_keras), style="green" if same else "bold red"))
+        summary.add_row(
+            story.name,
+            story.class_name,
+            shape,
+            story.formula,
+            Text(str(story.params_keras), style="green" if same else "bold red"),
+        )
     parts.append(summary)
     for story in explanation.layers:
         lines = [Text(f"{story.name} ({story.class_name})", style="bold")]
@@ -295,10 +387,16 @@ def explain_view(explanation, report: dict):
             lines.append(Text("weights: " + ";  ".join(story.weights), style="cyan"))
         lines += [Text("  " + eq) for eq in story.equations]
         parts.append(Group(*lines, Text("")))
-    steps = Table(box=box.SIMPLE_HEAVY, title=f"Step by step ({explanation.step_note})", title_justify="left",
-                  pad_edge=False)
-    for col, just in (("t", "right"), ("x_t", "left"), ("h_t NumPy", "left"), ("h_t Keras", "left"),
-                      ("max |Δ|", "right")):
+    steps = Table(
+        box=box.SIMPLE_HEAVY, title=f"Step by step ({explanation.step_note})", title_justify="left", pad_edge=False
+    )
+    for col, just in (
+        ("t", "right"),
+        ("x_t", "left"),
+        ("h_t NumPy", "left"),
+        ("h_t Keras", "left"),
+        ("max |Δ|", "right"),
+    ):
         steps.add_column(col, justify=just)
     for row in explanation.steps:
         if row is None:
@@ -306,8 +404,11 @@ def explain_view(explanation, report: dict):
             continue
         steps.add_row(str(row["t"]), row["x_t"], row["numpy"], row["keras"], fmt(row["diff"], 2))
     parts.append(steps)
-    parts.append(Text.assemble("model output: max |Keras − NumPy| ", fmt(report["max_abs_diff"]), "  ",
-                               verdict_text(report["passed"])))
+    parts.append(
+        Text.assemble(
+            "model output: max |Keras − NumPy| ", fmt(report["max_abs_diff"]), "  ", verdict_text(report["passed"])
+        )
+    )
     return Group(*parts)
 
 

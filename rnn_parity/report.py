@@ -82,12 +82,17 @@ def check_report(result: CheckResult) -> dict:
         "timestep_max_abs_diff": timeline.keras_error,
         "timestep_low_max_abs_diff": timeline.low_error,
         "first_divergence": timeline.first_divergence,
-        "time_tolerance": {"atol": timeline.tolerance.atol, "rtol": timeline.tolerance.rtol,
-                           "reference_scale": timeline.scale},
+        "time_tolerance": {
+            "atol": timeline.tolerance.atol,
+            "rtol": timeline.tolerance.rtol,
+            "reference_scale": timeline.scale,
+        },
         "error_growth_per_step": timeline.growth_per_step,
         "config": result.spec.public_config(),
-        "param_counts": {**{layer.desc.name: layer.keras_params for layer in result.layers},
-                         "total": result.total_params},
+        "param_counts": {
+            **{layer.desc.name: layer.keras_params for layer in result.layers},
+            "total": result.total_params,
+        },
         "layers": [_layer_entry(layer) for layer in result.layers],
         "states": {name: c.to_dict() for name, c in result.states.items()},
         "versions": result.versions,
@@ -104,8 +109,11 @@ def exit_code(result) -> int:
 def _verify_layer_entry(layer) -> dict:
     cfg = layer.config
     inner = cfg.get("layer", {}) if layer.class_name in ("Bidirectional", "TimeDistributed") else {}
-    cell = inner.get("class_name") if layer.class_name == "Bidirectional" else (
-        layer.class_name if layer.class_name in ("SimpleRNN", "LSTM", "GRU") else None)
+    cell = (
+        inner.get("class_name")
+        if layer.class_name == "Bidirectional"
+        else (layer.class_name if layer.class_name in ("SimpleRNN", "LSTM", "GRU") else None)
+    )
     units = cfg.get("units", inner.get("config", {}).get("units"))
     return {
         "name": layer.name,

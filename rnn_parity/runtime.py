@@ -67,12 +67,34 @@ FORMAT_VERSION = 1
 
 RECURRENT_FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
 #: Layers that are the identity at inference and pass the mask on.
-IDENTITY_CLASSES = frozenset({"Dropout", "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "AlphaDropout",
-                              "ActivityRegularization", "Identity"})
+IDENTITY_CLASSES = frozenset(
+    {
+        "Dropout",
+        "SpatialDropout1D",
+        "GaussianNoise",
+        "GaussianDropout",
+        "AlphaDropout",
+        "ActivityRegularization",
+        "Identity",
+    }
+)
 MERGE_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"})
-SUPPORTED_CLASSES = frozenset({*RECURRENT_FUNCTIONS, "Bidirectional", "Masking", "Embedding", "Dense",
-                               "TimeDistributed", "Activation", "RepeatVector", "GlobalAveragePooling1D",
-                               "GlobalMaxPooling1D", *IDENTITY_CLASSES, *MERGE_CLASSES})
+SUPPORTED_CLASSES = frozenset(
+    {
+        *RECURRENT_FUNCTIONS,
+        "Bidirectional",
+        "Masking",
+        "Embedding",
+        "Dense",
+        "TimeDistributed",
+        "Activation",
+        "RepeatVector",
+        "GlobalAveragePooling1D",
+        "GlobalMaxPooling1D",
+        *IDENTITY_CLASSES,
+        *MERGE_CLASSES,
+    }
+)
 
 
 @dataclass
@@ -155,16 +177,27 @@ def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
         half = len(weights) // 2
         # Keras forces zero_output_for_mask = return_sequences on both directions.
         output, *states = reference.bidirectional(
-            RECURRENT_FUNCTIONS[inner_class], x, _split_bias(weights[:half]), _split_bias(weights[half:]),
+            RECURRENT_FUNCTIONS[inner_class],
+            x,
+            _split_bias(weights[:half]),
+            _split_bias(weights[half:]),
             merge_mode=cfg.get("merge_mode", "concat"),
-            return_sequences=inner_cfg.get("return_sequences", False), return_state=True,
-            mask=mask, initial_state=initial_state, **_cell_kwargs(inner_class, inner_cfg),
+            return_sequences=inner_cfg.get("return_sequences", False),
+            return_state=True,
+            mask=mask,
+            initial_state=initial_state,
+            **_cell_kwargs(inner_class, inner_cfg),
         )
     else:
         output, *states = RECURRENT_FUNCTIONS[class_name](
-            x, *_split_bias(weights), return_sequences=cfg.get("return_sequences", False),
-            return_state=True, go_backwards=cfg.get("go_backwards", False), mask=mask,
-            initial_state=initial_state, zero_output_for_mask=cfg.get("zero_output_for_mask", False),
+            x,
+            *_split_bias(weights),
+            return_sequences=cfg.get("return_sequences", False),
+            return_state=True,
+            go_backwards=cfg.get("go_backwards", False),
+            mask=mask,
+            initial_state=initial_state,
+            zero_output_for_mask=cfg.get("zero_output_for_mask", False),
             **_cell_kwargs(class_name, cfg),
         )
     return output, states
@@ -179,8 +212,10 @@ def _embedding(name, cfg, weights, x, dtype):
     (table,) = weights
     ids = x if np.issubdtype(x.dtype, np.integer) else x.astype(np.int64)  # Keras casts, truncating
     if ids.size and (ids.min() < 0 or ids.max() >= cfg["input_dim"]):
-        raise InvalidInput(f"layer {name!r} (Embedding): ids must lie in [0, {cfg['input_dim']}), "
-                           f"got values from {ids.min()} to {ids.max()}")
+        raise InvalidInput(
+            f"layer {name!r} (Embedding): ids must lie in [0, {cfg['input_dim']}), "
+            f"got values from {ids.min()} to {ids.max()}"
+        )
     out = np.asarray(table, dtype=dtype)[ids]
     return out, (x != 0 if cfg.get("mask_zero", False) else None)
 
@@ -210,8 +245,10 @@ def _merge(class_name, cfg, xs, masks):
         out = np.concatenate(xs, axis=axis)
         if all(m is None for m in masks):
             return out, None
-        full = [np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if m.ndim < x.ndim else m)
-                for x, m in zip(xs, masks, strict=True)]
+        full = [
+            np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if m.ndim < x.ndim else m)
+            for x, m in zip(xs, masks, strict=True)
+        ]
         return out, np.any(np.concatenate(full, axis=axis), axis=-1)
     # Merge.compute_mask: the OR of the masks when every input has one.
     mask = None if any(m is None for m in masks) else np.logical_or.reduce(masks)
@@ -260,12 +297,12 @@ def _global_pool(class_name, cfg, x, mask):
         return np.mean(x, axis=axis, keepdims=keepdims)
     m = np.expand_dims(mask, 2 if axis == 1 else 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # an all-masked sample gives NaN, as in Keras
-        return (np.sum(np.where(m, x, 0), axis=axis, keepdims=keepdims)
-                / np.sum(m.astype(x.dtype), axis=axis, keepdims=keepdims))
+        return np.sum(np.where(m, x, 0), axis=axis, keepdims=keepdims) / np.sum(
+            m.astype(x.dtype), axis=axis, keepdims=keepdims
+        )
 
 
-def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None, receives_mask=True,
-                dtype=np.float64):
+def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None, receives_mask=True, dtype=np.float64):
     """Run one layer. Returns ``(tensors, masks, n_outputs, states, notes)``.
 
     Args:
@@ -278,10 +315,10 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
     notes: list[str] = []
     if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
         if mask is not None and not receives_mask:
-            notes.append("Keras does not pass the input mask to a layer called with initial_state: "
-                         "every step is computed")
-        output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None,
-                                      initial_state)
+            notes.append(
+                "Keras does not pass the input mask to a layer called with initial_state: every step is computed"
+            )
+        output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None, initial_state)
         seq_mask = mask if _returns_sequences(class_name, cfg) else None
         outs = list(output) if isinstance(output, list) else [output]
         return outs + states, [seq_mask] * len(outs) + [None] * len(states), len(outs), states, notes
@@ -356,8 +393,9 @@ class SequentialRuntime:
     would drop it (a call with ``initial_state`` tensors); otherwise Keras's rule.
     """
 
-    def __init__(self, layers, weights: Mapping[str, Sequence[np.ndarray]], dtype="float64", *,
-                 explicit_masks: bool = False):
+    def __init__(
+        self, layers, weights: Mapping[str, Sequence[np.ndarray]], dtype="float64", *, explicit_masks: bool = False
+    ):
         self.explicit_masks = explicit_masks
         self.layers = [_layer_parts(layer) for layer in layers]
         self.dtype = np.dtype(dtype)
@@ -387,8 +425,20 @@ class SequentialRuntime:
             given_states = bool((initial_states or {}).get(name))
             receives_mask = self.explicit_masks or not given_states
             parts = h if isinstance(h, list) else [h]
-            results = [apply_layer(name, class_name, cfg, weights, [part], [mask], initial_state=start,
-                                   receives_mask=receives_mask, dtype=self.dtype) for part in parts]
+            results = [
+                apply_layer(
+                    name,
+                    class_name,
+                    cfg,
+                    weights,
+                    [part],
+                    [mask],
+                    initial_state=start,
+                    receives_mask=receives_mask,
+                    dtype=self.dtype,
+                )
+                for part in parts
+            ]
             tensors, masks, n_out, states, notes = results[0]
             if isinstance(h, list):  # each branch of a merge_mode=None Bidirectional
                 h = [r[0][0] for r in results]
@@ -412,8 +462,12 @@ class SequentialRuntime:
 
 
 def _ref(value, where: str) -> tuple[str, int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not isinstance(value[0], str)
-            or not isinstance(value[1], int)):
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not isinstance(value[0], str)
+        or not isinstance(value[1], int)
+    ):
         raise InvalidInput(f"{where}: a tensor reference must be [layer name, index], got {value!r}")
     return value[0], value[1]
 
@@ -489,7 +543,8 @@ class GraphRuntime:
                 raise InvalidInput(f"inputs must be named {names}; missing {missing}, unknown {extra}")
             values = [inputs[n] for n in names]
         elif isinstance(inputs, (list, tuple)) and (
-                len(names) > 1 or (len(inputs) == 1 and isinstance(inputs[0], np.ndarray))):
+            len(names) > 1 or (len(inputs) == 1 and isinstance(inputs[0], np.ndarray))
+        ):
             values = list(inputs)
         else:
             values = [inputs]
@@ -500,10 +555,16 @@ class GraphRuntime:
             arr = np.asarray(value)
             shape = spec.get("shape")
             if shape is not None:
-                want = "(" + ", ".join("N" if i == 0 and d is None else ("?" if d is None else str(d))
-                                       for i, d in enumerate(shape)) + ")"
+                want = (
+                    "("
+                    + ", ".join(
+                        "N" if i == 0 and d is None else ("?" if d is None else str(d)) for i, d in enumerate(shape)
+                    )
+                    + ")"
+                )
                 if arr.ndim != len(shape) or any(
-                        d is not None and d != a for d, a in zip(shape, arr.shape, strict=True)):
+                    d is not None and d != a for d, a in zip(shape, arr.shape, strict=True)
+                ):
                     raise InvalidInput(f"input {spec['name']!r}: expected shape {want}, got {tuple(arr.shape)}")
             if _is_int_dtype(str(spec.get("dtype", "float32"))):
                 if not np.issubdtype(arr.dtype, np.integer):
@@ -544,8 +605,16 @@ class GraphRuntime:
             elif cfg_stateful(class_name, cfg):
                 start = self._carried.get(name)
             out, out_masks, n_out, states, notes = apply_layer(
-                name, class_name, cfg, self.weights[name], xs, in_masks, initial_state=start,
-                receives_mask=bool(layer.get("receives_mask", True)), dtype=self.dtype)
+                name,
+                class_name,
+                cfg,
+                self.weights[name],
+                xs,
+                in_masks,
+                initial_state=start,
+                receives_mask=bool(layer.get("receives_mask", True)),
+                dtype=self.dtype,
+            )
             tensors[name], masks[name] = out, out_masks
             trace.outputs[name] = out[0] if n_out == 1 else out[:n_out]
             trace.masks[name] = out_masks[:n_out]
@@ -579,8 +648,10 @@ def pack(graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]]) -> bytes:
     for layer in graph["layers"]:
         layer_weights = weights.get(layer["name"], [])
         if len(layer_weights) != len(layer.get("weights", [])):
-            raise ValueError(f"layer {layer['name']!r} names {len(layer.get('weights', []))} weights "
-                             f"but has {len(layer_weights)} arrays")
+            raise ValueError(
+                f"layer {layer['name']!r} names {len(layer.get('weights', []))} weights "
+                f"but has {len(layer_weights)} arrays"
+            )
         for i, w in enumerate(layer_weights):
             arrays[weight_key(layer["name"], i)] = np.asarray(w)
     buffer = io.BytesIO()
@@ -596,14 +667,18 @@ def read_graph(data, where: str) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{where}: the 'graph' entry is not valid JSON ({exc})") from None
     if not isinstance(graph, dict) or graph.get("format") != FORMAT:
-        raise InvalidInput(f"{where}: not an rnn-parity model (format {graph.get('format')!r})"
-                           if isinstance(graph, dict) else f"{where}: not an rnn-parity model")
+        raise InvalidInput(
+            f"{where}: not an rnn-parity model (format {graph.get('format')!r})"
+            if isinstance(graph, dict)
+            else f"{where}: not an rnn-parity model"
+        )
     version = graph.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise InvalidInput(f"{where}: bad format_version {version!r}")
     if version > FORMAT_VERSION:
-        raise InvalidInput(f"{where}: written in format {version} by a newer rnn-parity; "
-                           f"this runtime reads format {FORMAT_VERSION}")
+        raise InvalidInput(
+            f"{where}: written in format {version} by a newer rnn-parity; this runtime reads format {FORMAT_VERSION}"
+        )
     return graph
 
 

@@ -46,8 +46,22 @@ PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "KIB": 1024, "M": 1000**2, "MB": 1000**2, "MIB": 1024**2,
-          "G": 1000**3, "GB": 1000**3, "GIB": 1024**3, "T": 1000**4, "TB": 1000**4, "TIB": 1024**4}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1000,
+    "KB": 1000,
+    "KIB": 1024,
+    "M": 1000**2,
+    "MB": 1000**2,
+    "MIB": 1024**2,
+    "G": 1000**3,
+    "GB": 1000**3,
+    "GIB": 1024**3,
+    "T": 1000**4,
+    "TB": 1000**4,
+    "TIB": 1024**4,
+}
 
 
 def parse_size(text: str | int) -> int:
@@ -178,7 +192,9 @@ class CheckSpec(BaseModel):
         if self.cell != "lstm" and not self.unit_forget_bias:
             raise ValueError(f"{opt('unit_forget_bias', False)} is an LSTM option, but {cell}")
         if self.cell == "simple_rnn" and self.recurrent_activation is not None:
-            raise ValueError(f"{opt('recurrent_activation', self.recurrent_activation)} is an LSTM/GRU option, but {cell}")
+            raise ValueError(
+                f"{opt('recurrent_activation', self.recurrent_activation)} is an LSTM/GRU option, but {cell}"
+            )
         if self.bidirectional == "none" and len(self.M) > 1:
             raise ValueError(
                 f"{opt('bidirectional', 'none')} returns two outputs, which the next layer of a stack "
@@ -193,7 +209,8 @@ class CheckSpec(BaseModel):
             # keras/src/layers/rnn/bidirectional.py compute_mask multiplies a generator: a TypeError
             raise ValueError(
                 f"Keras 3's Bidirectional fails to build a stateful layer that returns its state: "
-                f"{opt('bidirectional', self.bidirectional)} with {opt('stateful', True)} and {opt('return_state', True)}"
+                f"{opt('bidirectional', self.bidirectional)} with {opt('stateful', True)} "
+                f"and {opt('return_state', True)}"
             )
         if self.stateful and self.initial_state:
             raise ValueError(
@@ -274,8 +291,11 @@ def estimate_bytes(spec: CheckSpec) -> int:
 
 
 #: CLI flags whose name is not simply ``--`` plus the key with dashes.
-_FLAG_FOR_FALSE = {"use_bias": "--no-bias", "reset_after": "--no-reset-after",
-                   "unit_forget_bias": "--no-unit-forget-bias"}
+_FLAG_FOR_FALSE = {
+    "use_bias": "--no-bias",
+    "reset_after": "--no-reset-after",
+    "unit_forget_bias": "--no-unit-forget-bias",
+}
 
 
 def option_name(key: str, style: str = "config") -> str:

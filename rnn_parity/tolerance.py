@@ -75,8 +75,12 @@ class ThreeWay:
         return "rounding" if self.roundoff_ratio <= AUTO_FACTOR else "discrepancy"
 
     def to_dict(self) -> dict:
-        return {"low_dtype": self.low_dtype, "keras_vs_truth": self.keras_vs_truth,
-                "low_vs_truth": self.low_vs_truth, "keras_vs_low": self.keras_vs_low}
+        return {
+            "low_dtype": self.low_dtype,
+            "keras_vs_truth": self.keras_vs_truth,
+            "low_vs_truth": self.low_vs_truth,
+            "keras_vs_low": self.keras_vs_low,
+        }
 
 
 def _scale(truth) -> float:
@@ -92,8 +96,9 @@ def three_way(keras, truth, low, compute_dtype: str) -> ThreeWay:
     return ThreeWay(compute_dtype, keras_err, low_err, max_abs_error(keras, low), keras_err / max(low_err, floor))
 
 
-def resolve(mode: str, *, atol: float, rtol: float, compute_dtype: str, max_mismatch_frac: float = 0.0,
-            truth=None, low=None) -> Tolerance:
+def resolve(
+    mode: str, *, atol: float, rtol: float, compute_dtype: str, max_mismatch_frac: float = 0.0, truth=None, low=None
+) -> Tolerance:
     """The tolerance for one compared array.
 
     ``truth`` (float64 reference) and ``low`` (the reference in Keras's compute

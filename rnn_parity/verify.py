@@ -76,11 +76,13 @@ class VerifyOptions:
         if self.reference_dtype not in ("float64", "float32"):
             raise InvalidInput(f"--reference-dtype must be one of float64, float32, got {self.reference_dtype!r}")
         if self.input is not None:
-            given = [flag for flag, value in (("--N", self.N), ("--T", self.T), ("--seed", self.seed))
-                     if value is not None]
+            given = [
+                flag for flag, value in (("--N", self.N), ("--T", self.T), ("--seed", self.seed)) if value is not None
+            ]
             if given:
-                raise InvalidInput(f"{', '.join(given)} shape(s) the seeded inputs; "
-                                   f"they cannot be combined with --input")
+                raise InvalidInput(
+                    f"{', '.join(given)} shape(s) the seeded inputs; they cannot be combined with --input"
+                )
         return self
 
     @property
@@ -94,13 +96,21 @@ class VerifyOptions:
     def command_line(self, command: str = "verify") -> str:
         """The ``rnn-parity`` command that reproduces this run."""
         parts = ["rnn-parity", command, shlex.quote(str(self.model))]
-        for flag, value in (("--input", self.input), ("--N", self.N), ("--T", self.T), ("--seed", self.seed),
-                            ("--atol", self.atol), ("--rtol", self.rtol)):
+        for flag, value in (
+            ("--input", self.input),
+            ("--N", self.N),
+            ("--T", self.T),
+            ("--seed", self.seed),
+            ("--atol", self.atol),
+            ("--rtol", self.rtol),
+        ):
             if value is not None:
                 parts += [flag, shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
-        for flag, value, default in (("--reference-dtype", self.reference_dtype, "float64"),
-                                     ("--tolerance", self.tolerance, "explicit"),
-                                     ("--max-mismatch-frac", self.max_mismatch_frac, 0.0)):
+        for flag, value, default in (
+            ("--reference-dtype", self.reference_dtype, "float64"),
+            ("--tolerance", self.tolerance, "explicit"),
+            ("--max-mismatch-frac", self.max_mismatch_frac, 0.0),
+        ):
             if value != default:
                 parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
         return " ".join(parts)
@@ -128,8 +138,13 @@ class MaskCheck:
         return self.keras == self.reference and self.mismatches == 0
 
     def to_dict(self) -> dict:
-        return {"keras": self.keras, "reference": self.reference, "mismatches": self.mismatches,
-                "size": self.size, "passed": self.passed}
+        return {
+            "keras": self.keras,
+            "reference": self.reference,
+            "mismatches": self.mismatches,
+            "size": self.size,
+            "passed": self.passed,
+        }
 
 
 @dataclass(frozen=True)
@@ -157,8 +172,9 @@ class LayerCheck:
 
     @property
     def passed(self) -> bool:
-        return (self.comparison.passed and all(m.passed for m in self.masks)
-                and all(c.passed for c in self.states.values()))
+        return (
+            self.comparison.passed and all(m.passed for m in self.masks) and all(c.passed for c in self.states.values())
+        )
 
 
 @dataclass(frozen=True)
@@ -217,8 +233,11 @@ def _first_bad_step(actual, expected, atol: float, rtol: float) -> int | None:
 
 def _mask_check(keras_mask, reference_mask) -> MaskCheck:
     if keras_mask is None or reference_mask is None:
-        size = 0 if keras_mask is None and reference_mask is None else int(np.size(
-            keras_mask if keras_mask is not None else reference_mask))
+        size = (
+            0
+            if keras_mask is None and reference_mask is None
+            else int(np.size(keras_mask if keras_mask is not None else reference_mask))
+        )
         return MaskCheck(keras_mask is not None, reference_mask is not None, 0, size)
     k, r = np.asarray(keras_mask, dtype=bool), np.asarray(reference_mask, dtype=bool)
     if k.shape != r.shape:
@@ -262,24 +281,34 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         layer["weights"] = keras_run.weight_names[layer["name"]]
         got, want = len(keras_run.weights[layer["name"]]), expected_weights(layer["class_name"], layer["config"])
         if got != want:
-            raise Unsupported(f"{where}: layer {layer['name']!r} ({layer['class_name']}) holds {got} weight "
-                              f"arrays where the reference expects {want}")
+            raise Unsupported(
+                f"{where}: layer {layer['name']!r} ({layer['class_name']}) holds {got} weight "
+                f"arrays where the reference expects {want}"
+            )
 
     # As in check: the runtime in float64 (the truth), in the model's compute dtype
     # (what a correct implementation in that dtype gets wrong) and in --reference-dtype.
     compute_dtype = _compute_dtype(keras_run, graph)
     started = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        runs = {dtype: GraphRuntime(graph, keras_run.weights, dtype=dtype).run(feeds.arrays)
-                for dtype in dict.fromkeys(["float64", compute_dtype, options.reference_dtype])}
+        runs = {
+            dtype: GraphRuntime(graph, keras_run.weights, dtype=dtype).run(feeds.arrays)
+            for dtype in dict.fromkeys(["float64", compute_dtype, options.reference_dtype])
+        }
     reference_seconds = time.perf_counter() - started
     trace = runs["float64"] if options.tolerance == "auto" else runs[options.reference_dtype]
     truth, low = runs["float64"], runs[compute_dtype]
 
     def tol_for(truth_value, low_value) -> dict:
-        t = resolve(options.tolerance, atol=options.atol_value, rtol=options.rtol_value,
-                    compute_dtype=compute_dtype, max_mismatch_frac=options.max_mismatch_frac,
-                    truth=truth_value, low=low_value)
+        t = resolve(
+            options.tolerance,
+            atol=options.atol_value,
+            rtol=options.rtol_value,
+            compute_dtype=compute_dtype,
+            max_mismatch_frac=options.max_mismatch_frac,
+            truth=truth_value,
+            low=low_value,
+        )
         return {"atol": t.atol, "rtol": t.rtol, "max_mismatch_frac": t.max_mismatch_frac}
 
     checks = []
@@ -292,22 +321,31 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         tol = tol_for(truth.outputs[name], low.outputs[name])
         comparison = _checked_compare(f"layer {name!r}", got, want, tol)
         states = {}
-        for i, (label, k_state, r_state) in enumerate(zip(state_labels(class_name, cfg), keras_tensors[n_out:],
-                                                          trace.states.get(name, []), strict=False)):
+        for i, (label, k_state, r_state) in enumerate(
+            zip(state_labels(class_name, cfg), keras_tensors[n_out:], trace.states.get(name, []), strict=False)
+        ):
             state_tol = tol_for(truth.states[name][i], low.states[name][i])
-            states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state,
-                                                         state_tol)
+            states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state, state_tol)
         masks = tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name], strict=True))
         step = None if comparison.passed else _first_bad_step(got, want, tol["atol"], tol["rtol"])
-        checks.append(LayerCheck(
-            name=name, class_name=class_name, config=cfg,
-            inputs=tuple(ref[0] for ref in layer["inputs"]),
-            initial_state=tuple(ref[0] for ref in layer.get("initial_state", [])),
-            weights=tuple((n, tuple(w.shape))
-                          for n, w in zip(layer["weights"], keras_run.weights[name], strict=True)),
-            params=keras_run.param_counts[name], comparison=comparison, masks=masks, states=states,
-            first_bad_step=step, notes=tuple(trace.notes.get(name, ())),
-        ))
+        checks.append(
+            LayerCheck(
+                name=name,
+                class_name=class_name,
+                config=cfg,
+                inputs=tuple(ref[0] for ref in layer["inputs"]),
+                initial_state=tuple(ref[0] for ref in layer.get("initial_state", [])),
+                weights=tuple(
+                    (n, tuple(w.shape)) for n, w in zip(layer["weights"], keras_run.weights[name], strict=True)
+                ),
+                params=keras_run.param_counts[name],
+                comparison=comparison,
+                masks=masks,
+                states=states,
+                first_bad_step=step,
+                notes=tuple(trace.notes.get(name, ())),
+            )
+        )
     outputs, keras_outputs, output_tol = {}, [], None
     for i, ((source, index), value) in enumerate(zip(graph["outputs"], trace.model_outputs, strict=True)):
         keras_value = keras_run.tensors[source][index]
@@ -316,16 +354,31 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         tol = tol_for(truth.model_outputs[i], low.model_outputs[i])
         outputs[key] = _checked_compare(f"model output {key}", keras_value, value, tol)
         if output_tol is None:
-            output_tol = resolve(options.tolerance, atol=options.atol_value, rtol=options.rtol_value,
-                                 compute_dtype=compute_dtype, max_mismatch_frac=options.max_mismatch_frac,
-                                 truth=truth.model_outputs[i], low=low.model_outputs[i])
+            output_tol = resolve(
+                options.tolerance,
+                atol=options.atol_value,
+                rtol=options.rtol_value,
+                compute_dtype=compute_dtype,
+                max_mismatch_frac=options.max_mismatch_frac,
+                truth=truth.model_outputs[i],
+                low=low.model_outputs[i],
+            )
     rounding = three_way(keras_outputs[0], truth.model_outputs[0], low.model_outputs[0], compute_dtype)
     return VerifyResult(
-        options=options, model_file=model_file, graph=graph, weights=keras_run.weights, feeds=feeds,
-        layers=tuple(checks), outputs=outputs, keras_outputs=tuple(keras_outputs),
-        total_params=keras_run.total_params, versions=keras_runner.versions(),
+        options=options,
+        model_file=model_file,
+        graph=graph,
+        weights=keras_run.weights,
+        feeds=feeds,
+        layers=tuple(checks),
+        outputs=outputs,
+        keras_outputs=tuple(keras_outputs),
+        total_params=keras_run.total_params,
+        versions=keras_runner.versions(),
         seconds={"load": load_seconds, "keras": keras_seconds, "reference": reference_seconds},
-        tolerance=output_tol, three_way=rounding, environment=environment(options.command_line()),
+        tolerance=output_tol,
+        three_way=rounding,
+        environment=environment(options.command_line()),
     )
 
 

@@ -60,13 +60,16 @@ def sequential(folder: Path) -> dict[str, Path]:
     """The issue's model: Embedding(mask_zero) → Bidirectional(LSTM, sequences) → GRU → Dense(softmax)."""
     keras = _keras()
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(None,), dtype="int32", name="ids"),
-        layers.Embedding(30, 8, mask_zero=True, name="embedding"),
-        layers.Bidirectional(layers.LSTM(6, return_sequences=True), name="bidirectional"),
-        layers.GRU(5, name="gru"),
-        layers.Dense(3, activation="softmax", name="dense"),
-    ], name="tagger")
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32", name="ids"),
+            layers.Embedding(30, 8, mask_zero=True, name="embedding"),
+            layers.Bidirectional(layers.LSTM(6, return_sequences=True), name="bidirectional"),
+            layers.GRU(5, name="gru"),
+            layers.Dense(3, activation="softmax", name="dense"),
+        ],
+        name="tagger",
+    )
     rng = np.random.default_rng(1)
     x = _ids(rng, 32, 9, 30)
     _fit(model, x, rng.integers(0, 3, 32), loss="sparse_categorical_crossentropy")
@@ -81,7 +84,8 @@ def two_branches(folder: Path) -> dict[str, Path]:
     tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
     features = keras.Input(shape=(None, 3), name="features")
     a = layers.LSTM(5, return_sequences=True, name="words")(
-        layers.Embedding(20, 4, mask_zero=True, name="lookup")(tokens))
+        layers.Embedding(20, 4, mask_zero=True, name="lookup")(tokens)
+    )
     b = layers.GRU(4, return_sequences=True, reset_after=False, name="signal")(layers.Masking(name="pad")(features))
     merged = layers.Concatenate(name="both")([a, b])
     out = layers.TimeDistributed(layers.Dense(2), name="head")(merged)
@@ -115,11 +119,13 @@ def encoder_decoder(folder: Path) -> dict[str, Path]:
     source = keras.Input(shape=(None, 3), name="source")
     target = keras.Input(shape=(None,), dtype="int32", name="target")
     _, fh, fc, bh, bc = layers.Bidirectional(layers.LSTM(5, return_state=True), name="encoder")(
-        layers.Masking(name="pad")(source))
+        layers.Masking(name="pad")(source)
+    )
     h = layers.Concatenate(name="h")([fh, bh])
     c = layers.Concatenate(name="c")([fc, bc])
     decoded = layers.LSTM(10, return_sequences=True, name="decoder")(
-        layers.Embedding(12, 4, mask_zero=True, name="target_lookup")(target), initial_state=[h, c])
+        layers.Embedding(12, 4, mask_zero=True, name="target_lookup")(target), initial_state=[h, c]
+    )
     out = layers.Dense(12, activation="softmax", name="next_id")(decoded)
     model = keras.Model([source, target], out)
     rng = np.random.default_rng(4)
@@ -133,17 +139,19 @@ def assorted(folder: Path) -> dict[str, Path]:
     → GlobalAveragePooling1D → Dense → Activation."""
     keras = _keras()
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(8, 4)),
-        layers.Masking(mask_value=0.0),
-        layers.SimpleRNN(5, return_sequences=True, go_backwards=True, activation="relu"),
-        layers.Dropout(0.3),
-        layers.Bidirectional(layers.GRU(3, return_sequences=True, reset_after=False), merge_mode="ave"),
-        layers.SpatialDropout1D(0.2),
-        layers.GlobalAveragePooling1D(),
-        layers.Dense(4),
-        layers.Activation("softmax"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(8, 4)),
+            layers.Masking(mask_value=0.0),
+            layers.SimpleRNN(5, return_sequences=True, go_backwards=True, activation="relu"),
+            layers.Dropout(0.3),
+            layers.Bidirectional(layers.GRU(3, return_sequences=True, reset_after=False), merge_mode="ave"),
+            layers.SpatialDropout1D(0.2),
+            layers.GlobalAveragePooling1D(),
+            layers.Dense(4),
+            layers.Activation("softmax"),
+        ]
+    )
     rng = np.random.default_rng(5)
     _fit(model, _padded_floats(rng, 32, 8, 4), rng.integers(0, 4, 32), loss="sparse_categorical_crossentropy")
     return _save(model, folder, "assorted")
@@ -158,8 +166,9 @@ def merges(folder: Path) -> dict[str, Path]:
     masked = layers.Masking()(x_in)
     a = layers.LSTM(4, return_sequences=True)(masked)
     b = layers.GRU(4, return_sequences=True)(masked)
-    forward, backward = layers.Bidirectional(layers.SimpleRNN(4, return_sequences=True), merge_mode=None,
-                                             name="both_ways")(masked)
+    forward, backward = layers.Bidirectional(
+        layers.SimpleRNN(4, return_sequences=True), merge_mode=None, name="both_ways"
+    )(masked)
     unmasked = layers.Dense(4, name="unmasked")(x_in)
     total = layers.Add(name="total")([a, b, layers.Subtract(name="difference")([forward, backward])])
     product = layers.Multiply(name="product")([a, b])
@@ -168,8 +177,9 @@ def merges(folder: Path) -> dict[str, Path]:
     pooled = layers.GlobalMaxPooling1D(name="pooled")(layers.Average(name="mean")([product, top]))
     model = keras.Model(x_in, [layers.Dense(1, name="score")(joined), pooled])
     rng = np.random.default_rng(6)
-    _fit(model, _padded_floats(rng, 32, 6, 2),
-         [rng.standard_normal((32, 6, 1)), rng.standard_normal((32, 4))], epochs=1)
+    _fit(
+        model, _padded_floats(rng, 32, 6, 2), [rng.standard_normal((32, 6, 1)), rng.standard_normal((32, 4))], epochs=1
+    )
     return _save(model, folder, "merges", formats=("keras",))
 
 
@@ -177,15 +187,16 @@ def stateful(folder: Path) -> dict[str, Path]:
     """A fixed batch of 2 through stateful LSTM and GRU layers (saved as .h5)."""
     keras = _keras()
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(batch_shape=(2, 5, 3)),
-        layers.LSTM(4, stateful=True, return_sequences=True, use_bias=False),
-        layers.GRU(3, stateful=True),
-        layers.Dense(1),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(2, 5, 3)),
+            layers.LSTM(4, stateful=True, return_sequences=True, use_bias=False),
+            layers.GRU(3, stateful=True),
+            layers.Dense(1),
+        ]
+    )
     rng = np.random.default_rng(7)
-    _fit(model, rng.standard_normal((8, 5, 3)).astype("float32"), rng.standard_normal((8, 1)), epochs=1,
-         batch_size=2)
+    _fit(model, rng.standard_normal((8, 5, 3)).astype("float32"), rng.standard_normal((8, 1)), epochs=1, batch_size=2)
     return _save(model, folder, "stateful", formats=("h5",))
 
 
@@ -193,13 +204,15 @@ def autoencoder(folder: Path) -> dict[str, Path]:
     """GRU → RepeatVector → LSTM → TimeDistributed(Dense) (saved as .h5)."""
     keras = _keras()
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(6, 2)),
-        layers.GRU(4),
-        layers.RepeatVector(6),
-        layers.LSTM(3, return_sequences=True),
-        layers.TimeDistributed(layers.Dense(2)),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(6, 2)),
+            layers.GRU(4),
+            layers.RepeatVector(6),
+            layers.LSTM(3, return_sequences=True),
+            layers.TimeDistributed(layers.Dense(2)),
+        ]
+    )
     rng = np.random.default_rng(8)
     x = rng.standard_normal((32, 6, 2)).astype("float32")
     _fit(model, x, x)
@@ -262,8 +275,12 @@ def refused(folder: Path) -> dict[str, Path]:
     models["shared"] = keras.Model(x, layers.Add()([shared(x), shared(x)]))
     models["cell"] = keras.Sequential([keras.Input((5, 2)), layers.RNN(layers.LSTMCell(3), name="rnn")])
     models["lora"] = keras.Sequential([keras.Input((5, 2)), layers.GRU(3), layers.Dense(2, lora_rank=2, name="d")])
-    models["backward"] = keras.Sequential([keras.Input((5, 2)), layers.Bidirectional(
-        layers.LSTM(3), backward_layer=layers.GRU(3, go_backwards=True), name="bi")])
+    models["backward"] = keras.Sequential(
+        [
+            keras.Input((5, 2)),
+            layers.Bidirectional(layers.LSTM(3), backward_layer=layers.GRU(3, go_backwards=True), name="bi"),
+        ]
+    )
     paths = {}
     for name, model in models.items():
         paths[name] = _save(model, folder, name, formats=("keras",))["keras"]
@@ -274,9 +291,13 @@ def float64(folder: Path) -> dict[str, Path]:
     """A model computing in float64 (inputs and layers)."""
     keras = _keras()
     layers = keras.layers
-    model = keras.Sequential([keras.Input((6, 2), dtype="float64"),
-                              layers.GRU(3, return_sequences=True, dtype="float64"),
-                              layers.Dense(1, dtype="float64")])
+    model = keras.Sequential(
+        [
+            keras.Input((6, 2), dtype="float64"),
+            layers.GRU(3, return_sequences=True, dtype="float64"),
+            layers.Dense(1, dtype="float64"),
+        ]
+    )
     rng = np.random.default_rng(11)
     _fit(model, rng.standard_normal((16, 6, 2)), rng.standard_normal((16, 6, 1)), epochs=1)
     return _save(model, folder, "float64", formats=("keras",))
@@ -288,9 +309,26 @@ def dense_only(folder: Path) -> dict[str, Path]:
     return _save(model, folder, "dense_only")
 
 
-BUILDERS = {f.__name__: f for f in (sequential, two_branches, two_branches_unmasked, encoder_decoder, assorted,
-                                     merges, stateful, autoencoder, lambda_model, conv_model, custom_layer_model,
-                                     options_model, dense_only, refused, float64)}
+BUILDERS = {
+    f.__name__: f
+    for f in (
+        sequential,
+        two_branches,
+        two_branches_unmasked,
+        encoder_decoder,
+        assorted,
+        merges,
+        stateful,
+        autoencoder,
+        lambda_model,
+        conv_model,
+        custom_layer_model,
+        options_model,
+        dense_only,
+        refused,
+        float64,
+    )
+}
 
 
 def saved(name: str, tmp_path_factory) -> dict[str, Path]:

@@ -15,8 +15,9 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVE
 
 
 def run_module(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rnn_parity", *args], capture_output=True, text=True, env=ENV,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rnn_parity", *args], capture_output=True, text=True, env=ENV, timeout=300
+    )
 
 
 # ------------------------------------------------------------------ success paths
@@ -35,8 +36,9 @@ def test_default_table_passes():
 @pytest.mark.keras
 def test_design_card_example_and_aliases_agree():
     short = invoke_json(["check", "--T", "10", "--M", "5"])
-    long = invoke_json(["check", "--timesteps", "10", "--units", "5", "--batch", "1", "--features", "3",
-                        "--outputs", "2"])
+    long = invoke_json(
+        ["check", "--timesteps", "10", "--units", "5", "--batch", "1", "--features", "3", "--outputs", "2"]
+    )
     assert short["passed"] is True
     assert short["config"] == long["config"]
     assert short["max_abs_diff"] == long["max_abs_diff"]
@@ -45,14 +47,31 @@ def test_design_card_example_and_aliases_agree():
 @pytest.mark.keras
 def test_json_fields():
     report = invoke_json(["check", "--N", "2", "--T", "4"])
-    for key in ("passed", "max_abs_diff", "max_rel_diff", "atol", "rtol", "worst_index", "required_atol",
-                "config", "param_counts", "versions"):
+    for key in (
+        "passed",
+        "max_abs_diff",
+        "max_rel_diff",
+        "atol",
+        "rtol",
+        "worst_index",
+        "required_atol",
+        "config",
+        "param_counts",
+        "versions",
+    ):
         assert key in report
     assert report["passed"] is True and report["status"] == "pass"
     assert report["atol"] == 1e-5 and report["rtol"] == 1.3e-6
     assert all(isinstance(i, int) for i in report["worst_index"]) and len(report["worst_index"]) == 2
     assert {k: report["config"][k] for k in ("N", "T", "D", "M", "K", "seed", "reference_dtype")} == {
-        "N": 2, "T": 4, "D": 3, "M": 5, "K": 2, "seed": 0, "reference_dtype": "float64"}
+        "N": 2,
+        "T": 4,
+        "D": 3,
+        "M": 5,
+        "K": 2,
+        "seed": 0,
+        "reference_dtype": "float64",
+    }
     assert report["param_counts"] == {"simple_rnn": 45, "dense": 12, "total": 57}
     assert set(report["versions"]) >= {"python", "numpy", "keras", "tensorflow"}
     assert report["versions"]["keras"].startswith("3.")
@@ -135,29 +154,44 @@ BAD = [
     (["--atol", "-1"], "Error: --atol must be ≥ 0, got -1.0"),
     (["--rtol", "nan"], "Error: --rtol must be a finite number, got nan"),
     (["--atol", "inf"], "Error: --atol must be a finite number, got inf"),
-    (["--reference-dtype", "float16"],
-     "Error: Invalid value for '--reference-dtype': 'float16' is not one of 'float64', 'float32'."),
+    (
+        ["--reference-dtype", "float16"],
+        "Error: Invalid value for '--reference-dtype': 'float16' is not one of 'float64', 'float32'.",
+    ),
     (["--format", "xml"], "Error: Invalid value for '--format': 'xml' is not one of 'table', 'json'."),
-    (["--max-memory", "lots"],
-     "Error: Invalid value for '--max-memory': expected a size such as 4GiB or 512MB, got 'lots'"),
-    (["--N", "100000", "--T", "1000", "--D", "100"],
-     "Error: this case's arrays need about 171.4 GiB, over --max-memory 4.0 GiB; raise it if the machine has room"),
-    (["--N", "64", "--T", "100", "--max-memory", "1MB"],
-     "Error: this case's arrays need about 1.8 MiB, over --max-memory 976.6 KiB; raise it if the machine has room"),
+    (
+        ["--max-memory", "lots"],
+        "Error: Invalid value for '--max-memory': expected a size such as 4GiB or 512MB, got 'lots'",
+    ),
+    (
+        ["--N", "100000", "--T", "1000", "--D", "100"],
+        "Error: this case's arrays need about 171.4 GiB, over --max-memory 4.0 GiB; raise it if the machine has room",
+    ),
+    (
+        ["--N", "64", "--T", "100", "--max-memory", "1MB"],
+        "Error: this case's arrays need about 1.8 MiB, over --max-memory 976.6 KiB; raise it if the machine has room",
+    ),
     (["--activation", "my_act"], "Error: --activation must be a Keras built-in activation"),
     (["--no-reset-after"], "Error: --no-reset-after is a GRU option, but --cell simple_rnn"),
     (["--cell", "gru", "--no-unit-forget-bias"], "Error: --no-unit-forget-bias is an LSTM option, but --cell gru"),
-    (["--recurrent-activation", "sigmoid"],
-     "Error: --recurrent-activation sigmoid is an LSTM/GRU option, but --cell simple_rnn"),
-    (["--bidirectional", "sum", "--go-backwards"],
-     "Error: Keras's Bidirectional refuses a layer that goes backwards: --bidirectional sum with --go-backwards"),
-    (["--bidirectional", "none", "--M", "4,3"],
-     "Error: --bidirectional none returns two outputs, which the next layer of a stack (--M 4,3) cannot take"),
-    (["--bidirectional", "concat", "--stateful", "--return-state"],
-     "Error: Keras 3's Bidirectional fails to build a stateful layer that returns its state: --bidirectional concat "
-     "with --stateful and --return-state"),
-    (["--stateful", "--initial-state"],
-     "Error: --stateful and --initial-state both set the start state; choose one"),
+    (
+        ["--recurrent-activation", "sigmoid"],
+        "Error: --recurrent-activation sigmoid is an LSTM/GRU option, but --cell simple_rnn",
+    ),
+    (
+        ["--bidirectional", "sum", "--go-backwards"],
+        "Error: Keras's Bidirectional refuses a layer that goes backwards: --bidirectional sum with --go-backwards",
+    ),
+    (
+        ["--bidirectional", "none", "--M", "4,3"],
+        "Error: --bidirectional none returns two outputs, which the next layer of a stack (--M 4,3) cannot take",
+    ),
+    (
+        ["--bidirectional", "concat", "--stateful", "--return-state"],
+        "Error: Keras 3's Bidirectional fails to build a stateful layer that returns its state: --bidirectional concat "
+        "with --stateful and --return-state",
+    ),
+    (["--stateful", "--initial-state"], "Error: --stateful and --initial-state both set the start state; choose one"),
     (["--cell", "rnn"], "Error: Invalid value for '--cell': 'rnn' is not one of 'simple_rnn', 'lstm', 'gru'."),
     (["--bogus"], "Error: No such option '--bogus'"),
 ]
@@ -178,7 +212,7 @@ def test_unwritable_output_path(tmp_path):
     result = invoke(["check", "--output", str(blocker / "r.json")], 2)
     assert result.stderr.startswith(f"Error: --output {blocker / 'r.json'}: cannot write there")
     result = invoke(["check", "--output", str(tmp_path)], 2)
-    assert result.stderr == "Error: Invalid value for '--output' / '-o': File " f"'{tmp_path}' is a directory.\n"
+    assert result.stderr == f"Error: Invalid value for '--output' / '-o': File '{tmp_path}' is a directory.\n"
 
 
 def test_bad_input_is_rejected_before_tensorflow_is_imported():

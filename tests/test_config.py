@@ -9,11 +9,12 @@ import json
 import textwrap
 
 import pytest
-from conftest import invoke
 
 from rnn_parity import sweep as sweep_module
 from rnn_parity.config import ConfigError, config_json_schema, load_cases, name_filter, select
 from rnn_parity.spec import CheckSpec
+
+from conftest import invoke
 
 
 @pytest.fixture

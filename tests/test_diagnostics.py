@@ -67,8 +67,10 @@ def test_p99():
 def test_tolerance_modes():
     t = resolve("explicit", atol=1e-4, rtol=2e-5, compute_dtype="float32")
     assert (t.atol, t.rtol) == (1e-4, 2e-5)
-    assert (resolve("dtype", atol=0, rtol=0, compute_dtype="float32").rtol,
-            resolve("dtype", atol=0, rtol=0, compute_dtype="float32").atol) == (1.3e-6, 1e-5)
+    assert (
+        resolve("dtype", atol=0, rtol=0, compute_dtype="float32").rtol,
+        resolve("dtype", atol=0, rtol=0, compute_dtype="float32").atol,
+    ) == (1.3e-6, 1e-5)
     assert resolve("dtype", atol=0, rtol=0, compute_dtype="float64").atol == 1e-7
     assert resolve("dtype", atol=0, rtol=0, compute_dtype="float16").rtol == 1e-3
     truth = np.array([0.5, -2.0])
@@ -80,6 +82,7 @@ def test_tolerance_modes():
 
 
 # ------------------------------------------------------------------ against Keras
+
 
 @pytest.mark.keras
 def test_long_sequence_passes_auto_for_the_right_reason():
@@ -112,8 +115,19 @@ def test_first_divergence_under_a_tight_tolerance():
 @pytest.mark.keras
 def test_lstm_return_sequences_json_has_the_diagnostics():
     report = invoke_json(["check", "--cell", "lstm", "--return-sequences"])
-    for key in ("timestep_max_abs_diff", "first_divergence", "roundoff_ratio", "environment", "three_way",
-                "p99_abs_diff", "mean_rel_diff", "required_rtol", "mismatch_fraction", "tolerance", "diagnosis"):
+    for key in (
+        "timestep_max_abs_diff",
+        "first_divergence",
+        "roundoff_ratio",
+        "environment",
+        "three_way",
+        "p99_abs_diff",
+        "mean_rel_diff",
+        "required_rtol",
+        "mismatch_fraction",
+        "tolerance",
+        "diagnosis",
+    ):
         assert key in report, key
     assert len(report["timestep_max_abs_diff"]) == report["config"]["T"] == 10
     assert report["first_divergence"] is None
@@ -127,8 +141,24 @@ def test_lstm_return_sequences_json_has_the_diagnostics():
 
 @pytest.mark.keras
 def test_the_reproduce_command_reproduces():
-    first = invoke_json(["check", "--cell", "gru", "--no-reset-after", "--T", "7", "--seed", "5", "--mask", "pre",
-                         "--N", "3", "--tolerance", "auto"])
+    first = invoke_json(
+        [
+            "check",
+            "--cell",
+            "gru",
+            "--no-reset-after",
+            "--T",
+            "7",
+            "--seed",
+            "5",
+            "--mask",
+            "pre",
+            "--N",
+            "3",
+            "--tolerance",
+            "auto",
+        ]
+    )
     args = shlex.split(first["environment"]["command"])[1:]
     again = invoke_json(args)
     assert again["config"] == first["config"]
@@ -171,22 +201,35 @@ def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     result = invoke(["check", "--plot", tmp_path / "e.png"], 2)
-    assert result.stderr == ("Error: --plot: plots need matplotlib: pip install 'rnn-parity[plot]' "
-                             "(or pip install matplotlib)\n")
+    assert result.stderr == (
+        "Error: --plot: plots need matplotlib: pip install 'rnn-parity[plot]' (or pip install matplotlib)\n"
+    )
     assert not (tmp_path / "e.png").exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--tolerance", "auto", "--atol", "1e-3"],
-     "Error: --atol 0.001 applies to explicit tolerances, but --tolerance auto\n"),
-    (["--tolerance", "dtype", "--rtol", "1e-3"],
-     "Error: --rtol 0.001 applies to explicit tolerances, but --tolerance dtype\n"),
-    (["--max-mismatch-frac", "1.5"], "Error: --max-mismatch-frac must be ≤ 1, got 1.5\n"),
-    (["--tolerance", "loose"],
-     "Error: Invalid value for '--tolerance': 'loose' is not one of 'explicit', 'dtype', 'auto'.\n"),
-    (["--keras-dtype", "bfloat16"], "Error: Invalid value for '--keras-dtype': 'bfloat16' is not one of "
-                                    "'float32', 'float64', 'float16', 'mixed_float16'.\n"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--tolerance", "auto", "--atol", "1e-3"],
+            "Error: --atol 0.001 applies to explicit tolerances, but --tolerance auto\n",
+        ),
+        (
+            ["--tolerance", "dtype", "--rtol", "1e-3"],
+            "Error: --rtol 0.001 applies to explicit tolerances, but --tolerance dtype\n",
+        ),
+        (["--max-mismatch-frac", "1.5"], "Error: --max-mismatch-frac must be ≤ 1, got 1.5\n"),
+        (
+            ["--tolerance", "loose"],
+            "Error: Invalid value for '--tolerance': 'loose' is not one of 'explicit', 'dtype', 'auto'.\n",
+        ),
+        (
+            ["--keras-dtype", "bfloat16"],
+            "Error: Invalid value for '--keras-dtype': 'bfloat16' is not one of "
+            "'float32', 'float64', 'float16', 'mixed_float16'.\n",
+        ),
+    ],
+)
 def test_bad_diagnostic_options(args, message):
     assert invoke(["check", *args], 2).stderr == message
 
@@ -203,9 +246,15 @@ def test_explain_walks_through_the_notebook():
 
 
 @pytest.mark.keras
-@pytest.mark.parametrize("args", [["--cell", "lstm"], ["--cell", "gru", "--no-reset-after"],
-                                  ["--cell", "gru", "--bidirectional", "ave", "--mask", "post", "--N", "2"],
-                                  ["--M", "4,3", "--go-backwards", "--T", "30"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--cell", "lstm"],
+        ["--cell", "gru", "--no-reset-after"],
+        ["--cell", "gru", "--bidirectional", "ave", "--mask", "post", "--N", "2"],
+        ["--M", "4,3", "--go-backwards", "--T", "30"],
+    ],
+)
 def test_explain_every_cell(args):
     out = invoke(["explain", *args], 0).stdout
     assert "Step by step" in out

@@ -9,12 +9,13 @@ import sys
 import numpy as np
 import pytest
 import saved_models
-from conftest import invoke, invoke_json
 from test_runtime_graph import BLOCKED, BLOCKER
 from test_verify import _perturbed
 
 from rnn_parity import runtime
 from rnn_parity.compare import compare
+
+from conftest import invoke, invoke_json
 
 pytestmark = pytest.mark.keras
 
@@ -48,7 +49,9 @@ def _predict_without_tensorflow(npz, inputs: dict[str, np.ndarray], folder) -> l
     feed = folder / "feed.npz"
     np.savez(feed, **inputs)
     out = folder / "out.npz"
-    script = BLOCKER + f"""
+    script = (
+        BLOCKER
+        + f"""
 for name in ("tensorflow", "keras"):
     try:
         __import__(name)
@@ -64,6 +67,7 @@ y = model.predict(inputs)
 np.savez({str(out)!r}, *(y if isinstance(y, list) else [y]))
 print(sorted(m for m in sys.modules if m.partition(".")[0] in {BLOCKED!r}))
 """
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -106,20 +110,24 @@ def test_the_h5_file_exports_the_same_model(model, tmp_path):
     invoke(["export", model("sequential", "h5"), "-o", tmp_path / "from_h5.npz"], 0)
     invoke(["export", model("sequential"), "-o", tmp_path / "from_keras.npz"], 0)
     ids = _fresh_ids(seed=7)
-    np.testing.assert_array_equal(runtime.load(tmp_path / "from_h5.npz").predict(ids),
-                                  runtime.load(tmp_path / "from_keras.npz").predict(ids))
+    np.testing.assert_array_equal(
+        runtime.load(tmp_path / "from_h5.npz").predict(ids), runtime.load(tmp_path / "from_keras.npz").predict(ids)
+    )
 
 
 def test_a_functional_model_with_two_inputs_exports(model, keras, tmp_path):
     path = tmp_path / "two.npz"
     invoke(["export", model("two_branches"), "-o", path], 0)
     rng = np.random.default_rng(9)
-    inputs = {"tokens": _fresh_ids(seed=9, n=3, t=6, vocab=20),
-              "features": rng.standard_normal((3, 6, 3)).astype(np.float32)}
+    inputs = {
+        "tokens": _fresh_ids(seed=9, n=3, t=6, vocab=20),
+        "features": rng.standard_normal((3, 6, 3)).astype(np.float32),
+    }
     inputs["features"][0, 4:] = 0.0
     (numpy_out,) = _predict_without_tensorflow(path, inputs, tmp_path)
     keras_out = keras.saving.load_model(model("two_branches"), compile=False).predict(
-        [inputs["tokens"], inputs["features"]], verbose=0)
+        [inputs["tokens"], inputs["features"]], verbose=0
+    )
     assert compare(keras_out, numpy_out, **TOL).passed
 
 
@@ -140,8 +148,7 @@ def test_nothing_is_written_when_parity_fails(model, tmp_path, monkeypatch):
     monkeypatch.setitem(runtime.RECURRENT_FUNCTIONS, "GRU", _perturbed(runtime.RECURRENT_FUNCTIONS["GRU"], 0))
     target = tmp_path / "new" / "tagger.npz"
     report = invoke_json(["export", model("sequential"), "-o", target], 1)
-    assert report["export"] == {"path": str(target), "written": False, "bytes": 0, "format_version": 1,
-                                "roundtrip": {}}
+    assert report["export"] == {"path": str(target), "written": False, "bytes": 0, "format_version": 1, "roundtrip": {}}
     assert report["first_failure"]["layer"] == "gru"
     assert not target.exists() and not target.parent.exists()
     out = invoke(["export", model("sequential"), "-o", target], 1).stdout
@@ -170,9 +177,11 @@ def test_export_options(model, tmp_path):
     seq = model("sequential")
     assert invoke(["export", seq], 2).stderr == "Error: Missing option '-o' / '--output'.\n"
     assert invoke(["export", seq, "-o", seq], 2).stderr == (
-        f"Error: -o {seq}: is the model file itself; choose another name\n")
+        f"Error: -o {seq}: is the model file itself; choose another name\n"
+    )
     assert invoke(["export", seq, "-o", tmp_path], 2).stderr == (
-        f"Error: Invalid value for '-o' / '--output': File '{tmp_path}' is a directory.\n")
+        f"Error: Invalid value for '-o' / '--output': File '{tmp_path}' is a directory.\n"
+    )
     report_file = tmp_path / "reports" / "export.json"
     result = invoke(["export", seq, "-o", tmp_path / "m.npz", "--format", "json", "--report", report_file], 0)
     assert result.stdout == "" and json.loads(report_file.read_text())["export"]["written"] is True
@@ -197,14 +206,18 @@ def test_four_copied_files_are_enough_to_run_an_export(exported, tmp_path):
     source = __import__("pathlib").Path(rnn_parity.__file__).parent
     for name in ("__init__.py", "runtime.py", "reference.py", "errors.py"):
         shutil.copy(source / name, package / name)
-    script = BLOCKER + f"""
+    script = (
+        BLOCKER
+        + f"""
 sys.path.insert(0, {str(package.parent)!r})
 import numpy as np
 import rnn_parity.runtime as rt
 assert rt.__file__.startswith({str(package)!r}), rt.__file__
 print(rt.load({str(path)!r}).predict(np.array([[4, 5, 6, 0]])).shape)
 """
-    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(1, 3)"

@@ -40,7 +40,12 @@ OPTIONS = {
     "bidirectional ave masked last": {"bidirectional": "ave", "mask": "pre", "N": 5, "return_state": True},
     "bidirectional none": {"bidirectional": "none", "return_sequences": True, "return_state": True, "N": 3},
     "bidirectional stack + initial_state": {
-        "bidirectional": "concat", "M": (5, 3), "initial_state": True, "return_state": True, "N": 3},
+        "bidirectional": "concat",
+        "M": (5, 3),
+        "initial_state": True,
+        "return_state": True,
+        "N": 3,
+    },
     "relu / hard_sigmoid": {"activation": "relu", "N": 2},
 }
 
@@ -108,8 +113,9 @@ def test_flipped_backward_sequence_is_detected(monkeypatch):
 
     def no_flip(layer, x, fwd, bwd, *, merge_mode, return_sequences, return_state, mask, initial_state, **kw):
         y, *fwd_states = layer(x, *fwd, return_sequences=return_sequences, return_state=True, mask=mask, **kw)
-        y_rev, *bwd_states = layer(x, *bwd, return_sequences=return_sequences, return_state=True, mask=mask,
-                                   go_backwards=True, **kw)
+        y_rev, *bwd_states = layer(
+            x, *bwd, return_sequences=return_sequences, return_state=True, mask=mask, go_backwards=True, **kw
+        )
         return (np.concatenate([y, y_rev], axis=-1), *fwd_states, *bwd_states)
 
     monkeypatch.setattr(reference, "bidirectional", no_flip)
@@ -117,8 +123,7 @@ def test_flipped_backward_sequence_is_detected(monkeypatch):
     assert not result.passed
 
 
-settings.register_profile("parity", max_examples=25, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("parity", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @settings(settings.get_profile("parity"))
@@ -139,16 +144,45 @@ settings.register_profile("parity", max_examples=25, deadline=None,
     reference_dtype=st.sampled_from(["float64", "float32"]),
     start=st.sampled_from(["zeros", "initial_state", "stateful"]),
 )
-def test_random_shapes_and_options_match_keras(cell, n, t, d, units, k, seed, return_sequences, return_state,
-                                               go_backwards, mask, bidirectional, use_bias, reference_dtype, start):
+def test_random_shapes_and_options_match_keras(
+    cell,
+    n,
+    t,
+    d,
+    units,
+    k,
+    seed,
+    return_sequences,
+    return_state,
+    go_backwards,
+    mask,
+    bidirectional,
+    use_bias,
+    reference_dtype,
+    start,
+):
     if bidirectional:
         go_backwards = False  # Keras 3 refuses it (tested in test_cli)
         if start == "stateful":
             return_state = False  # Keras 3 cannot build it (tested in test_cli)
-    spec = build_spec(cell=cell, N=n, T=t, D=d, M=tuple(units), K=k, seed=seed, return_sequences=return_sequences,
-                      return_state=return_state, go_backwards=go_backwards, mask=mask, bidirectional=bidirectional,
-                      use_bias=use_bias, reference_dtype=reference_dtype, initial_state=start == "initial_state",
-                      stateful=start == "stateful")
+    spec = build_spec(
+        cell=cell,
+        N=n,
+        T=t,
+        D=d,
+        M=tuple(units),
+        K=k,
+        seed=seed,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=go_backwards,
+        mask=mask,
+        bidirectional=bidirectional,
+        use_bias=use_bias,
+        reference_dtype=reference_dtype,
+        initial_state=start == "initial_state",
+        stateful=start == "stateful",
+    )
     result = run_check(spec)
     assert result.passed, (result.output, result.states)
 

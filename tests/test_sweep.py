@@ -12,12 +12,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import invoke
 from junitparser import Error, Failure, JUnitXml, Skipped
 
 from rnn_parity import files
 from rnn_parity import sweep as sweep_module
 from rnn_parity.check import run_check
+
+from conftest import invoke
 
 pytestmark = pytest.mark.keras
 

@@ -7,11 +7,12 @@ import os
 import textwrap
 
 import pytest
-from conftest import invoke
 
 from rnn_parity import sweep as sweep_module
 from rnn_parity.config import load_cases
 from rnn_parity.sweep import CaseOutcome
+
+from conftest import invoke
 
 CONFIG = """
 defaults: {N: 3, D: 2, K: 2}

@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 import saved_models
-from conftest import invoke, invoke_json
 
 from rnn_parity import runtime
+
+from conftest import invoke, invoke_json
 
 pytestmark = pytest.mark.keras
 
@@ -39,12 +40,22 @@ def test_the_sequential_tagger_verifies(model, fmt):
     layers = _layers(report)
     # Embedding(mask_zero) → Bidirectional(return_sequences) carry the mask, the GRU ends it; both sides agree.
     for name in ("embedding", "bidirectional"):
-        assert layers[name]["masks"] == [{"keras": True, "reference": True, "mismatches": 0, "size": 40,
-                                          "passed": True}]
+        assert layers[name]["masks"] == [
+            {"keras": True, "reference": True, "mismatches": 0, "size": 40, "passed": True}
+        ]
     assert layers["gru"]["masks"][0]["keras"] is False and layers["gru"]["masks"][0]["reference"] is False
     assert layers["bidirectional"]["cell"] == "LSTM" and layers["bidirectional"]["shape"] == [4, 10, 12]
-    assert report["config"] == {"input": None, "N": 4, "T": 10, "seed": 0, "atol": 1e-5, "rtol": 1.3e-6,
-                                "reference_dtype": "float64", "tolerance": "explicit", "max_mismatch_frac": 0.0}
+    assert report["config"] == {
+        "input": None,
+        "N": 4,
+        "T": 10,
+        "seed": 0,
+        "atol": 1e-5,
+        "rtol": 1.3e-6,
+        "reference_dtype": "float64",
+        "tolerance": "explicit",
+        "max_mismatch_frac": 0.0,
+    }
     assert report["diagnosis"] == "rounding" and report["three_way"]["low_dtype"] == "float32"
     assert report["environment"]["command"].startswith("rnn-parity verify ")
     assert 0 < report["max_abs_diff"] < 1e-6
@@ -74,11 +85,19 @@ def test_the_functional_model_with_two_branches_verifies(model):
 # ----- more shapes and options -----
 
 
-@pytest.mark.parametrize("name, fmt", [
-    ("two_branches_unmasked", "keras"), ("two_branches_unmasked", "h5"),
-    ("assorted", "keras"), ("assorted", "h5"),
-    ("merges", "keras"), ("stateful", "h5"), ("autoencoder", "h5"), ("encoder_decoder", "keras"),
-])
+@pytest.mark.parametrize(
+    "name, fmt",
+    [
+        ("two_branches_unmasked", "keras"),
+        ("two_branches_unmasked", "h5"),
+        ("assorted", "keras"),
+        ("assorted", "h5"),
+        ("merges", "keras"),
+        ("stateful", "h5"),
+        ("autoencoder", "h5"),
+        ("encoder_decoder", "keras"),
+    ],
+)
 def test_more_models_verify(model, name, fmt):
     report = invoke_json(["verify", model(name, fmt)])
     assert report["passed"], report["first_failure"]
@@ -90,11 +109,13 @@ def test_an_initial_state_call_ignores_the_mask_as_keras_does(model):
     layers = _layers(invoke_json(["verify", model("encoder_decoder")]))
     assert layers["decoder"]["initial_state"] == ["h", "c"]
     assert layers["h"]["inputs"] == ["encoder", "encoder"]
-    assert layers["decoder"]["notes"] == ["Keras does not pass the input mask to a layer called with "
-                                          "initial_state: every step is computed"]
+    assert layers["decoder"]["notes"] == [
+        "Keras does not pass the input mask to a layer called with initial_state: every step is computed"
+    ]
     assert layers["decoder"]["masks"][0]["keras"] and layers["decoder"]["masks"][0]["passed"]
-    assert set(layers["encoder"]["states"]) == {f"encoder.{side}_{s}" for side in ("forward", "backward")
-                                                for s in ("h", "c")}
+    assert set(layers["encoder"]["states"]) == {
+        f"encoder.{side}_{s}" for side in ("forward", "backward") for s in ("h", "c")
+    }
     assert all(state["passed"] for state in layers["encoder"]["states"].values())
 
 
@@ -108,15 +129,28 @@ def test_merges_and_two_outputs(model):
         assert layers[name]["masks"][0]["keras"] and layers[name]["masks"][0]["passed"], name
     # Maximum of a masked and an unmasked input, and a pooling layer: no mask, on both sides.
     for name in ("top", "pooled"):
-        assert layers[name]["masks"][0] == {"keras": False, "reference": False, "mismatches": 0, "size": 0,
-                                            "passed": True}
+        assert layers[name]["masks"][0] == {
+            "keras": False,
+            "reference": False,
+            "mismatches": 0,
+            "size": 0,
+            "passed": True,
+        }
 
 
 def test_the_table(model):
     out = invoke(["verify", model("two_branches")], 0).stdout
     assert out.startswith("rnn-parity verify  PASS\n")
-    for text in ("Functional 'two_branches'", "inputs: seeded tokens 4×10, features 4×10×3  seed=0",
-                 "words", "signal", "both", "head", "TimeDistributed", "Model output head: Keras vs NumPy"):
+    for text in (
+        "Functional 'two_branches'",
+        "inputs: seeded tokens 4×10, features 4×10×3  seed=0",
+        "words",
+        "signal",
+        "both",
+        "head",
+        "TimeDistributed",
+        "Model output head: Keras vs NumPy",
+    ):
         assert text in out
 
 
@@ -200,27 +234,31 @@ def test_bad_inputs_are_one_line_errors(model, tmp_path):
     np.savez(tmp_path / "named.npz", words=np.array([[1, 2]]))
     cases = {
         ("--input", tmp_path / "big.npy"): f"--input {tmp_path / 'big.npy'}: ids for 'ids' must lie in "
-                                           "[0, 30) (layer 'embedding'), got 1 to 99",
+        "[0, 30) (layer 'embedding'), got 1 to 99",
         ("--input", tmp_path / "flat.npy"): f"--input {tmp_path / 'flat.npy'}: array for 'ids' has shape "
-                                            "(2,), the model expects (N, T)",
+        "(2,), the model expects (N, T)",
         ("--input", tmp_path / "none.npy"): f"--input {tmp_path / 'none.npy'}: no such file",
         ("--input", tmp_path / "big.npy", "--N", "2"): "--N shape(s) the seeded inputs; they cannot be combined "
-                                                        "with --input",
+        "with --input",
         ("--N", "0"): "--N must be a positive integer, got 0",
         ("--atol", "-1"): "--atol must be a finite number ≥ 0, got -1.0",
     }
     for args, message in cases.items():
         assert invoke(["verify", seq, *args], 2).stderr == f"Error: {message}\n"
     result = invoke(["verify", model("two_branches"), "--input", tmp_path / "named.npz"], 2)
-    assert result.stderr == (f"Error: --input {tmp_path / 'named.npz'}: the model takes input(s) "
-                             "['tokens', 'features']; the file holds ['words']\n")
+    assert result.stderr == (
+        f"Error: --input {tmp_path / 'named.npz'}: the model takes input(s) "
+        "['tokens', 'features']; the file holds ['words']\n"
+    )
 
 
 def test_sizes_the_model_fixes_cannot_be_changed(model):
     assert invoke(["verify", model("stateful", "h5"), "--N", "5"], 2).stderr == (
-        "Error: --N 5: the model fixes the batch size to 2\n")
+        "Error: --N 5: the model fixes the batch size to 2\n"
+    )
     assert invoke(["verify", model("assorted"), "--T", "5"], 2).stderr == (
-        "Error: --T 5: the model fixes the number of timesteps to 8\n")
+        "Error: --T 5: the model fixes the number of timesteps to 8\n"
+    )
 
 
 # ----- refusals: exit 4 -----
@@ -231,38 +269,53 @@ def test_a_lambda_layer_is_refused_by_name(model, fmt):
     path = model("lambda_model", fmt)
     assert invoke(["verify", path], 4).stderr == (
         f"Error: {path}: unsupported: layer 'double' (Lambda): a Lambda layer holds Python code; refused "
-        "(models are loaded in Keras's safe mode, which never runs code from a file)\n")
+        "(models are loaded in Keras's safe mode, which never runs code from a file)\n"
+    )
 
 
 def test_an_unsupported_layer_is_refused_by_name(model):
     path = model("conv_model")
     assert invoke(["verify", path], 4).stderr == (
-        f"Error: {path}: unsupported: layer 'conv' (Conv1D): not implemented by the NumPy reference\n")
+        f"Error: {path}: unsupported: layer 'conv' (Conv1D): not implemented by the NumPy reference\n"
+    )
 
 
 def test_custom_objects_and_options_are_refused(model):
     path = model("custom_layer_model")
     assert invoke(["verify", path], 4).stderr == (
         f"Error: {path}: unsupported: layer 'scale' (Scale): a custom object (registered as "
-        "'parity_tests>Scale'); refused (safe mode loads no custom code)\n")
+        "'parity_tests>Scale'); refused (safe mode loads no custom code)\n"
+    )
     path = model("options_model")
     assert invoke(["verify", path], 4).stderr == (
         f"Error: {path}: unsupported: layer 'half' (LSTM): computes in float16 (dtype policy); the reference "
         "supports float32 and float64 models | layer 'cubed' (Dense): activation is a custom function "
-        "('parity_tests>cube'); custom objects are refused\n")
+        "('parity_tests>cube'); custom objects are refused\n"
+    )
 
 
-@pytest.mark.parametrize("case, message", [
-    ("op", "operation 'multiply' (keras.ops.Multiply): a Keras operation on data (keras.ops, or arithmetic on "
-           "tensors) is not supported"),
-    ("nested", "layer 'inner' (Sequential): a nested model is not supported"),
-    ("shared", "layer 'shared' (LSTM): called 2 times (a shared layer); not supported"),
-    ("cell", "layer 'rnn' (RNN): keras.layers.RNN around a cell is not supported; use SimpleRNN, LSTM or GRU "
-             "layers"),
-    ("lora", "layer 'd' (Dense): LoRA adapters (lora_rank=2) are not supported"),
-    ("backward", "layer 'bi' (Bidirectional): backward_layer is not the mirror image of the forward layer (same "
-                 "class and options, go_backwards=True)"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (
+            "op",
+            "operation 'multiply' (keras.ops.Multiply): a Keras operation on data (keras.ops, or arithmetic on "
+            "tensors) is not supported",
+        ),
+        ("nested", "layer 'inner' (Sequential): a nested model is not supported"),
+        ("shared", "layer 'shared' (LSTM): called 2 times (a shared layer); not supported"),
+        (
+            "cell",
+            "layer 'rnn' (RNN): keras.layers.RNN around a cell is not supported; use SimpleRNN, LSTM or GRU layers",
+        ),
+        ("lora", "layer 'd' (Dense): LoRA adapters (lora_rank=2) are not supported"),
+        (
+            "backward",
+            "layer 'bi' (Bidirectional): backward_layer is not the mirror image of the forward layer (same "
+            "class and options, go_backwards=True)",
+        ),
+    ],
+)
 def test_more_refusals(model, case, message):
     path = model("refused", case)
     assert invoke(["verify", path], 4).stderr == f"Error: {path}: unsupported: {message}\n"
@@ -282,8 +335,10 @@ def _bad_files(model, folder):
     files = {}
     cut = folder / "cut.keras"
     cut.write_bytes(seq_keras.read_bytes()[: seq_keras.stat().st_size // 2])
-    files["truncated .keras"] = (cut, f"{cut}: is truncated or damaged (not a complete zip archive: "
-                                      "File is not a zip file)")
+    files["truncated .keras"] = (
+        cut,
+        f"{cut}: is truncated or damaged (not a complete zip archive: File is not a zip file)",
+    )
     cut_h5 = folder / "cut.h5"
     cut_h5.write_bytes(seq_h5.read_bytes()[: seq_h5.stat().st_size // 2])
     files["truncated .h5"] = (cut_h5, None)
@@ -298,12 +353,16 @@ def _bad_files(model, folder):
     npz.write_bytes(npz.with_suffix(".npz").read_bytes())
     files["npz"] = (npz, f"{npz}: is a NumPy .npz archive, not a Keras model")
     files["missing"] = (folder / "nope.keras", f"{folder / 'nope.keras'}: no such file")
-    files["folder"] = (folder, f"{folder}: is a folder, not a model file (save the model with "
-                               "model.save('model.keras'))")
+    files["folder"] = (
+        folder,
+        f"{folder}: is a folder, not a model file (save the model with model.save('model.keras'))",
+    )
     renamed = folder / "h5.keras"
     renamed.write_bytes(seq_h5.read_bytes())
-    files["renamed"] = (renamed, f"{renamed}: is an HDF5 (.h5) file but named .keras; Keras needs the name to "
-                                 "end in .h5")
+    files["renamed"] = (
+        renamed,
+        f"{renamed}: is an HDF5 (.h5) file but named .keras; Keras needs the name to end in .h5",
+    )
     damaged = folder / "damaged.keras"
     import zipfile
 
@@ -314,11 +373,13 @@ def _bad_files(model, folder):
             dst.writestr(name, data)
     raw = bytearray(damaged.read_bytes())
     start = raw.find(b"\x89HDF")  # inside model.weights.h5, stored uncompressed
-    raw[start + 2000: start + 2064] = bytes(64)
+    raw[start + 2000 : start + 2064] = bytes(64)
     damaged.write_bytes(bytes(raw))
     files["damaged"] = (damaged, f"{damaged}: is damaged (model.weights.h5 fails its checksum)")
-    files["no recurrent layer"] = (model("dense_only"), f"{model('dense_only')}: has no recurrent layer "
-                                   "(SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models")
+    files["no recurrent layer"] = (
+        model("dense_only"),
+        f"{model('dense_only')}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models",
+    )
     return files
 
 
@@ -326,8 +387,10 @@ def test_bad_files_are_one_line_exit_2(model, tmp_path, keras):
     weights_only = tmp_path / "w.weights.h5"
     keras.saving.load_model(model("sequential"), compile=False).save_weights(weights_only)
     files = _bad_files(model, tmp_path)
-    files["weights only"] = (weights_only, f"{weights_only}: has no model configuration (a weights-only file? "
-                                           "save the whole model with model.save)")
+    files["weights only"] = (
+        weights_only,
+        f"{weights_only}: has no model configuration (a weights-only file? save the whole model with model.save)",
+    )
     for label, (path, message) in files.items():
         result = invoke(["verify", path], 2)
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, label
@@ -347,8 +410,9 @@ def test_a_file_keras_cannot_reload_is_a_clean_exit_2(model, tmp_path, keras):
         keras.saving.load_model(model("two_branches"), compile=False).save(path)
     stderr = invoke(["verify", path], 2).stderr
     assert stderr.startswith(f"Error: {path}: Keras cannot load it: Unknown layer: 'NotEqual'.")
-    assert stderr.endswith(" (Keras 3 cannot reload the mask operations of a Functional model from .h5; "
-                           "save it as .keras)\n")
+    assert stderr.endswith(
+        " (Keras 3 cannot reload the mask operations of a Functional model from .h5; save it as .keras)\n"
+    )
     assert stderr.count("\n") == 1
 
 
@@ -367,15 +431,18 @@ from rnn_parity.cli import main
 main()
 """
     for path, code in ((model("lambda_model"), 4), (model("conv_model"), 4), (cut, 2), (model("dense_only"), 2)):
-        done = subprocess.run([sys.executable, "-c", script, "verify", str(path)], capture_output=True, text=True,
-                              timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-c", script, "verify", str(path)], capture_output=True, text=True, timeout=120
+        )
         assert done.returncode == code, done.stderr
         assert done.stderr.startswith(f"Error: {path}: ") and done.stderr.count("\n") == 1
 
 
 def test_help_does_not_import_tensorflow():
-    script = ("import sys\nfrom rnn_parity.cli import main\nsys.argv = ['rnn-parity', 'verify', '--help']\n"
-              "try:\n    main()\nexcept SystemExit:\n    pass\nprint('tensorflow' in sys.modules)")
+    script = (
+        "import sys\nfrom rnn_parity.cli import main\nsys.argv = ['rnn-parity', 'verify', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('tensorflow' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.rstrip().endswith("False")
     assert "--input FILE.npy|FILE.npz" in done.stdout
