@@ -245,9 +245,9 @@ def _mask_check(keras_mask, reference_mask) -> MaskCheck:
     return MaskCheck(True, True, int(np.sum(k != r)), int(k.size))
 
 
-def _checked_compare(where: str, actual, expected, tol: dict) -> Comparison:
+def _checked_compare(where: str, actual, expected, tol: Tolerance) -> Comparison:
     try:
-        return compare(actual, expected, **tol)
+        return compare(actual, expected, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac)
     except ValueError as exc:
         raise RnnParityError(f"{where}: {exc}") from None
 
@@ -299,8 +299,8 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     trace = runs["float64"] if options.tolerance == "auto" else runs[options.reference_dtype]
     truth, low = runs["float64"], runs[compute_dtype]
 
-    def tol_for(truth_value, low_value) -> dict:
-        t = resolve(
+    def tol_for(truth_value, low_value) -> Tolerance:
+        return resolve(
             options.tolerance,
             atol=options.atol_value,
             rtol=options.rtol_value,
@@ -309,7 +309,6 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
             truth=truth_value,
             low=low_value,
         )
-        return {"atol": t.atol, "rtol": t.rtol, "max_mismatch_frac": t.max_mismatch_frac}
 
     checks = []
     for layer in graph["layers"]:
@@ -327,7 +326,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
             state_tol = tol_for(truth.states[name][i], low.states[name][i])
             states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state, state_tol)
         masks = tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name], strict=True))
-        step = None if comparison.passed else _first_bad_step(got, want, tol["atol"], tol["rtol"])
+        step = None if comparison.passed else _first_bad_step(got, want, tol.atol, tol.rtol)
         checks.append(
             LayerCheck(
                 name=name,
@@ -353,16 +352,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         key = source if len([o for o in graph["outputs"] if o[0] == source]) == 1 else f"{source}[{index}]"
         tol = tol_for(truth.model_outputs[i], low.model_outputs[i])
         outputs[key] = _checked_compare(f"model output {key}", keras_value, value, tol)
-        if output_tol is None:
-            output_tol = resolve(
-                options.tolerance,
-                atol=options.atol_value,
-                rtol=options.rtol_value,
-                compute_dtype=compute_dtype,
-                max_mismatch_frac=options.max_mismatch_frac,
-                truth=truth.model_outputs[i],
-                low=low.model_outputs[i],
-            )
+        output_tol = output_tol or tol
     rounding = three_way(keras_outputs[0], truth.model_outputs[0], low.model_outputs[0], compute_dtype)
     return VerifyResult(
         options=options,
