@@ -28,7 +28,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
 from rnn_parity import check, keras_runner  # noqa: E402
@@ -38,39 +37,12 @@ from rnn_parity.sweep import run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "configs" / "smoke.yaml"
+REAL_RUN_KERAS = keras_runner.run_keras
 
 
-def naive_run_keras(layers, case, *, stateful):
-    """The notebook's way: a new functional model and ``model.predict`` for every case.
-
-    (The runner ``rnn-parity check`` shipped with before sweeps, kept here as the baseline.)
-    """
-    keras_runner.import_keras()
-    batch, timesteps, features = case.batches[0].shape
-    model, keys = keras_runner.build_model(layers, batch=batch, timesteps=timesteps, features=features,
-                                           stateful=stateful, initial_state=bool(case.initial_states))  # fmt: skip
-    weights, counts = {}, {}
-    for desc in layers:
-        layer = model.get_layer(desc.name)
-        if desc.name in case.weights:
-            layer.set_weights(case.weights[desc.name])
-        weights[desc.name] = [np.asarray(w) for w in layer.get_weights()]
-        counts[desc.name] = int(layer.count_params())
-    states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
-    for x in case.batches:
-        raw = model.predict([x, *states_in], batch_size=batch, verbose=0)
-    raw = raw if isinstance(raw, (list, tuple)) else [raw]
-    outputs, states = {}, {}
-    for (kind, name, _), value in zip(keys, raw, strict=True):
-        value = np.asarray(value)
-        if kind == "state":
-            states.setdefault(name, []).append(value)
-        elif name in outputs:
-            previous = outputs[name]
-            outputs[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            outputs[name] = value
-    return keras_runner.KerasResult(outputs, states, weights, counts, int(model.count_params()))
+def naive_run_keras(layers, case, **kwargs):
+    """The notebook's way: a new functional model and ``model.predict`` for every case."""
+    return REAL_RUN_KERAS(layers, case, **kwargs, reuse=False, predict=True)
 
 
 def rss_mb() -> float:
@@ -134,7 +106,6 @@ def main() -> int:
         f"RSS {before:.0f} -> {before + growth:.0f} MB (+{growth:.0f} MB); {result.count('pass')} passed"
     )
 
-    real = keras_runner.run_keras
     keras_runner.run_keras = naive_run_keras
     try:
         before_naive = rss_mb()
@@ -143,7 +114,7 @@ def main() -> int:
         naive_seconds = time.perf_counter() - started
         naive_growth = rss_mb() - before_naive
     finally:
-        keras_runner.run_keras = real
+        keras_runner.run_keras = REAL_RUN_KERAS
     naive_rate = len(smoke) / naive_seconds
     print(f"  naive loop : {naive_rate:6.1f} cases/s  (new keras.Model + model.predict per case: "
           f"{naive_seconds:.2f} s; {naive_passed}/{len(smoke)} passed; RSS +{naive_growth:.0f} MB "

@@ -79,7 +79,8 @@ class CheckResult:
     states: dict[str, Comparison]
     tolerance: Tolerance
     three_way: ThreeWay
-    time: TimeProfile
+    #: None when ``time_profile`` is off and the model does not return sequences
+    time: TimeProfile | None
     total_params: int
     versions: dict[str, str | None]
     environment: dict
@@ -150,13 +151,20 @@ def _growth(errors: np.ndarray) -> float | None:
     return float(slope)
 
 
-def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
+def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bool | None = None) -> CheckResult:
     """Build the Keras model for ``spec``, run it and the reference, compare.
 
-    ``keep_sequences`` keeps the arrays behind the time profile (for ``explain``).
+    ``keep_sequences`` keeps the arrays behind the time profile (for ``explain``);
+    ``time_profile`` overrides the spec's (a sweep runs without it first).
     """
     layers = layers_for(spec)
+    # The time profile needs the last recurrent layer's full sequence: its own output when it
+    # returns sequences, else a twin that does (skipped with time_profile off: it costs a layer).
     twin = sequence_twin(layers)
+    wanted = spec.time_profile if time_profile is None else time_profile
+    profiled = twin is None or wanted or keep_sequences
+    if not profiled:
+        twin = None
     case = make_case(spec, layers)
 
     started = time.perf_counter()
@@ -225,24 +233,27 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False) -> CheckResult:
     )
 
     last = last_recurrent(layers)
-    if twin is not None:
-        k_seq = keras_result.sequences[last.name]
-        e_seq = (runs["float64"] if spec.tolerance == "auto" else runs[spec.reference_dtype])[1].outputs[twin.name]
-        t_seq, l_seq = runs["float64"][1].outputs[twin.name], runs[spec.compute_dtype][1].outputs[twin.name]
-    else:
-        k_seq, e_seq = keras_result.outputs[last.name], expected.outputs[last.name]
-        t_seq, l_seq = truth.outputs[last.name], low.outputs[last.name]
-    seq_tol = tolerance_for(t_seq, l_seq)
-    keras_curve = _per_timestep(k_seq, e_seq)
-    profile = TimeProfile(
-        layer=last.name,
-        keras_error=[float(v) for v in keras_curve],
-        low_error=[float(v) for v in _per_timestep(l_seq, t_seq)],
-        first_divergence=_first_divergence(k_seq, e_seq, seq_tol),
-        growth_per_step=_growth(keras_curve),
-        tolerance=seq_tol,
-        scale=max_abs_error(e_seq, np.zeros_like(np.asarray(e_seq, dtype=np.float64))),
-    )
+    profile, k_seq, e_seq = None, None, None
+    if profiled:
+        if twin is not None:
+            trace_of = {dtype: runs[dtype][1].outputs[twin.name] for dtype in runs}
+            k_seq = keras_result.sequences[last.name]
+        else:
+            trace_of = {dtype: runs[dtype][0].outputs[last.name] for dtype in runs}
+            k_seq = keras_result.outputs[last.name]
+        e_seq = trace_of["float64" if spec.tolerance == "auto" else spec.reference_dtype]
+        t_seq, l_seq = trace_of["float64"], trace_of[spec.compute_dtype]
+        seq_tol = tolerance_for(t_seq, l_seq)
+        keras_curve = _per_timestep(k_seq, e_seq)
+        profile = TimeProfile(
+            layer=last.name,
+            keras_error=[float(v) for v in keras_curve],
+            low_error=[float(v) for v in _per_timestep(l_seq, t_seq)],
+            first_divergence=_first_divergence(k_seq, e_seq, seq_tol),
+            growth_per_step=_growth(keras_curve),
+            tolerance=seq_tol,
+            scale=max_abs_error(e_seq, np.zeros_like(np.asarray(e_seq, dtype=np.float64))),
+        )
     return CheckResult(
         spec=spec,
         layers=tuple(layer_results),

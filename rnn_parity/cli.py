@@ -145,6 +145,11 @@ def spec_options(fn):
             help="wrap in Bidirectional with this merge mode",
         ),
         click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
+        click.option(
+            "--time-profile/--no-time-profile",
+            default=None,
+            help="compare the last recurrent layer at every timestep [default: on]",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -191,6 +196,8 @@ def check(fmt, output, plot, debug, **options):
         if output:
             ensure_writable(output, "--output")
         if plot:
+            if not spec.time_profile:
+                raise InvalidInput("--plot draws the time profile, which --no-time-profile turns off")
             from .plots import require_matplotlib
 
             require_matplotlib("--plot")

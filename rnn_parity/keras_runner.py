@@ -289,27 +289,36 @@ def _reset_states(model) -> None:
 
 
 def run_keras(
-    layers: list[LayerDesc], case: CaseData, *, stateful: bool, dtype: str = "float32", twin: LayerDesc | None = None
+    layers: list[LayerDesc],
+    case: CaseData,
+    *,
+    stateful: bool,
+    dtype: str = "float32",
+    twin: LayerDesc | None = None,
+    reuse: bool = True,
+    predict: bool = False,
 ) -> KerasResult:
     """Build (or reuse) the model, set and read back the weights, call it on every batch.
 
     The model is built with the batch size open (fixed only when ``stateful``)
     and the sequence length open (fixed only for ``unroll``, which needs it);
     a stateful model's states are reset first, so a reused model starts from
-    zeros like a new one.
+    zeros like a new one. ``reuse=False`` builds a new model; ``predict=True``
+    runs ``model.predict`` instead of the eager call (the notebook's way, the
+    sweep benchmark's baseline).
     """
     batch, timesteps, features = case.batches[0].shape
     unroll = any(desc.cell_config.get("unroll", False) for desc in layers if desc.is_recurrent)
-    model, keys = _cached_model(
-        layers,
-        batch=batch if stateful else None,
-        timesteps=timesteps if unroll else None,
-        features=features,
-        stateful=stateful,
-        initial_state=bool(case.initial_states),
-        dtype=dtype,
-        twin=twin,
-    )
+    dims = {
+        "batch": batch if stateful else None,
+        "timesteps": timesteps if unroll else None,
+        "features": features,
+        "stateful": stateful,
+        "initial_state": bool(case.initial_states),
+        "dtype": dtype,
+        "twin": twin,
+    }
+    model, keys = _cached_model(layers, **dims) if reuse else build_model(layers, **dims)
     if stateful:
         _reset_states(model)
     weights, param_counts = {}, {}
@@ -323,7 +332,10 @@ def run_keras(
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
     for x in case.batches:
-        raw = model([x, *states_in], training=False)
+        if predict:
+            raw = model.predict([x, *states_in], batch_size=len(x), verbose=0)
+        else:
+            raw = model([x, *states_in], training=False)
     raw = raw if isinstance(raw, (list, tuple)) else [raw]
     outputs: dict[str, object] = {}
     states: dict[str, list[np.ndarray]] = {}

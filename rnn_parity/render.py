@@ -150,6 +150,7 @@ _DEFAULT_OPTIONS = {
     "unroll": False,
     "tolerance": "explicit",
     "max_mismatch_frac": 0.0,
+    "time_profile": True,
 }
 
 

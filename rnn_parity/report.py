@@ -68,16 +68,18 @@ def _headline(passed: bool, out: Comparison) -> dict:
     }
 
 
-def check_report(result: CheckResult) -> dict:
-    """The ``check --format json`` object (README, "JSON report")."""
-    three = result.three_way
-    timeline = result.time
+def _time_fields(timeline) -> dict:
+    if timeline is None:  # time_profile off
+        keys = (
+            "time_layer",
+            "timestep_max_abs_diff",
+            "timestep_low_max_abs_diff",
+            "first_divergence",
+            "time_tolerance",
+            "error_growth_per_step",
+        )
+        return dict.fromkeys(keys)
     return {
-        **_headline(result.passed, result.output),
-        "tolerance": result.tolerance.to_dict(),
-        "roundoff_ratio": three.roundoff_ratio,
-        "diagnosis": three.diagnosis,
-        "three_way": three.to_dict(),
         "time_layer": timeline.layer,
         "timestep_max_abs_diff": timeline.keras_error,
         "timestep_low_max_abs_diff": timeline.low_error,
@@ -88,6 +90,20 @@ def check_report(result: CheckResult) -> dict:
             "reference_scale": timeline.scale,
         },
         "error_growth_per_step": timeline.growth_per_step,
+    }
+
+
+def check_report(result: CheckResult) -> dict:
+    """The ``check --format json`` object (README, "JSON report")."""
+    three = result.three_way
+    timeline = result.time
+    return {
+        **_headline(result.passed, result.output),
+        "tolerance": result.tolerance.to_dict(),
+        "roundoff_ratio": three.roundoff_ratio,
+        "diagnosis": three.diagnosis,
+        "three_way": three.to_dict(),
+        **_time_fields(timeline),
         "config": result.spec.public_config(),
         "param_counts": {
             **{layer.desc.name: layer.keras_params for layer in result.layers},

@@ -154,6 +154,11 @@ class CheckSpec(BaseModel):
     )
     unroll: bool = Field(False, description="Keras unrolls the time loop")
 
+    # Diagnostics.
+    time_profile: bool = Field(
+        True, description="compare the last recurrent layer at every timestep (a sweep does it for failing cases)"
+    )
+
     @field_validator("M", mode="before")
     @classmethod
     def _units(cls, value):

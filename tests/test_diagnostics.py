@@ -189,6 +189,17 @@ def test_table_says_whether_it_is_rounding(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
+@pytest.mark.keras
+def test_time_profile_can_be_turned_off(tmp_path):
+    report = invoke_json(["check", "--no-time-profile"])
+    assert report["timestep_max_abs_diff"] is None and report["first_divergence"] is None
+    assert report["config"]["time_profile"] is False and report["passed"]
+    # a model that returns sequences has its profile for free
+    assert invoke_json(["check", "--no-time-profile", "--return-sequences"])["timestep_max_abs_diff"]
+    result = invoke(["check", "--no-time-profile", "--plot", tmp_path / "e.png"], 2)
+    assert result.stderr == "Error: --plot draws the time profile, which --no-time-profile turns off\n"
+
+
 def test_plot_without_matplotlib_is_one_line(monkeypatch, tmp_path):
     import builtins
 

@@ -55,10 +55,10 @@ def cfg(tmp_path, monkeypatch):
 def fault_in(monkeypatch, timesteps: int, exc: BaseException):
     """Make the case with ``T == timesteps`` raise ``exc`` inside the check."""
 
-    def faulty(spec):
+    def faulty(spec, **kwargs):
         if spec.T == timesteps:
             raise exc
-        return run_check(spec)
+        return run_check(spec, **kwargs)
 
     monkeypatch.setattr(sweep_module, "run_check", faulty)
 
@@ -279,7 +279,18 @@ def test_a_sweep_case_reports_what_check_reports_for_the_same_options(cfg, tmp_p
     [case] = load(tmp_path / "r.json")["cases"]
     direct = invoke_json(["check", "--T", "3", "--cell", "gru", "--M", "4,3", "--mask", "post", "--N", "2"])
     sweep_only = {"name", "config_file", "status", "error", "seconds", "check_seconds"}
-    assert {k: v for k, v in case.items() if k not in sweep_only} == {
-        k: v for k, v in direct.items() if k not in ("seconds", "status")
+    # A passing case skips the time profile (a gate needs it only to explain a failure).
+    timing = {"time_layer", "timestep_max_abs_diff", "timestep_low_max_abs_diff", "first_divergence",
+              "time_tolerance", "error_growth_per_step"}  # fmt: skip
+    assert {k: v for k, v in case.items() if k not in sweep_only | timing} == {
+        k: v for k, v in direct.items() if k not in ("seconds", "status") and k not in timing
     }
     assert case["status"] == direct["status"] == "pass"
+    assert all(case[k] is None for k in timing) and direct["timestep_max_abs_diff"]
+
+
+def test_a_failing_sweep_case_is_rerun_with_its_time_profile(cfg, tmp_path):
+    invoke(["sweep", cfg("cases:\n  - {T: 30, atol: 0.0, rtol: 0.0, N: 2}\n"), "--json", "r.json"], 1)
+    [case] = load(tmp_path / "r.json")["cases"]
+    assert case["status"] == "fail"
+    assert len(case["timestep_max_abs_diff"]) == 30 and case["first_divergence"] is not None
