@@ -102,13 +102,15 @@ def diagnosis_text(report: dict) -> Text:
         return Text("non-finite values: an overflow or NaN, not a rounding question", style="bold red")
     if report["diagnosis"] == "rounding":
         growth = report.get("error_growth_per_step")
+        long = report["config"]["T"] >= 20
         grows = ""
-        if growth is not None and report["config"]["T"] >= 20:
+        if growth is not None and long:
             factor = 10 ** (growth * 100)
             trend = "stays flat" if 0.8 <= factor <= 1.25 else ("grows" if factor > 1 else "shrinks")
             grows = f"; over time it {trend} (×{factor:.3g} per 100 steps)"
+        what = f"{low} rounding growth" if long else f"{low} rounding"
         return Text(
-            f"{low} rounding growth: Keras's error is {ratio:.2g}× that of a correct {low} NumPy implementation{grows}",
+            f"{what}: Keras's error is {ratio:.2g}× that of a correct {low} NumPy implementation{grows}",
             style="green",
         )
     return Text(
@@ -203,8 +205,9 @@ def _output_table(report: dict, states: dict, title: str = "Model output: Keras 
     allowed = f", {tol['max_mismatch_frac']:g} allowed" if tol["max_mismatch_frac"] else ""
     result.add_row(
         "mismatches",
-        f"{report['mismatches']} of {report['size']} ({report['mismatch_fraction']:.3g}"
-        f"{allowed})" + (f"; {report['nonfinite']} not finite" if report["nonfinite"] else ""),
+        f"{report['mismatches']} of {report['size']}"
+        + (f" ({report['mismatch_fraction']:.3g}{allowed})" if report["mismatches"] or allowed else "")
+        + (f"; {report['nonfinite']} not finite" if report["nonfinite"] else ""),
     )
     if "three_way" in report:
         three = report["three_way"]
