@@ -377,6 +377,18 @@ def _layer_parts(layer) -> tuple[str, str, dict]:
     return layer.name, layer.class_name, layer.config
 
 
+def _record(trace: Trace, carried: dict, name, class_name, cfg, output, masks, states, notes) -> None:
+    """Keep one layer's results in ``trace``; a stateful layer's final states are carried to the next run."""
+    trace.outputs[name] = output
+    trace.masks[name] = masks
+    if states:
+        trace.states[name] = states
+        if cfg_stateful(class_name, cfg):
+            carried[name] = states
+    if notes:
+        trace.notes[name] = notes
+
+
 class SequentialRuntime:
     """A chain of layers executed with :mod:`rnn_parity.reference`.
 
@@ -445,14 +457,7 @@ class SequentialRuntime:
             else:
                 h = tensors[0] if n_out == 1 else tensors[:n_out]
             mask = masks[0]
-            if states:
-                trace.states[name] = states
-                if cfg_stateful(class_name, cfg):
-                    self._carried[name] = states
-            if notes:
-                trace.notes[name] = notes
-            trace.outputs[name] = h
-            trace.masks[name] = masks[:n_out]
+            _record(trace, self._carried, name, class_name, cfg, h, masks[:n_out], states, notes)
         return trace
 
 
@@ -616,14 +621,8 @@ class GraphRuntime:
                 dtype=self.dtype,
             )
             tensors[name], masks[name] = out, out_masks
-            trace.outputs[name] = out[0] if n_out == 1 else out[:n_out]
-            trace.masks[name] = out_masks[:n_out]
-            if states:
-                trace.states[name] = states
-                if cfg_stateful(class_name, cfg):
-                    self._carried[name] = states
-            if notes:
-                trace.notes[name] = notes
+            output = out[0] if n_out == 1 else out[:n_out]
+            _record(trace, self._carried, name, class_name, cfg, output, out_masks[:n_out], states, notes)
         trace.model_outputs = [tensors[s][i] for s, i in self.outputs]
         return trace
 

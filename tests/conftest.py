@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 
 import pytest
 from click.testing import CliRunner
@@ -32,3 +33,15 @@ def keras():
     from rnn_parity.keras_runner import import_keras
 
     return import_keras()
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch):
+    """Write a sweep config in a fresh folder (made the current one) and return its name."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(text: str, name: str = "c.yaml") -> str:
+        (tmp_path / name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return name
+
+    return write

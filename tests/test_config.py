@@ -6,7 +6,6 @@ Nothing here runs a case or imports TensorFlow: ``no_run`` makes any attempt to 
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
@@ -15,18 +14,6 @@ from rnn_parity.config import ConfigError, config_json_schema, load_cases, name_
 from rnn_parity.spec import CheckSpec
 
 from conftest import invoke
-
-
-@pytest.fixture
-def cfg(tmp_path, monkeypatch):
-    """Write a config in a fresh folder (the current one) and return its name."""
-    monkeypatch.chdir(tmp_path)
-
-    def write(text: str, name: str = "c.yaml") -> str:
-        (tmp_path / name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return name
-
-    return write
 
 
 @pytest.fixture

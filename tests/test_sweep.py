@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -39,17 +38,6 @@ cases:
   - {name: impossible, T: 300, N: 4, M: 8, atol: 0, rtol: 0, reference_dtype: float64}
   - {name: also-ordinary, T: 4, cell: gru}
 """
-
-
-@pytest.fixture
-def cfg(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def write(text: str, name: str = "c.yaml") -> str:
-        (tmp_path / name).write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        return name
-
-    return write
 
 
 def fault_in(monkeypatch, timesteps: int, exc: BaseException):
