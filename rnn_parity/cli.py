@@ -391,8 +391,18 @@ def _workers(ctx, param, value):
     metavar="PATH",
     help="write a Markdown summary (e.g. for a GitHub step summary)",
 )
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    metavar="PATH",
+    help="draw max error against a swept key into PATH.png",
+)
+@click.option("--plot-x", default="T", show_default=True, metavar="KEY", help="the config key on the plot's x axis")
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
-def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, debug):
+def sweep(
+    configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, plot_path, plot_x, debug
+):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.
 
     Exit codes, first that applies: 130 interrupted; 2 config error (before
@@ -413,12 +423,18 @@ def sweep(configs, dry_run, patterns, fail_fast, workers, json_path, junit_path,
         if dry_run:
             _print_cases(chosen)
             return 0
-        outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path}
+        outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
         given = {option: path for option, path in outputs.items() if path}
+        if plot_path:
+            from .plots import require_matplotlib
+
+            if plot_x not in CheckSpec.model_fields:
+                raise InvalidInput(f"--plot-x {plot_x}: not a config key (e.g. T, M, N, cell, seed)")
+            require_matplotlib("--plot")
         ensure_distinct(given)
         for option, path in given.items():
             ensure_writable(path, option)
-        return _run_sweep(chosen, workers, fail_fast, given)
+        return _run_sweep(chosen, workers, fail_fast, given, plot_x)
 
     return run_guarded(debug, body)
 
@@ -477,7 +493,7 @@ def _console():
     return console
 
 
-def _run_sweep(cases, workers, fail_fast, outputs: dict) -> int:
+def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> int:
     from .files import write_atomic
     from .junit import junit_xml
     from .markdown import markdown_summary
@@ -491,7 +507,12 @@ def _run_sweep(cases, workers, fail_fast, outputs: dict) -> int:
     report = sweep_report(result)
     renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
     for option, path in outputs.items():
-        write_atomic(path, renderers[option](report))
+        if option == "--plot":
+            from .plots import sweep_plot
+
+            sweep_plot(report["cases"], path, plot_x)
+        else:
+            write_atomic(path, renderers[option](report))
     _console().print(sweep_table(report))
     for line in summary_lines(report):
         click.echo(line)

@@ -85,34 +85,34 @@ def check_plot(report: dict, path) -> None:
 
 
 def sweep_plot(cases: list[dict], path, x_key: str = "T") -> None:
-    """Max error against a swept key, one point per case, coloured by verdict."""
+    """Max error against a swept key, one point per finished case, coloured by verdict.
+
+    A numeric key gets a numeric axis; any other (``cell``, a stacked ``M``) a categorical one.
+    """
     plt = require_matplotlib()
-    colours = {"pass": "tab:green", "fail": "tab:red", "error": "tab:orange"}
+    colours = {"pass": "tab:green", "fail": "tab:red"}
+
+    def x_of(case):
+        value = case["config"][x_key]
+        return ",".join(map(str, value)) if isinstance(value, list) else value
+
+    finished = [c for c in cases if c.get("status") in colours and isinstance(c.get("max_abs_diff"), (int, float))]
+    numeric = all(isinstance(x_of(c), (int, float)) and not isinstance(x_of(c), bool) for c in finished)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    plotted = False
     for status, colour in colours.items():
-        points = [
-            (c["config"][x_key], c["max_abs_diff"])
-            for c in cases
-            if c.get("status") == status
-            and c.get("config")
-            and x_key in c["config"]
-            and isinstance(c.get("max_abs_diff"), (int, float))
-            and not isinstance(c["config"][x_key], list)
-        ]
-        if not points:
-            continue
-        xs, ys = zip(*points)
-        ys, _ = _positive(list(ys))
-        ax.scatter(xs, ys, color=colour, label=f"{status} ({len(points)})", s=28, alpha=0.8)
-        plotted = True
-    if not plotted:
-        raise InvalidInput(f"--plot-x {x_key}: no case has a numeric {x_key} to plot against")
-    ax.set_yscale("log")
+        points = [(x_of(c) if numeric else str(x_of(c)), c["max_abs_diff"]) for c in finished if c["status"] == status]
+        if points:
+            xs, ys = zip(*points)
+            ax.scatter(xs, _positive(list(ys))[0], color=colour, label=f"{status} ({len(points)})", s=28, alpha=0.8)
+    errors = sum(c.get("status") == "error" for c in cases)
+    if not finished:
+        ax.text(0.5, 0.5, "no finished case to plot", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.set_yscale("log")
+        ax.legend(fontsize=8, title=f"{errors} errored, not shown" if errors else None)
     ax.set_xlabel(x_key)
     ax.set_ylabel("max |Keras − NumPy| (model output)")
     ax.set_title(f"parity across the sweep, by {x_key}", fontsize=10)
     ax.grid(True, which="both", alpha=0.25)
-    ax.legend(fontsize=8)
     _save(fig, path)
     plt.close(fig)

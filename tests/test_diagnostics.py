@@ -282,3 +282,15 @@ def test_json_is_strict_even_with_infinities():
 
     text = to_json({"a": float("inf"), "b": [float("nan"), 1.0]})
     assert json.loads(text) == {"a": "inf", "b": ["nan", 1.0]}
+
+
+@pytest.mark.keras
+def test_sweep_plot(cfg, tmp_path):
+    name = cfg("grid:\n  T: [1, 5]\n  cell: [lstm, gru]\n")
+    invoke(["sweep", name, "--plot", "out/by-t.png", "--plot-x", "T"], 0)
+    invoke(["sweep", name, "--plot", "out/by-cell.png", "--plot-x", "cell"], 0)
+    for png in ("by-t.png", "by-cell.png"):
+        assert (tmp_path / "out" / png).read_bytes()[:4] == b"\x89PNG"
+    result = invoke(["sweep", name, "--plot", "x.png", "--plot-x", "colour"], 2)
+    assert result.stderr == "Error: --plot-x colour: not a config key (e.g. T, M, N, cell, seed)\n"
+    assert not (tmp_path / "x.png").exists()
