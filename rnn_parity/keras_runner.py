@@ -30,6 +30,7 @@ import numpy as np
 
 from .architecture import LayerDesc
 from .case import CaseData
+from .errors import InvalidInput
 
 __all__ = [
     "KerasResult",
@@ -44,6 +45,9 @@ __all__ = [
 
 _keras = None
 _import_log = ""
+
+#: The backends Keras 3 knows; the tool is built and tested on tensorflow.
+KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
 
 #: How many built models are kept for reuse (least recently used dropped first).
 MODEL_CACHE_SIZE = 16
@@ -77,11 +81,16 @@ def import_keras():
     global _keras
     if _keras is not None:
         return _keras
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    backend = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if backend not in KERAS_BACKENDS:
+        raise InvalidInput(f"KERAS_BACKEND={backend}: not a Keras backend (one of {', '.join(KERAS_BACKENDS)})")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     with _stderr_parked():
-        import keras
+        try:
+            import keras
+        except ImportError as exc:  # e.g. KERAS_BACKEND=jax without jax installed
+            raise InvalidInput(f"KERAS_BACKEND={backend}: Keras cannot load that backend ({exc})") from None
 
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf

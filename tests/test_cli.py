@@ -248,3 +248,25 @@ def test_version():
     from rnn_parity import __version__
 
     assert invoke(["--version"], 0).stdout.strip() == f"rnn-parity, version {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("backend", "message"),
+    [
+        ("bogus", "Error: KERAS_BACKEND=bogus: not a Keras backend (one of tensorflow, jax, torch, numpy, openvino)\n"),
+        ("jax", "Error: KERAS_BACKEND=jax: Keras cannot load that backend (No module named 'jax')\n"),
+    ],
+)
+def test_a_backend_that_cannot_load_is_one_line_exit_2(backend, message):
+    pytest.importorskip("tensorflow")
+    if backend == "jax":
+        try:
+            import jax  # noqa: F401
+
+            pytest.skip("jax is installed here")
+        except ImportError:
+            pass
+    proc = subprocess.run([sys.executable, "-m", "rnn_parity", "check"], capture_output=True, text=True,
+                          env={**ENV, "KERAS_BACKEND": backend}, timeout=300)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == message
