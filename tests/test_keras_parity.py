@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -123,7 +125,15 @@ def test_flipped_backward_sequence_is_detected(monkeypatch):
     assert not result.passed
 
 
-settings.register_profile("parity", max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 25 examples on every run, so a CI gate is reproducible; widen the search
+# by hand with e.g. HYPOTHESIS_SEARCH=1 (a fresh random draw of 200 examples) before a release.
+settings.register_profile(
+    "parity",
+    max_examples=200 if os.environ.get("HYPOTHESIS_SEARCH") else 25,
+    deadline=None,
+    derandomize=not os.environ.get("HYPOTHESIS_SEARCH"),
+    suppress_health_check=[HealthCheck.too_slow],
+)
 
 
 @settings(settings.get_profile("parity"))
