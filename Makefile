@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/rnn-parity check
 
-# The unit tests, then the project's own gate (configs/ci.yaml), whose JUnit XML lands in reports/.
+# The import contracts; the tests that need no Keras, in a process where importing tensorflow, keras,
+# jax or torch fails (RNN_PARITY_BLOCK_FRAMEWORKS, read by tests/conftest.py); the whole suite; then the
+# project's own gate (configs/ci.yaml), whose JUnit XML lands in reports/.
 test: install
+	$(BIN)/lint-imports --no-logo
+	RNN_PARITY_BLOCK_FRAMEWORKS=1 $(BIN)/python -m pytest -m "not keras" -q
 	$(BIN)/python -m pytest
 	$(BIN)/rnn-parity sweep configs/ci.yaml --junit-xml reports/ci.xml --json reports/ci.json
 
@@ -31,11 +35,12 @@ bench: install
 lint: install
 	$(BIN)/ruff check rnn_parity tests bench
 	$(BIN)/ruff format --check rnn_parity tests bench
+	$(BIN)/lint-imports --no-logo
 
 format: install
 	$(BIN)/ruff format rnn_parity tests bench
 	$(BIN)/ruff check --fix rnn_parity tests bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis reports
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis .import_linter_cache .grimp_cache reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
