@@ -1,16 +1,31 @@
-"""Shared test helpers."""
+"""Shared test helpers.
+
+``RNN_PARITY_BLOCK_FRAMEWORKS=1`` makes importing TensorFlow, Keras, JAX or torch fail in the test
+process (``make test`` runs ``pytest -m "not keras"`` that way first): a test that needs Keras
+without the ``keras`` marker then fails instead of passing quietly.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from import_blocker import FRAMEWORKS, install
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+if os.environ.get("RNN_PARITY_BLOCK_FRAMEWORKS"):
+    install(FRAMEWORKS)
+
+TESTS = Path(__file__).resolve().parent
 
 
 def invoke(args: list[str], expected: int, *, input: str | None = None):
@@ -26,6 +41,70 @@ def invoke(args: list[str], expected: int, *, input: str | None = None):
 
 def invoke_json(args: list[str], expected: int = 0) -> dict:
     return json.loads(invoke([*args, "--format", "json"], expected).stdout)
+
+
+@dataclass(frozen=True)
+class Child:
+    """A finished :func:`python_without` process.
+
+    Attributes:
+        attempted: the blocked modules something tried to import (each attempt raised ImportError).
+        loaded: the top-level packages outside the standard library that ``code`` imported.
+    """
+
+    returncode: int
+    stdout: str
+    stderr: str
+    attempted: list[str]
+    loaded: list[str]
+
+
+_PRELUDE = """\
+import atexit as _atexit, json as _json, sys
+_before = set(sys.modules)
+sys.path.insert(0, {tests!r})
+import import_blocker as _import_blocker
+del sys.path[0]
+_blocker = _import_blocker.install({blocked!r})
+def _report():
+    new = {{m.partition(".")[0] for m in set(sys.modules) - _before}} - set(sys.stdlib_module_names)
+    with open({report!r}, "w", encoding="utf-8") as f:
+        _json.dump({{"attempted": _blocker.attempted, "loaded": sorted(new - {{"import_blocker"}})}}, f)
+_atexit.register(_report)
+"""
+
+
+def python_without(
+    code: str,
+    *argv: str,
+    blocked: tuple[str, ...] = FRAMEWORKS,
+    flags: tuple[str, ...] = (),
+    cwd=None,
+    env: dict | None = None,
+    timeout: float = 120,
+) -> Child:
+    """Run ``code`` (``python -c``, with ``argv``) in a new process where importing ``blocked`` fails.
+
+    The one helper for "this command never imports TensorFlow": assert ``attempted == []`` (an
+    ImportError that the code caught still counts) and, where it matters, what ``loaded`` holds.
+    ``flags`` go to the interpreter (e.g. ``-I``); ``env`` defaults to this process's environment.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "imports.json"
+        prelude = _PRELUDE.format(tests=str(TESTS), blocked=tuple(blocked), report=str(report))
+        done = subprocess.run(
+            [sys.executable, *flags, "-c", prelude + textwrap.dedent(code), *map(str, argv)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+        )
+        assert report.exists(), f"the child did not finish (exit {done.returncode})\n{done.stderr}"
+        seen = json.loads(report.read_text(encoding="utf-8"))
+    return Child(done.returncode, done.stdout, done.stderr, seen["attempted"], seen["loaded"])
 
 
 @pytest.fixture(scope="session")

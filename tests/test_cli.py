@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import invoke, invoke_json
+from conftest import invoke, invoke_json, python_without
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3")}
 
@@ -76,7 +76,7 @@ def test_json_fields():
     assert set(report["versions"]) >= {"python", "numpy", "keras", "tensorflow"}
     assert report["versions"]["keras"].startswith("3.")
     assert 0 <= report["max_abs_diff"] < 1e-6
-    assert report["required_atol"] <= report["max_abs_diff"]
+    assert isinstance(report["required_atol"], float)  # its meaning: test_diagnostics, smallest passing tolerances
     layer = report["layers"][0]
     assert [w["shape"] for w in layer["weights"]] == [[3, 5], [5, 5], [5]]
     assert layer["params"] == layer["params_formula"] == 45
@@ -119,21 +119,23 @@ def test_stdout_carries_only_the_table_and_stderr_stays_quiet():
     assert proc.stderr == ""
 
 
-def test_help_does_not_import_tensorflow():
-    code = (
-        "import sys\n"
-        "from rnn_parity.cli import main\n"
-        "for args in (['--help'], ['check', '--help'], ['check', '--T', '0']):\n"
-        "    try:\n"
-        "        main(args)\n"
-        "    except SystemExit:\n"
-        "        pass\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'imported'\n"
-        "print('clean')\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().endswith("clean")
+def test_help_and_bad_options_never_import_tensorflow():
+    code = """
+        from rnn_parity.cli import main
+        codes = []
+        for args in (["--help"], ["check", "--help"], ["verify", "--help"], ["export", "--help"],
+                     ["sweep", "--help"], ["check", "--T", "0"], ["check", "--atol", "nan"]):
+            try:
+                main(args)
+            except SystemExit as exc:
+                codes.append(exc.code)
+        print("exit codes", codes)
+    """
+    done = python_without(code)
+    assert done.returncode == 0, done.stderr
+    assert done.attempted == []
+    assert done.stdout.splitlines()[-1] == "exit codes [0, 0, 0, 0, 0, 2, 2]"
+    assert "--input FILE.npy|FILE.npz" in done.stdout  # verify's help was printed in full
 
 
 def test_python_dash_m_help():
@@ -215,20 +217,6 @@ def test_unwritable_output_path(tmp_path):
     assert result.stderr == f"Error: Invalid value for '--output' / '-o': File '{tmp_path}' is a directory.\n"
 
 
-def test_bad_input_is_rejected_before_tensorflow_is_imported():
-    code = (
-        "import sys\n"
-        "from rnn_parity.cli import main\n"
-        "try:\n"
-        "    main(['check', '--atol', 'nan'])\n"
-        "except SystemExit as exc:\n"
-        "    assert exc.code == 2\n"
-        "assert 'tensorflow' not in sys.modules\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-
-
 def test_internal_error_is_one_line_exit_3(monkeypatch):
     import rnn_parity.check
 
@@ -254,11 +242,14 @@ def test_version():
     ("backend", "message"),
     [
         ("bogus", "Error: KERAS_BACKEND=bogus: not a Keras backend (one of tensorflow, jax, torch, numpy, openvino)\n"),
-        ("jax", "Error: KERAS_BACKEND=jax: Keras cannot load that backend (No module named 'jax')\n"),
+        pytest.param(
+            "jax",
+            "Error: KERAS_BACKEND=jax: Keras cannot load that backend (No module named 'jax')\n",
+            marks=pytest.mark.keras,  # Keras itself is imported, and fails on the missing backend
+        ),
     ],
 )
 def test_a_backend_that_cannot_load_is_one_line_exit_2(backend, message):
-    pytest.importorskip("tensorflow")
     if backend == "jax":
         try:
             import jax  # noqa: F401

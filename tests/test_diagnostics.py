@@ -7,6 +7,9 @@ import shlex
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from rnn_parity import reference
 from rnn_parity.check import run_check
@@ -45,6 +48,27 @@ def test_required_rtol_is_infinite_when_an_element_over_atol_has_reference_zero(
     assert c.required_rtol == float("inf")
 
 
+@settings(max_examples=60, derandomize=True, deadline=None)
+@given(
+    pair=st.integers(1, 40).flatmap(
+        lambda n: st.tuples(*[hnp.arrays(np.float64, n, elements=st.floats(-4, 4, width=32))] * 2)
+    ),
+    atol=st.sampled_from([0.0, 1e-6, 1e-3]),
+    rtol=st.sampled_from([0.0, 1.3e-6, 1e-2]),
+)
+def test_the_smallest_passing_tolerances_pass_and_nothing_smaller_does(pair, atol, rtol):
+    actual, expected = pair
+    c = compare(actual, expected, atol=atol, rtol=rtol)
+    assert compare(actual, expected, atol=c.required_atol, rtol=rtol).passed
+    if c.required_atol > 0:
+        assert not compare(actual, expected, atol=np.nextafter(c.required_atol, 0), rtol=rtol).passed
+    if np.isfinite(c.required_rtol):
+        assert compare(actual, expected, atol=atol, rtol=c.required_rtol * (1 + 1e-9)).passed
+        if c.required_rtol > 0:
+            assert not compare(actual, expected, atol=atol, rtol=c.required_rtol * (1 - 1e-9)).passed
+    assert c.passed == (c.required_atol <= atol) == (c.required_rtol <= rtol)
+
+
 def test_max_mismatch_frac_tolerates_outliers_but_not_nan():
     expected = np.zeros(100)
     actual = expected.copy()
@@ -64,21 +88,51 @@ def test_p99():
     assert c.p99_abs_diff == np.sort(actual)[990]  # the 99th percentile, 'higher' method: 0.99·999 → 990
 
 
-def test_tolerance_modes():
-    t = resolve("explicit", atol=1e-4, rtol=2e-5, compute_dtype="float32")
-    assert (t.atol, t.rtol) == (1e-4, 2e-5)
-    assert (
-        resolve("dtype", atol=0, rtol=0, compute_dtype="float32").rtol,
-        resolve("dtype", atol=0, rtol=0, compute_dtype="float32").atol,
-    ) == (1.3e-6, 1e-5)
-    assert resolve("dtype", atol=0, rtol=0, compute_dtype="float64").atol == 1e-7
-    assert resolve("dtype", atol=0, rtol=0, compute_dtype="float16").rtol == 1e-3
-    truth = np.array([0.5, -2.0])
-    low = truth + np.array([1e-7, -3e-7])
-    auto = resolve("auto", atol=0, rtol=0, compute_dtype="float32", truth=truth, low=low)
-    ulp = float(np.spacing(np.float32(2.0)))
-    assert auto.atol == pytest.approx(AUTO_FACTOR * 3e-7 + AUTO_FLOOR_ULPS * ulp)
-    assert auto.rtol == 0 and auto.basis == pytest.approx(3e-7)
+def _passes(actual, truth, tol) -> bool:
+    return compare(actual, truth, atol=tol.atol, rtol=tol.rtol).passed
+
+
+def test_explicit_tolerances_are_the_given_ones_whatever_the_dtype():
+    for dtype in ("float16", "float32", "float64"):
+        t = resolve("explicit", atol=1e-4, rtol=2e-5, compute_dtype=dtype)
+        assert (t.mode, t.atol, t.rtol) == ("explicit", 1e-4, 2e-5)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "worse"),
+    [
+        # torch.testing's float64 values let one float32 rounding through, not four float32 ulps
+        ("float64", lambda v: v * (1 + 4 * np.finfo(np.float32).eps)),
+        ("float32", lambda v: v.astype(np.float16)),
+        ("float16", lambda v: v * (1 + 4 * np.finfo(np.float16).eps)),
+    ],
+    ids=["float64", "float32", "float16"],
+)
+def test_dtype_mode_passes_rounding_to_the_compute_dtype_and_nothing_coarser(dtype, worse):
+    truth = np.random.default_rng(0).uniform(-4, 4, 10_000)
+    tol = resolve("dtype", atol=0, rtol=0, compute_dtype=dtype)  # the given atol/rtol play no part
+    assert _passes(truth.astype(dtype), truth, tol)
+    assert not _passes(worse(truth), truth, tol)
+    stricter = resolve("dtype", atol=0, rtol=0, compute_dtype={"float16": "float32"}.get(dtype, "float64"))
+    assert stricter.atol <= tol.atol and stricter.rtol <= tol.rtol
+
+
+def test_auto_passes_up_to_its_factor_times_the_low_precision_error_plus_a_floor():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(-2, 2, 1000)
+    low = truth + rng.uniform(-3e-7, 3e-7, truth.size)
+    tol = resolve("auto", atol=0, rtol=0, compute_dtype="float32", truth=truth, low=low)
+    basis = np.abs(low - truth).max()
+    floor = AUTO_FLOOR_ULPS * np.spacing(np.float32(np.abs(truth).max()))
+    assert tol.basis == basis
+    off = np.zeros_like(truth)
+    off[17] = 1.0
+    assert _passes(truth + 0.99 * (AUTO_FACTOR * basis + floor) * off, truth, tol)
+    assert not _passes(truth + 1.01 * (AUTO_FACTOR * basis + floor) * off, truth, tol)
+    # an exact low-precision reference still leaves the floor: float32 rounding passes, a bug does not
+    exact = resolve("auto", atol=0, rtol=0, compute_dtype="float32", truth=truth, low=truth)
+    assert _passes(truth.astype(np.float32), truth, exact)
+    assert not _passes(truth + 1e-4 * off, truth, exact)
 
 
 # ------------------------------------------------------------------ against Keras

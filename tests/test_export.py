@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import saved_models
-from test_runtime_graph import BLOCKED, BLOCKER
+from test_runtime_graph import CLI_STACK
 from test_verify import _perturbed
 
 from rnn_parity import runtime
 from rnn_parity.compare import compare
 
-from conftest import invoke, invoke_json
+from conftest import FRAMEWORKS, invoke, invoke_json, python_without
 
 pytestmark = pytest.mark.keras
 
@@ -49,28 +47,18 @@ def _predict_without_tensorflow(npz, inputs: dict[str, np.ndarray], folder) -> l
     feed = folder / "feed.npz"
     np.savez(feed, **inputs)
     out = folder / "out.npz"
-    script = (
-        BLOCKER
-        + f"""
-for name in ("tensorflow", "keras"):
-    try:
-        __import__(name)
-        raise SystemExit(name + " was importable")
-    except ImportError:
-        pass
-import numpy as np
-from rnn_parity.runtime import load
-model = load({str(npz)!r})
-with np.load({str(feed)!r}) as feed:
-    inputs = {{name: feed[name] for name in model.input_names}}
-y = model.predict(inputs)
-np.savez({str(out)!r}, *(y if isinstance(y, list) else [y]))
-print(sorted(m for m in sys.modules if m.partition(".")[0] in {BLOCKED!r}))
-"""
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    code = f"""
+        import numpy as np
+        from rnn_parity.runtime import load
+        model = load({str(npz)!r})
+        with np.load({str(feed)!r}) as feed:
+            inputs = {{name: feed[name] for name in model.input_names}}
+        y = model.predict(inputs)
+        np.savez({str(out)!r}, *(y if isinstance(y, list) else [y]))
+    """
+    done = python_without(code, blocked=FRAMEWORKS + CLI_STACK)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
+    assert done.attempted == [] and done.loaded == ["numpy", "rnn_parity"]
     with np.load(out) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
@@ -206,18 +194,14 @@ def test_four_copied_files_are_enough_to_run_an_export(exported, tmp_path):
     source = __import__("pathlib").Path(rnn_parity.__file__).parent
     for name in ("__init__.py", "runtime.py", "reference.py", "errors.py"):
         shutil.copy(source / name, package / name)
-    script = (
-        BLOCKER
-        + f"""
-sys.path.insert(0, {str(package.parent)!r})
-import numpy as np
-import rnn_parity.runtime as rt
-assert rt.__file__.startswith({str(package)!r}), rt.__file__
-print(rt.load({str(path)!r}).predict(np.array([[4, 5, 6, 0]])).shape)
-"""
-    )
-    done = subprocess.run(
-        [sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
-    )
+    code = f"""
+        sys.path.insert(0, {str(package.parent)!r})
+        import numpy as np
+        import rnn_parity.runtime as rt
+        assert rt.__file__.startswith({str(package)!r}), rt.__file__
+        print(rt.load({str(path)!r}).predict(np.array([[4, 5, 6, 0]])).shape)
+    """
+    done = python_without(code, blocked=FRAMEWORKS + CLI_STACK, flags=("-I",), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    assert done.attempted == []
     assert done.stdout.strip() == "(1, 3)"

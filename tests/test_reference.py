@@ -70,14 +70,27 @@ def test_gru_update_gate_weighs_the_old_state():
 
 
 def test_gru_reset_after_and_before_differ_only_through_the_reset_gate():
+    """reset_after: ĥ = g(x·W_h + b_x + r ⊙ (h·U_h + b_u)); before: ĥ = g(x·W_h + (r ⊙ h)·U_h + b).
+
+    With the reset gate open (r = 1) both are g(x·W_h + h·U_h + b_x + b_u): the same GRU once the
+    single bias is the sum of the two. With the same weights and r free they differ.
+    """
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 5, 3))
-    W, U = rng.standard_normal((3, 6)), rng.standard_normal((2, 6))
-    # With U_h = 0 the candidate ignores h in both forms, so they agree.
-    U[:, 4:] = 0.0
-    after = ref.gru(x, W, U, np.zeros((2, 6)), reset_after=True)
-    before = ref.gru(x, W, U, np.zeros(6), reset_after=False)
-    np.testing.assert_allclose(after, before, rtol=1e-13)
+    m = 3
+    x = rng.standard_normal((2, 6, 4))
+    W, U = rng.standard_normal((4, 3 * m)), rng.standard_normal((m, 3 * m))
+    b_after = rng.standard_normal((2, 3 * m))  # row 0 added to x·W, row 1 to h·U
+    h0 = rng.standard_normal((2, m))
+    run = lambda bias, reset_after: ref.gru(
+        x, W, U, bias, reset_after=reset_after, initial_state=[h0], return_sequences=True
+    )
+
+    free_after, free_before = run(b_after, True), run(b_after.sum(axis=0), False)
+    assert np.abs(free_after - free_before).max() > 1e-2
+
+    b_after[0, m : 2 * m] = 40.0  # sigmoid(40 + O(10)) == 1.0 in float64: the reset gate is open
+    open_after, open_before = run(b_after, True), run(b_after.sum(axis=0), False)
+    np.testing.assert_allclose(open_after, open_before, rtol=1e-12, atol=1e-14)
 
 
 # ---------------------------------------------------------------- Keras's golden values

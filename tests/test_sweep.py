@@ -19,8 +19,6 @@ from rnn_parity.check import run_check
 
 from conftest import invoke
 
-pytestmark = pytest.mark.keras
-
 QUICK = """
 defaults: {N: 2, D: 2, M: 3, K: 2}
 cases:
@@ -60,6 +58,7 @@ REPORTS = ["--json", "out/r.json", "--junit-xml", "deep/er/r.xml", "--markdown",
 
 
 # ----- a passing sweep -----
+@pytest.mark.keras
 def test_a_passing_sweep_prints_the_table_and_the_counts_and_writes_three_reports(cfg, tmp_path):
     result = invoke(["sweep", cfg(QUICK), *REPORTS], 0)
     out = result.stdout.splitlines()
@@ -106,6 +105,7 @@ def test_a_passing_sweep_prints_the_table_and_the_counts_and_writes_three_report
     assert all("✅ PASS" in row for row in rows)
 
 
+@pytest.mark.keras
 def test_the_smoke_config_passes_with_valid_reports(tmp_path, monkeypatch):
     """The issue's first "done when": smoke.yaml, three reports, JUnit read by a real parser."""
     smoke = Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml"
@@ -120,6 +120,7 @@ def test_the_smoke_config_passes_with_valid_reports(tmp_path, monkeypatch):
 
 
 # ----- failures, errors, exit codes -----
+@pytest.mark.keras
 def test_an_impossible_case_fails_alone_and_every_report_names_it(cfg, tmp_path):
     result = invoke(["sweep", cfg(IMPOSSIBLE), *REPORTS], 1)
     out = result.stdout.splitlines()
@@ -150,6 +151,7 @@ def test_an_impossible_case_fails_alone_and_every_report_names_it(cfg, tmp_path)
     assert first_row.startswith("| `impossible` |") and "❌ FAIL" in first_row and "fails: " in first_row
 
 
+@pytest.mark.keras
 def test_an_exception_in_one_case_is_its_error_and_the_sweep_goes_on(cfg, tmp_path, monkeypatch):
     fault_in(monkeypatch, 3, RuntimeError("boom\nsecond line"))
     result = invoke(["sweep", cfg(QUICK), *REPORTS], 3)
@@ -166,18 +168,21 @@ def test_an_exception_in_one_case_is_its_error_and_the_sweep_goes_on(cfg, tmp_pa
     assert "⚠️ ERROR" in (tmp_path / "r.md").read_text()
 
 
+@pytest.mark.keras
 def test_a_memory_error_is_recorded_too(cfg, monkeypatch):
     fault_in(monkeypatch, 4, MemoryError())
     result = invoke(["sweep", cfg(QUICK)], 3)
     assert "error in c: MemoryError" in result.stdout.splitlines()
 
 
+@pytest.mark.keras
 def test_a_failure_outranks_an_error(cfg, monkeypatch):
     fault_in(monkeypatch, 4, ValueError("bad"))
     result = invoke(["sweep", cfg(IMPOSSIBLE)], 1)
     assert result.stdout.splitlines()[-1] == "1 passed, 1 failed, 1 errors"
 
 
+@pytest.mark.keras
 def test_fail_fast_stops_after_the_first_error(cfg, tmp_path, monkeypatch):
     fault_in(monkeypatch, 3, RuntimeError("boom"))
     result = invoke(["sweep", cfg(QUICK), "--fail-fast", *REPORTS], 3)
@@ -195,6 +200,7 @@ def test_fail_fast_stops_after_the_first_error(cfg, tmp_path, monkeypatch):
     assert skipped == ["c", "d"]
 
 
+@pytest.mark.keras
 def test_ctrl_c_writes_the_finished_cases_marked_interrupted_and_exits_130(cfg, tmp_path, monkeypatch):
     fault_in(monkeypatch, 4, KeyboardInterrupt())
     result = invoke(["sweep", cfg(QUICK), *REPORTS], 130)
@@ -211,6 +217,7 @@ def test_ctrl_c_writes_the_finished_cases_marked_interrupted_and_exits_130(cfg, 
 
 
 # ----- writing reports -----
+@pytest.mark.keras
 def test_reports_are_written_atomically_into_new_folders(cfg, tmp_path, monkeypatch):
     written = []
     real = files.write_atomic
@@ -260,6 +267,7 @@ def test_on_a_terminal_progress_is_a_bar_with_done_failed_elapsed_and_eta():
     assert (progress.done, progress.failed) == (2, 1)
 
 
+@pytest.mark.keras
 def test_a_sweep_case_reports_what_check_reports_for_the_same_options(cfg, tmp_path):
     from conftest import invoke_json
 
@@ -277,6 +285,7 @@ def test_a_sweep_case_reports_what_check_reports_for_the_same_options(cfg, tmp_p
     assert all(case[k] is None for k in timing) and direct["timestep_max_abs_diff"]
 
 
+@pytest.mark.keras
 def test_a_failing_sweep_case_is_rerun_with_its_time_profile(cfg, tmp_path):
     invoke(["sweep", cfg("cases:\n  - {T: 30, atol: 0.0, rtol: 0.0, N: 2}\n"), "--json", "r.json"], 1)
     [case] = load(tmp_path / "r.json")["cases"]
