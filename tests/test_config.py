@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from rnn_parity import sweep as sweep_module
-from rnn_parity.config import ConfigError, config_json_schema, load_cases, name_filter, select
+from rnn_parity.config import ConfigError, load_cases, name_filter, select
 from rnn_parity.spec import CheckSpec
 
 from conftest import invoke, python_without

@@ -70,11 +70,24 @@ def test_every_cell_and_option_matches_keras(cell, option):
         assert result.states and all(c.passed for c in result.states.values())
 
 
-@pytest.mark.parametrize("cell", ["gru"])
-def test_gru_without_reset_after(cell):
-    result = run_check(build_spec(cell=cell, reset_after=False, N=3, mask="post", return_sequences=True))
-    assert result.passed
-    assert result.layers[1].desc.weights[2].shape == (3 * 5,)
+RESET_BEFORE = {
+    "mask post": {"mask": "post", "return_sequences": True, "N": 3},
+    "go_backwards + initial_state": {"go_backwards": True, "initial_state": True, "return_state": True, "N": 3},
+    "bidirectional sum, mask pre": {"bidirectional": "sum", "mask": "pre", "return_sequences": True, "N": 3},
+    "no bias, stateful": {"use_bias": False, "stateful": True, "N": 2},
+}
+
+
+@pytest.mark.parametrize("options", RESET_BEFORE.values(), ids=RESET_BEFORE.keys())
+def test_gru_without_reset_after(options):
+    spec = build_spec(cell="gru", reset_after=False, **options)
+    result = run_check(spec)
+    assert result.passed, {layer.desc.name: layer.comparison for layer in result.layers}
+    # Keras built the reset-before GRU: one bias of 3·M, not two (reset_after's (2, 3·M))
+    d, m = spec.D, spec.M[0]
+    per_direction = 3 * (d * m + m * m + (m if spec.use_bias else 0))
+    gru = next(layer for layer in result.layers if layer.desc.cell_class == "GRU")
+    assert gru.keras_params == per_direction * (2 if spec.bidirectional else 1)
 
 
 def test_lstm_without_unit_forget_bias():
@@ -153,6 +166,7 @@ settings.register_profile(
     use_bias=st.booleans(),
     reference_dtype=st.sampled_from(["float64", "float32"]),
     start=st.sampled_from(["zeros", "initial_state", "stateful"]),
+    gate_variant=st.booleans(),
 )
 def test_random_shapes_and_options_match_keras(
     cell,
@@ -170,6 +184,7 @@ def test_random_shapes_and_options_match_keras(
     use_bias,
     reference_dtype,
     start,
+    gate_variant,
 ):
     if bidirectional:
         go_backwards = False  # Keras 3 refuses it (tested in test_cli)
@@ -192,6 +207,8 @@ def test_random_shapes_and_options_match_keras(
         reference_dtype=reference_dtype,
         initial_state=start == "initial_state",
         stateful=start == "stateful",
+        # the other GRU form, and LSTM without the unit forget bias
+        **({"gru": {"reset_after": not gate_variant}, "lstm": {"unit_forget_bias": not gate_variant}}.get(cell, {})),
     )
     result = run_check(spec)
     assert result.passed, (result.output, result.states)
