@@ -107,8 +107,11 @@ def python_without(
     return Child(done.returncode, done.stdout, done.stderr, seen["attempted"], seen["loaded"])
 
 
-@pytest.fixture(scope="session")
-def keras():
+@pytest.fixture
+def keras(request):
+    """Keras, imported as the tool imports it; only for tests marked ``keras``."""
+    if request.node.get_closest_marker("keras") is None:
+        pytest.fail("this test uses Keras: mark it @pytest.mark.keras")
     from rnn_parity.keras_runner import import_keras
 
     return import_keras()

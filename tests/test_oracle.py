@@ -1,9 +1,9 @@
 """The optimised NumPy reference equals a deliberately plain loop (``naive_oracle``), without Keras.
 
-The oracle is first pinned on Keras's own golden values, then hypothesis draws weights, masks,
-directions, initial states, return options, activations, both GRU forms and Bidirectional's merge
-modes, and the reference must give the oracle's numbers: to rounding in float64, and within
-float32's accumulated rounding when it computes in float32.
+The oracle is pinned on Keras's own golden values (``test_reference.py``); here hypothesis draws
+weights, masks, directions, initial states, return options, activations, both GRU forms and
+Bidirectional's merge modes, and the reference must give the oracle's numbers: to rounding in
+float64, and within float32's accumulated rounding when it computes in float32.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 
 import naive_oracle as oracle
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,32 +29,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 
-# ----- the oracle on Keras's golden values (Keras's layer tests: Constant 0.01 / 0.02 / 0.03, arange)
-
-ARANGE_3x6x4 = np.arange(72, dtype=np.float64).reshape((3, 6, 4))
-
-
-@pytest.mark.parametrize(
-    ("cell", "kwargs", "bias", "expected"),
-    [
-        ("lstm", {}, np.r_[np.full(3, 0.03), np.ones(3), np.full(6, 0.03)], [0.6288687, 0.86899155, 0.9460773]),
-        (
-            "lstm",
-            {"go_backwards": True},
-            np.r_[np.full(3, 0.03), np.ones(3), np.full(6, 0.03)],
-            [0.35622165, 0.74789524, 0.8872726],
-        ),  # noqa: E501
-        ("lstm", {}, None, [0.54986924, 0.86226785, 0.9443936]),
-        ("gru", {}, np.full((2, 9), 0.03), [0.5217289, 0.6371659, 0.39384964]),
-        ("gru", {"go_backwards": True}, np.full((2, 9), 0.03), [0.24406259, 0.611516, 0.3928808]),
-        ("gru", {"reset_after": False}, np.full(9, 0.03), [0.51447755, 0.6426879, 0.40208298]),
-        ("gru", {}, None, [0.49988455, 0.64701194, 0.4103359]),
-    ],
-)
-def test_the_oracle_gives_keras_golden_values(cell, kwargs, bias, expected):
-    g = GATES[cell]
-    out = oracle.layer(cell, ARANGE_3x6x4, np.full((4, 3 * g), 0.01), np.full((3, 3 * g), 0.02), bias, **kwargs)
-    np.testing.assert_allclose(out, np.repeat(np.array(expected)[:, None], 3, axis=1), atol=1e-6)
+# ----- the oracle itself (Keras's golden values pin it in test_reference.py)
 
 
 def test_the_oracle_masks_as_keras_does():

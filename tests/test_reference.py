@@ -1,12 +1,15 @@
 """The NumPy reference against values computed by hand and Keras's published golden values.
 
-No TensorFlow here: these tests pin the reference on its own.
+No TensorFlow here: these tests pin the reference on its own. The golden values also pin
+``naive_oracle``, which ``test_oracle.py`` then compares the reference with on random cases.
 """
 
 from __future__ import annotations
 
 import math
+from functools import partial
 
+import naive_oracle
 import numpy as np
 import pytest
 
@@ -123,8 +126,9 @@ def _lstm_bias(m, unit_forget_bias=True):
         ({}, None, [0.54986924, 0.86226785, 0.9443936]),
     ],
 )
-def test_lstm_keras_golden(kwargs, bias, expected):
-    out = ref.lstm(ARANGE_3x6x4, const((4, 12), 0.01), const((3, 12), 0.02), bias, **kwargs)
+@pytest.mark.parametrize("lstm", [ref.lstm, partial(naive_oracle.layer, "lstm")], ids=["reference", "oracle"])
+def test_lstm_keras_golden(lstm, kwargs, bias, expected):
+    out = lstm(ARANGE_3x6x4, const((4, 12), 0.01), const((3, 12), 0.02), bias, **kwargs)
     np.testing.assert_allclose(out, np.repeat(np.array(expected)[:, None], 3, axis=1), atol=1e-6)
 
 
@@ -137,8 +141,9 @@ def test_lstm_keras_golden(kwargs, bias, expected):
         ({}, None, [0.49988455, 0.64701194, 0.4103359]),
     ],
 )
-def test_gru_keras_golden(kwargs, bias, expected):
-    out = ref.gru(ARANGE_3x6x4, const((4, 9), 0.01), const((3, 9), 0.02), bias, **kwargs)
+@pytest.mark.parametrize("gru", [ref.gru, partial(naive_oracle.layer, "gru")], ids=["reference", "oracle"])
+def test_gru_keras_golden(gru, kwargs, bias, expected):
+    out = gru(ARANGE_3x6x4, const((4, 9), 0.01), const((3, 9), 0.02), bias, **kwargs)
     np.testing.assert_allclose(out, np.repeat(np.array(expected)[:, None], 3, axis=1), atol=1e-6)
 
 
