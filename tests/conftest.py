@@ -22,10 +22,17 @@ from import_blocker import FRAMEWORKS, install
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-if os.environ.get("RNN_PARITY_BLOCK_FRAMEWORKS"):
+BLOCKING = bool(os.environ.get("RNN_PARITY_BLOCK_FRAMEWORKS"))
+if BLOCKING:
     install(FRAMEWORKS)
 
 TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(trylast=True)  # after -m has deselected
+def pytest_collection_modifyitems(config, items):
+    if BLOCKING and any(item.get_closest_marker("keras") for item in items):
+        raise pytest.UsageError("RNN_PARITY_BLOCK_FRAMEWORKS=1 blocks Keras: add -m 'not keras'")
 
 
 def invoke(args: list[str], expected: int, *, input: str | None = None):
