@@ -28,14 +28,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from .errors import InvalidInput, Unsupported
+from .recurrent import BIDIRECTIONAL, CELLS, MERGE_MODES, TIME_DISTRIBUTED, WRAPPERS, is_recurrent
 from .reference import ACTIVATIONS
-from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, RECURRENT_FUNCTIONS, n_tensors
+from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, n_tensors
 
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
 
-RECURRENT = frozenset(RECURRENT_FUNCTIONS)
 #: What counts as "a recurrent layer" when deciding whether rnn-parity applies at all.
-RECURRENT_LIKE = RECURRENT | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+RECURRENT_LIKE = frozenset(CELLS) | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 #: The layers verify and export support, with what the runtime does for each.
 SUPPORTED_LAYERS = {
@@ -43,11 +43,11 @@ SUPPORTED_LAYERS = {
     "SimpleRNN": "reference.simple_rnn",
     "LSTM": "reference.lstm",
     "GRU": "reference.gru (reset_after on or off)",
-    "Bidirectional": "reference.bidirectional around SimpleRNN/LSTM/GRU, every merge_mode",
+    BIDIRECTIONAL: "reference.bidirectional around SimpleRNN/LSTM/GRU, every merge_mode",
     "Masking": "mask = any(x != mask_value); masked steps zeroed",
     "Embedding": "row lookup; mask_zero gives mask = ids != 0",
     "Dense": "reference.dense over the last axis, any rank",
-    "TimeDistributed": "around Dense, Activation or an identity layer",
+    TIME_DISTRIBUTED: "around Dense, Activation or an identity layer",
     "Activation": "any built-in activation the reference implements",
     "Concatenate": "np.concatenate on any axis; masks as Keras combines them",
     "Add": "sum; mask = OR of the masks when every input has one",
@@ -82,7 +82,6 @@ MASK_OPERATIONS = frozenset(
         "Where",
     }
 )
-_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 _FLOAT_POLICIES = ("float32", "float64")
 
 
@@ -147,9 +146,10 @@ def _recurrent(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
     }
     if not isinstance(out["units"], int) or out["units"] < 1:
         problems.append(f"units={out['units']!r} is not a positive integer")
-    if class_name in ("LSTM", "GRU"):
+    options = CELLS[class_name].options
+    if "recurrent_activation" in options:
         out["recurrent_activation"] = _activation(cfg, "recurrent_activation", "sigmoid", problems)
-    if class_name == "GRU":
+    if "reset_after" in options:
         out["reset_after"] = bool(cfg.get("reset_after", True))
     return out
 
@@ -163,10 +163,10 @@ def _wrapped(entry, what: str, problems: list[str]) -> tuple[str, Mapping]:
 
 def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
     merge_mode = cfg.get("merge_mode", "concat")
-    if merge_mode not in _MERGE_MODES:
-        problems.append(f"merge_mode={merge_mode!r} is not one of {_MERGE_MODES}")
+    if merge_mode not in MERGE_MODES:
+        problems.append(f"merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
     inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
-    if inner_class not in RECURRENT:
+    if inner_class not in CELLS:
         problems.append(f"wraps {inner_class}; only SimpleRNN, LSTM and GRU are supported")
         return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": {}}}
     forward = _recurrent(inner_class, inner_cfg, problems)
@@ -175,7 +175,7 @@ def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
     backward_entry = cfg.get("backward_layer")
     if backward_entry is not None:
         back_class, back_cfg = _wrapped(backward_entry, "backward_layer", problems)
-        backward = _recurrent(back_class, back_cfg, []) if back_class in RECURRENT else {}
+        backward = _recurrent(back_class, back_cfg, []) if back_class in CELLS else {}
         same = {k: v for k, v in backward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         want = {k: v for k, v in forward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         if back_class != inner_class or same != want or not backward.get("go_backwards"):
@@ -205,13 +205,13 @@ def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
     """``(config the runtime reads, problems)`` for one supported layer class."""
     problems: list[str] = []
     _dtype(cfg, problems)
-    if class_name in RECURRENT:
+    if class_name in CELLS:
         out = _recurrent(class_name, cfg, problems)
-    elif class_name == "Bidirectional":
+    elif class_name == BIDIRECTIONAL:
         out = _bidirectional(cfg, problems)
     elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
         out = _per_step_options(class_name, cfg, problems)
-    elif class_name == "TimeDistributed":
+    elif class_name == TIME_DISTRIBUTED:
         inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
         if inner_class in ("Dense", "Activation") or inner_class in IDENTITY_CLASSES:
             _dtype(inner_cfg, problems)
@@ -286,7 +286,7 @@ def _walk(entries: list) -> Iterator[tuple[str, str, Mapping, Mapping]]:
         name = _entry_name(entry)
         yield name, str(entry.get("class_name")), cfg, entry
         inner = []
-        if entry.get("class_name") in ("Bidirectional", "TimeDistributed"):
+        if entry.get("class_name") in WRAPPERS:
             inner = [cfg[key] for key in ("layer", "backward_layer") if isinstance(cfg.get(key), Mapping)]
         elif entry.get("class_name") in MODEL_CLASSES and isinstance(cfg.get("layers"), list):
             inner = cfg["layers"]
@@ -551,7 +551,7 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
         config = {}
         if not problems:
             config = layer_options(class_name, entry.get("config") or {})[0]
-            if states and class_name not in RECURRENT and class_name != "Bidirectional":
+            if states and not is_recurrent(class_name):
                 problems.append("called with initial_state")
         if model_class == "Sequential" and not problems:
             receives_mask = True
@@ -576,7 +576,7 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
         raise _unsupported(where, found)
     if model_class == "Sequential" and layers:
         outputs = [[layers[-1]["name"], i] for i in range(tensor_count[layers[-1]["name"]])]
-    if not any(layer["class_name"] in RECURRENT or layer["class_name"] == "Bidirectional" for layer in layers):
+    if not any(is_recurrent(layer["class_name"]) for layer in layers):
         raise InvalidInput(
             f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
         )

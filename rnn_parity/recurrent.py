@@ -27,11 +27,14 @@ __all__ = [
     "CELL_KEYS",
     "DIRECTIONS",
     "TIME_DISTRIBUTED",
+    "MERGE_MODES",
     "WRAPPERS",
     "Cell",
+    "cell_config",
     "cell_of",
     "is_bidirectional",
     "is_recurrent",
+    "is_stateful",
     "n_outputs",
     "n_states",
     "returns_sequences",
@@ -46,6 +49,8 @@ TIME_DISTRIBUTED = "TimeDistributed"
 WRAPPERS = frozenset({BIDIRECTIONAL, TIME_DISTRIBUTED})
 #: The two halves of a Bidirectional layer, in Keras's order (weights, states, ``merge_mode=None`` outputs).
 DIRECTIONS = ("forward", "backward")
+#: Bidirectional's ``merge_mode`` values; None keeps the two directions as two outputs.
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
 @dataclass(frozen=True)
@@ -125,16 +130,21 @@ def cell_of(class_name: str, config: Mapping) -> Cell | None:
     return CELLS.get(unwrap(class_name, config)[0])
 
 
-def _cell_config(class_name: str, config: Mapping) -> Mapping:
+def cell_config(class_name: str, config: Mapping) -> Mapping:
+    """The recurrent layer's own config: the wrapped layer's inside Bidirectional."""
     return unwrap(class_name, config)[1] if is_bidirectional(class_name) else config
 
 
 def returns_sequences(class_name: str, config: Mapping) -> bool:
-    return bool(_cell_config(class_name, config).get("return_sequences", False))
+    return bool(cell_config(class_name, config).get("return_sequences", False))
 
 
 def returns_state(class_name: str, config: Mapping) -> bool:
-    return bool(_cell_config(class_name, config).get("return_state", False))
+    return bool(cell_config(class_name, config).get("return_state", False))
+
+
+def is_stateful(class_name: str, config: Mapping) -> bool:
+    return bool(cell_config(class_name, config).get("stateful", False))
 
 
 def state_names(class_name: str, config: Mapping) -> list[str]:

@@ -49,6 +49,21 @@ import numpy as np
 
 from . import reference
 from .errors import InvalidInput
+from .recurrent import (
+    BIDIRECTIONAL,
+    CELLS,
+    DIRECTIONS,
+    TIME_DISTRIBUTED,
+    cell_config,
+    is_bidirectional,
+    is_recurrent,
+    is_stateful,
+    n_outputs,
+    n_states,
+    returns_sequences,
+    returns_state,
+    unwrap,
+)
 
 __all__ = [
     "FORMAT",
@@ -82,11 +97,11 @@ MERGE_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", 
 SUPPORTED_CLASSES = frozenset(
     {
         *RECURRENT_FUNCTIONS,
-        "Bidirectional",
+        BIDIRECTIONAL,
         "Masking",
         "Embedding",
         "Dense",
-        "TimeDistributed",
+        TIME_DISTRIBUTED,
         "Activation",
         "RepeatVector",
         "GlobalAveragePooling1D",
@@ -134,26 +149,12 @@ class Trace:
 # --------------------------------------------------------------------------
 
 
-def _inner(class_name: str, cfg: Mapping) -> tuple[str, Mapping]:
-    """The recurrent layer's class and config, looking inside Bidirectional."""
-    if class_name == "Bidirectional":
-        return cfg["layer"]["class_name"], cfg["layer"]["config"]
-    return class_name, cfg
-
-
-def cfg_stateful(class_name: str, cfg: Mapping) -> bool:
-    return bool(_inner(class_name, cfg)[1].get("stateful", False))
-
-
-def _returns_sequences(class_name: str, cfg: Mapping) -> bool:
-    return bool(_inner(class_name, cfg)[1].get("return_sequences", False))
-
-
 def _cell_kwargs(class_name: str, cfg: Mapping) -> dict:
     kwargs = {"activation": cfg.get("activation", "tanh")}
-    if class_name in ("LSTM", "GRU"):
+    options = CELLS[class_name].options
+    if "recurrent_activation" in options:
         kwargs["recurrent_activation"] = cfg.get("recurrent_activation", "sigmoid")
-    if class_name == "GRU":
+    if "reset_after" in options:
         kwargs["reset_after"] = cfg.get("reset_after", True)
     return kwargs
 
@@ -163,17 +164,10 @@ def _split_bias(weights: Sequence[np.ndarray]) -> tuple:
     return kernel, recurrent_kernel, (rest[0] if rest else None)
 
 
-def n_states(class_name: str, cfg: Mapping) -> int:
-    """How many final states a recurrent layer has (both directions for Bidirectional)."""
-    inner_class, _ = _inner(class_name, cfg)
-    per_direction = 2 if inner_class == "LSTM" else 1
-    return per_direction * (2 if class_name == "Bidirectional" else 1)
-
-
 def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
     """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None."""
-    if class_name == "Bidirectional":
-        inner_class, inner_cfg = _inner(class_name, cfg)
+    if is_bidirectional(class_name):
+        inner_class, inner_cfg = unwrap(class_name, cfg)
         half = len(weights) // 2
         # Keras forces zero_output_for_mask = return_sequences on both directions.
         output, *states = reference.bidirectional(
@@ -313,13 +307,13 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
     """
     x, mask = xs[0], masks[0]
     notes: list[str] = []
-    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+    if is_recurrent(class_name):
         if mask is not None and not receives_mask:
             notes.append(
                 "Keras does not pass the input mask to a layer called with initial_state: every step is computed"
             )
         output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None, initial_state)
-        seq_mask = mask if _returns_sequences(class_name, cfg) else None
+        seq_mask = mask if returns_sequences(class_name, cfg) else None
         outs = list(output) if isinstance(output, list) else [output]
         return outs + states, [seq_mask] * len(outs) + [None] * len(states), len(outs), states, notes
     if class_name == "Masking":
@@ -328,9 +322,8 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
         out, out_mask = _embedding(name, cfg, weights, x, dtype)
     elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
         out, out_mask = _per_step(class_name, cfg, weights, x), mask
-    elif class_name == "TimeDistributed":
-        inner = cfg["layer"]
-        out, out_mask = _per_step(inner["class_name"], inner["config"], weights, x), mask
+    elif class_name == TIME_DISTRIBUTED:
+        out, out_mask = _per_step(*unwrap(class_name, cfg), weights, x), mask
     elif class_name in MERGE_CLASSES:
         out, out_mask = _merge(class_name, cfg, list(xs), list(masks))
     elif class_name == "RepeatVector":  # does not support masking: the mask stops here
@@ -344,23 +337,20 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
 
 def n_tensors(class_name: str, cfg: Mapping) -> int:
     """How many tensors a layer returns (outputs, then states with ``return_state``)."""
-    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
-        _, inner_cfg = _inner(class_name, cfg)
-        outs = 2 if class_name == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
-        return outs + (n_states(class_name, cfg) if inner_cfg.get("return_state", False) else 0)
+    if is_recurrent(class_name):
+        return n_outputs(class_name, cfg) + (n_states(class_name, cfg) if returns_state(class_name, cfg) else 0)
     return 1
 
 
 def expected_weights(class_name: str, cfg: Mapping) -> int:
     """How many arrays ``get_weights()`` gives for a layer of this config."""
-    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
-        inner_class, inner_cfg = _inner(class_name, cfg)
-        n = 3 if inner_cfg.get("use_bias", True) else 2
-        return 2 * n if class_name == "Bidirectional" else n
+    if is_recurrent(class_name):
+        n = 3 if cell_config(class_name, cfg).get("use_bias", True) else 2
+        return len(DIRECTIONS) * n if is_bidirectional(class_name) else n
     if class_name == "Dense":
         return 2 if cfg.get("use_bias", True) else 1
-    if class_name == "TimeDistributed":
-        return expected_weights(cfg["layer"]["class_name"], cfg["layer"]["config"])
+    if class_name == TIME_DISTRIBUTED:
+        return expected_weights(*unwrap(class_name, cfg))
     if class_name == "Embedding":
         return 1
     return 0
@@ -383,7 +373,7 @@ def _record(trace: Trace, carried: dict, name, class_name, cfg, output, masks, s
     trace.masks[name] = masks
     if states:
         trace.states[name] = states
-        if cfg_stateful(class_name, cfg):
+        if is_stateful(class_name, cfg):
             carried[name] = states
     if notes:
         trace.notes[name] = notes
@@ -428,9 +418,9 @@ class SequentialRuntime:
         for name, class_name, cfg in self.layers:
             weights = self.weights.get(name, [])
             start = None
-            if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+            if is_recurrent(class_name):
                 start = (initial_states or {}).get(name)
-                if start is None and cfg_stateful(class_name, cfg):
+                if start is None and is_stateful(class_name, cfg):
                     start = self._carried.get(name)
             # Keras passes the input's mask only to a call with one tensor argument (initial
             # states given as tensors make it two); the check's model passes it explicitly then.
@@ -607,7 +597,7 @@ class GraphRuntime:
                 start = [tensors[s][i].astype(self.dtype) for s, i in map(tuple, layer["initial_state"])]
             elif initial_states and initial_states.get(name) is not None:
                 start = [np.asarray(s, dtype=self.dtype) for s in initial_states[name]]
-            elif cfg_stateful(class_name, cfg):
+            elif is_stateful(class_name, cfg):
                 start = self._carried.get(name)
             out, out_masks, n_out, states, notes = apply_layer(
                 name,

@@ -17,104 +17,90 @@ anything runs:
 
 from __future__ import annotations
 
-import math
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from .compare import Comparison
 from .environment import environment
-from .errors import InvalidInput, Unsupported
+from .errors import Unsupported
 from .graph import build_graph, scan
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
 from .parity import SideParity, compare_side, named_arrays, run_reference
 from .recurrent import n_outputs, state_names
 from .runtime import GraphRuntime, expected_weights
-from .tolerance import ThreeWay, Tolerance, ToleranceRule
+from .spec import (
+    Fraction,
+    PositiveInt,
+    ReferenceDtype,
+    Seed,
+    ToleranceMode,
+    ToleranceValue,
+    explicit_only,
+    option_name,
+    option_namer,
+    validated,
+)
+from .tolerance import DEFAULT_ATOL, DEFAULT_MODE, DEFAULT_RTOL, ThreeWay, Tolerance, ToleranceRule
 
 __all__ = ["LayerCheck", "MaskCheck", "VerifyOptions", "VerifyResult", "run_verify"]
 
 
-@dataclass(frozen=True)
-class VerifyOptions:
-    """What ``verify`` and ``export`` were asked to do (None: not given)."""
+class VerifyOptions(BaseModel):
+    """What ``verify`` and ``export`` were asked to do, validated as ``check``'s options are.
+
+    Build it with :meth:`build` to get :class:`~rnn_parity.errors.InvalidInput`
+    naming the bad option (``--atol must be ≥ 0, got -1.0``); ``N``, ``T`` and
+    ``seed`` are None when not given (the model's or the default sizes apply).
+    The tolerances default as in ``check`` (:mod:`rnn_parity.tolerance`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     input: str | None = None
-    N: int | None = None
-    T: int | None = None
-    seed: int | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    reference_dtype: str = "float64"
-    tolerance: str = "explicit"
-    max_mismatch_frac: float = 0.0
+    N: PositiveInt | None = None
+    T: PositiveInt | None = None
+    seed: Seed | None = None
+    atol: ToleranceValue = DEFAULT_ATOL
+    rtol: ToleranceValue = DEFAULT_RTOL
+    reference_dtype: ReferenceDtype = "float64"
+    tolerance: ToleranceMode = DEFAULT_MODE
+    max_mismatch_frac: Fraction = 0.0
 
-    #: ``check``'s defaults, with the same rationale (README, "Default tolerances and why").
-    DEFAULT_ATOL: ClassVar[float] = 1e-5
-    DEFAULT_RTOL: ClassVar[float] = 1.3e-6
+    @classmethod
+    def build(cls, style: str = "cli", **values) -> VerifyOptions:
+        """The options from keyword values (None: not given); raises InvalidInput naming each bad one."""
+        return validated(cls, {key: value for key, value in values.items() if value is not None}, style)
 
-    def validate(self) -> VerifyOptions:
-        """Raise InvalidInput naming the first bad option and its value."""
-        for flag, value in (("--N", self.N), ("--T", self.T)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InvalidInput(f"{flag} must be a positive integer, got {value!r}")
-        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise InvalidInput(f"--seed must be ≥ 0, got {self.seed!r}")
-        for flag, value in (("--atol", self.atol), ("--rtol", self.rtol)):
-            if value is not None and (not math.isfinite(value) or value < 0):
-                raise InvalidInput(f"{flag} must be a finite number ≥ 0, got {value!r}")
-        if self.tolerance not in ("explicit", "dtype", "auto"):
-            raise InvalidInput(f"--tolerance must be one of explicit, dtype, auto, got {self.tolerance!r}")
-        for flag, value in (("--atol", self.atol), ("--rtol", self.rtol)):
-            if value is not None and self.tolerance != "explicit":
-                raise InvalidInput(f"{flag} {value:g} applies to explicit tolerances, but --tolerance {self.tolerance}")
-        if not (math.isfinite(self.max_mismatch_frac) and 0 <= self.max_mismatch_frac <= 1):
-            raise InvalidInput(f"--max-mismatch-frac must be between 0 and 1, got {self.max_mismatch_frac!r}")
-        if self.reference_dtype not in ("float64", "float32"):
-            raise InvalidInput(f"--reference-dtype must be one of float64, float32, got {self.reference_dtype!r}")
+    @field_validator("model", "input", mode="before")
+    @classmethod
+    def _path(cls, value):
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @model_validator(mode="after")
+    def _combinations(self, info: ValidationInfo):
+        opt = option_namer(info)
+        explicit_only(self, opt)
         if self.input is not None:
-            given = [
-                flag for flag, value in (("--N", self.N), ("--T", self.T), ("--seed", self.seed)) if value is not None
-            ]
+            given = [option_name(key, "cli") for key in ("N", "T", "seed") if getattr(self, key) is not None]
             if given:
-                raise InvalidInput(
-                    f"{', '.join(given)} shape(s) the seeded inputs; they cannot be combined with --input"
-                )
+                raise ValueError(f"{', '.join(given)} shape(s) the seeded inputs; they cannot be combined with --input")
         return self
 
-    @property
-    def atol_value(self) -> float:
-        return self.DEFAULT_ATOL if self.atol is None else self.atol
-
-    @property
-    def rtol_value(self) -> float:
-        return self.DEFAULT_RTOL if self.rtol is None else self.rtol
-
     def command_line(self, command: str = "verify") -> str:
-        """The ``rnn-parity`` command that reproduces this run."""
-        parts = ["rnn-parity", command, shlex.quote(str(self.model))]
-        for flag, value in (
-            ("--input", self.input),
-            ("--N", self.N),
-            ("--T", self.T),
-            ("--seed", self.seed),
-            ("--atol", self.atol),
-            ("--rtol", self.rtol),
-        ):
-            if value is not None:
-                parts += [flag, shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
-        for flag, value, default in (
-            ("--reference-dtype", self.reference_dtype, "float64"),
-            ("--tolerance", self.tolerance, "explicit"),
-            ("--max-mismatch-frac", self.max_mismatch_frac, 0.0),
-        ):
-            if value != default:
-                parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        """The ``rnn-parity`` command that reproduces this run (the options that differ from the defaults)."""
+        parts = ["rnn-parity", command, shlex.quote(self.model)]
+        for key, info in type(self).model_fields.items():
+            value = getattr(self, key)
+            if key == "model" or value == info.default:
+                continue
+            parts += [option_name(key, "cli"), shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
         return " ".join(parts)
 
     @property
@@ -290,7 +276,6 @@ def _layer_check(layer: dict, keras_run, trace, side: SideParity) -> LayerCheck:
 
 def run_verify(options: VerifyOptions) -> VerifyResult:
     """Verify the model file named in ``options`` layer by layer (see the module docstring)."""
-    options.validate()
     started = time.perf_counter()
     model_file = read_model_file(options.model)
     where = str(model_file.path)
@@ -313,8 +298,8 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     # (what a correct implementation in that dtype gets wrong) and in --reference-dtype.
     rule = ToleranceRule(
         options.tolerance,
-        options.atol_value,
-        options.rtol_value,
+        options.atol,
+        options.rtol,
         _compute_dtype(keras_run, graph),
         options.max_mismatch_frac,
     )
