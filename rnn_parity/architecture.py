@@ -100,7 +100,7 @@ def layers_for(spec: CheckSpec) -> list[LayerDesc]:
     """The layers of the check model, input to output (the Input layer is implicit)."""
     layers: list[LayerDesc] = []
     if spec.mask != "none":
-        layers.append(LayerDesc("masking", "Masking", {"mask_value": 0.0}))
+        layers.append(LayerDesc(name="masking", class_name="Masking", config={"mask_value": 0.0}))
     class_name = CELL_KEYS[spec.cell]
     cell_options = {
         "recurrent_activation": spec.gate_activation,
@@ -128,18 +128,19 @@ def layers_for(spec: CheckSpec) -> list[LayerDesc]:
             both = tuple(WeightDesc(f"{side}_{w.name}", w.symbol, w.shape) for side in DIRECTIONS for w in weights)
             layers.append(
                 LayerDesc(
-                    f"bidirectional_{name}",
-                    BIDIRECTIONAL,
-                    {"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}},
-                    both,
+                    name=f"bidirectional_{name}",
+                    class_name=BIDIRECTIONAL,
+                    config={"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}},
+                    weights=both,
                 )
             )
             d = 2 * m if merge == "concat" else m
         else:
-            layers.append(LayerDesc(name, class_name, cfg, weights))
+            layers.append(LayerDesc(name=name, class_name=class_name, config=cfg, weights=weights))
             d = m
     weights = (WeightDesc("kernel", "Wo", (d, spec.K)), WeightDesc("bias", "bo", (spec.K,)))
-    layers.append(LayerDesc("dense", "Dense", {"units": spec.K, "activation": "linear", "use_bias": True}, weights))
+    dense = {"units": spec.K, "activation": "linear", "use_bias": True}
+    layers.append(LayerDesc(name="dense", class_name="Dense", config=dense, weights=weights))
     return layers
 
 
@@ -161,4 +162,4 @@ def sequence_twin(layers: list[LayerDesc]) -> LayerDesc | None:
     config = (
         {**layer.config, "layer": {**layer.config["layer"], "config": cell_cfg}} if layer.is_bidirectional else cell_cfg
     )
-    return LayerDesc(f"{layer.name}_sequence", layer.class_name, config, layer.weights)
+    return LayerDesc(name=f"{layer.name}_sequence", class_name=layer.class_name, config=config, weights=layer.weights)

@@ -113,4 +113,9 @@ def make_case(spec: CheckSpec, layers: list[LayerDesc]) -> CaseData:
                     _as_input(rng_s.uniform(-1, 1, size=(spec.N, m)), spec)
                     for _ in range(n_states(layer.class_name, layer.config))
                 ]
-    return CaseData(weights, tuple(batches), initial_states, tuple(lengths) if lengths else None)
+    return CaseData(
+        weights=weights,
+        batches=tuple(batches),
+        initial_states=initial_states,
+        lengths=tuple(lengths) if lengths else None,
+    )

@@ -192,7 +192,10 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
         profile = TimeProfile.of(last.name, reference.profile(SEQUENCE, k_seq))
     return CheckResult(
         spec=spec,
-        layers=tuple(LayerResult(d, keras.param_counts[d.name], parity[d.name].comparison) for d in layers),
+        layers=tuple(
+            LayerResult(desc=d, keras_params=keras.param_counts[d.name], comparison=parity[d.name].comparison)
+            for d in layers
+        ),
         output=parity[out].comparison,
         states=parity.comparisons([name for name in parity.arrays if name not in keras.outputs]),
         tolerance=parity[out].tolerance,

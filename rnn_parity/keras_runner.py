@@ -356,4 +356,11 @@ def run_keras(
         else:
             target[name] = value
     total = int(model.count_params()) - (int(model.get_layer(twin.name).count_params()) if twin else 0)
-    return KerasResult(outputs, states, sequences, weights, param_counts, total)
+    return KerasResult(
+        outputs=outputs,
+        states=states,
+        sequences=sequences,
+        weights=weights,
+        param_counts=param_counts,
+        total_params=total,
+    )

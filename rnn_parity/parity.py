@@ -229,7 +229,7 @@ class ReferenceRuns(Generic[T]):
     def reference(self, rule: ToleranceRule, arrays: Callable[[T], Arrays] | None = None) -> Reference:
         """The :class:`Reference` of these runs, each turned into named arrays by ``arrays`` (default: as is)."""
         pick = arrays or (lambda run: run)
-        return Reference(rule, truth=pick(self.truth), low=pick(self.low), expected=pick(self.expected))
+        return Reference(rule=rule, truth=pick(self.truth), low=pick(self.low), expected=pick(self.expected))
 
 
 def run_reference(run: Callable[[str], T], rule: ToleranceRule, reference_dtype: str = "float64") -> ReferenceRuns[T]:
@@ -242,7 +242,12 @@ def run_reference(run: Callable[[str], T], rule: ToleranceRule, reference_dtype:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         runs = {dtype: run(dtype) for dtype in dict.fromkeys(["float64", rule.compute_dtype, reference_dtype])}
     expected = runs["float64"] if rule.mode == "auto" else runs[reference_dtype]
-    return ReferenceRuns(runs["float64"], runs[rule.compute_dtype], expected, time.perf_counter() - started)
+    return ReferenceRuns(
+        truth=runs["float64"],
+        low=runs[rule.compute_dtype],
+        expected=expected,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def named_arrays(
@@ -283,5 +288,5 @@ def compare_side(side: str, actual: Arrays, reference: Reference, *, where: Call
             raise RnnParityError(f"{where(name)}: shapes differ: {side} {a.shape}, reference {e.shape}")
         comparison = compare(a, e, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac)
         step = first_bad_step(a, e, tol) if comparison.mismatches or comparison.nonfinite else None
-        arrays[name] = ArrayParity(name, comparison, tol, step)
-    return SideParity(side, arrays)
+        arrays[name] = ArrayParity(name=name, comparison=comparison, tolerance=tol, first_bad_step=step)
+    return SideParity(side=side, arrays=arrays)

@@ -28,6 +28,7 @@ __all__ = [
     "DIRECTIONS",
     "TIME_DISTRIBUTED",
     "MERGE_MODES",
+    "RECURRENT_LIKE",
     "WRAPPERS",
     "Cell",
     "cell_config",
@@ -104,6 +105,9 @@ CELLS: dict[str, Cell] = {
 }
 #: ``cell`` option → Keras class, e.g. ``"gru"`` → ``"GRU"``.
 CELL_KEYS = {cell.key: cell.class_name for cell in CELLS.values()}
+#: What counts as "a recurrent layer" when deciding whether rnn-parity applies to a model at all
+#: (``RNN`` around a cell and the convolutional LSTMs are recurrent, but not supported).
+RECURRENT_LIKE = frozenset(CELLS) | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 
 
 def is_bidirectional(class_name: str) -> bool:

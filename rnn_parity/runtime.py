@@ -44,6 +44,7 @@ import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,6 +70,7 @@ __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "GraphRuntime",
+    "LayerOutput",
     "RECURRENT_FUNCTIONS",
     "SUPPORTED_CLASSES",
     "SequentialRuntime",
@@ -141,11 +143,33 @@ class Trace:
         return next(reversed(self.outputs.values()))
 
 
+class LayerOutput(NamedTuple):
+    """What :func:`apply_layer` gives for one layer.
+
+    Attributes:
+        tensors: in Keras's order: the outputs, then a recurrent layer's final
+            states when it returns them.
+        masks: one per tensor (None where there is none).
+        n_outputs: how many leading tensors are outputs.
+        states: a recurrent layer's final states (kept whether Keras returns them or not), else [].
+        notes: remarks on Keras semantics that applied.
+    """
+
+    tensors: list
+    masks: list
+    n_outputs: int
+    states: list
+    notes: list[str]
+
+    @property
+    def output(self):
+        """The layer's output: one array, or the list of two of ``Bidirectional(merge_mode=None)``."""
+        return self.tensors[0] if self.n_outputs == 1 else self.tensors[: self.n_outputs]
+
+
 # --------------------------------------------------------------------------
 # Layer operations. Each takes the layer's config, weights, input tensors and
-# their masks, and returns (tensors, masks, n_outputs): tensors in Keras's
-# order, one mask per tensor, and how many leading tensors are outputs (the
-# rest are final states).
+# their masks; apply_layer returns their tensors and masks as a LayerOutput.
 # --------------------------------------------------------------------------
 
 
@@ -297,7 +321,7 @@ def _global_pool(class_name, cfg, x, mask):
 
 
 def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None, receives_mask=True, dtype=np.float64):
-    """Run one layer. Returns ``(tensors, masks, n_outputs, states, notes)``.
+    """Run one layer. Returns a :class:`LayerOutput`.
 
     Args:
         xs: the input tensors (one, or several for a merging layer).
@@ -315,7 +339,13 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
         output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None, initial_state)
         seq_mask = mask if returns_sequences(class_name, cfg) else None
         outs = list(output) if isinstance(output, list) else [output]
-        return outs + states, [seq_mask] * len(outs) + [None] * len(states), len(outs), states, notes
+        return LayerOutput(
+            tensors=outs + states,
+            masks=[seq_mask] * len(outs) + [None] * len(states),
+            n_outputs=len(outs),
+            states=states,
+            notes=notes,
+        )
     if class_name == "Masking":
         out, out_mask = _masking(cfg, x)
     elif class_name == "Embedding":
@@ -332,7 +362,7 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
         out, out_mask = _global_pool(class_name, cfg, x, mask if receives_mask else None), None
     else:
         raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
-    return [out], [out_mask], 1, [], notes
+    return LayerOutput(tensors=[out], masks=[out_mask], n_outputs=1, states=[], notes=notes)
 
 
 def n_tensors(class_name: str, cfg: Mapping) -> int:
@@ -367,16 +397,16 @@ def _layer_parts(layer) -> tuple[str, str, dict]:
     return layer.name, layer.class_name, layer.config
 
 
-def _record(trace: Trace, carried: dict, name, class_name, cfg, output, masks, states, notes) -> None:
+def _record(trace: Trace, carried: dict, name, class_name, cfg, output, result: LayerOutput) -> None:
     """Keep one layer's results in ``trace``; a stateful layer's final states are carried to the next run."""
     trace.outputs[name] = output
-    trace.masks[name] = masks
-    if states:
-        trace.states[name] = states
+    trace.masks[name] = result.masks[: result.n_outputs]
+    if result.states:
+        trace.states[name] = result.states
         if is_stateful(class_name, cfg):
-            carried[name] = states
-    if notes:
-        trace.notes[name] = notes
+            carried[name] = result.states
+    if result.notes:
+        trace.notes[name] = result.notes
 
 
 class SequentialRuntime:
@@ -441,13 +471,10 @@ class SequentialRuntime:
                 )
                 for part in parts
             ]
-            tensors, masks, n_out, states, notes = results[0]
-            if isinstance(h, list):  # each branch of a merge_mode=None Bidirectional
-                h = [r[0][0] for r in results]
-            else:
-                h = tensors[0] if n_out == 1 else tensors[:n_out]
-            mask = masks[0]
-            _record(trace, self._carried, name, class_name, cfg, h, masks[:n_out], states, notes)
+            # each branch of a merge_mode=None Bidirectional goes through the layer on its own
+            h = [r.tensors[0] for r in results] if isinstance(h, list) else results[0].output
+            mask = results[0].masks[0]
+            _record(trace, self._carried, name, class_name, cfg, h, results[0])
         return trace
 
 
@@ -599,7 +626,7 @@ class GraphRuntime:
                 start = [np.asarray(s, dtype=self.dtype) for s in initial_states[name]]
             elif is_stateful(class_name, cfg):
                 start = self._carried.get(name)
-            out, out_masks, n_out, states, notes = apply_layer(
+            result = apply_layer(
                 name,
                 class_name,
                 cfg,
@@ -610,9 +637,8 @@ class GraphRuntime:
                 receives_mask=bool(layer.get("receives_mask", True)),
                 dtype=self.dtype,
             )
-            tensors[name], masks[name] = out, out_masks
-            output = out[0] if n_out == 1 else out[:n_out]
-            _record(trace, self._carried, name, class_name, cfg, output, out_masks[:n_out], states, notes)
+            tensors[name], masks[name] = result.tensors, result.masks
+            _record(trace, self._carried, name, class_name, cfg, result.output, result)
         trace.model_outputs = [tensors[s][i] for s, i in self.outputs]
         return trace
 

@@ -111,7 +111,13 @@ def three_way(keras, truth, low, compute_dtype: str) -> ThreeWay:
     """Compare Keras and the low-precision reference with the float64 truth."""
     keras_err, low_err = max_abs_error(keras, truth), max_abs_error(low, truth)
     floor = ulp(_scale(truth), compute_dtype)
-    return ThreeWay(compute_dtype, keras_err, low_err, max_abs_error(keras, low), keras_err / max(low_err, floor))
+    return ThreeWay(
+        low_dtype=compute_dtype,
+        keras_vs_truth=keras_err,
+        low_vs_truth=low_err,
+        keras_vs_low=max_abs_error(keras, low),
+        roundoff_ratio=keras_err / max(low_err, floor),
+    )
 
 
 def resolve(
@@ -123,14 +129,14 @@ def resolve(
     dtype) are needed for ``auto`` only.
     """
     if mode == "explicit":
-        return Tolerance(mode, atol, rtol, max_mismatch_frac)
+        return Tolerance(mode=mode, atol=atol, rtol=rtol, max_mismatch_frac=max_mismatch_frac)
     if mode == "dtype":
         d_rtol, d_atol = DTYPE_TOLERANCES[compute_dtype]
-        return Tolerance(mode, d_atol, d_rtol, max_mismatch_frac)
+        return Tolerance(mode=mode, atol=d_atol, rtol=d_rtol, max_mismatch_frac=max_mismatch_frac)
     if mode == "auto":
         basis = max_abs_error(low, truth)
         bound = AUTO_FACTOR * basis + AUTO_FLOOR_ULPS * ulp(_scale(truth), compute_dtype)
-        return Tolerance(mode, float(bound), 0.0, max_mismatch_frac, basis)
+        return Tolerance(mode=mode, atol=float(bound), rtol=0.0, max_mismatch_frac=max_mismatch_frac, basis=basis)
     raise ValueError(f"unknown tolerance mode {mode!r}")
 
 

@@ -207,11 +207,12 @@ def _mask_check(keras_mask, reference_mask) -> MaskCheck:
             if keras_mask is None and reference_mask is None
             else int(np.size(keras_mask if keras_mask is not None else reference_mask))
         )
-        return MaskCheck(keras_mask is not None, reference_mask is not None, 0, size)
+        return MaskCheck(keras=keras_mask is not None, reference=reference_mask is not None, mismatches=0, size=size)
     k, r = np.asarray(keras_mask, dtype=bool), np.asarray(reference_mask, dtype=bool)
     if k.shape != r.shape:
-        return MaskCheck(True, True, int(max(k.size, r.size)), int(max(k.size, r.size)))
-    return MaskCheck(True, True, int(np.sum(k != r)), int(k.size))
+        size = int(max(k.size, r.size))
+        return MaskCheck(keras=True, reference=True, mismatches=size, size=size)
+    return MaskCheck(keras=True, reference=True, mismatches=int(np.sum(k != r)), size=int(k.size))
 
 
 def _feeds(options: VerifyOptions, graph: dict, arrays) -> Feeds:
