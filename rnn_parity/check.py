@@ -180,7 +180,7 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
     keras_seconds = time.perf_counter() - started
     _check_weight_shapes(layers, keras.weights)
 
-    rule = ToleranceRule(spec.tolerance, spec.atol, spec.rtol, spec.compute_dtype, spec.max_mismatch_frac)
+    rule = ToleranceRule.of(spec, spec.compute_dtype)
     runs = run_reference(_reference_run(layers, keras.weights, case, twin, profiled), rule, spec.reference_dtype)
     reference = runs.reference(rule)
     parity = compare_side("keras", _namer(layers)(keras.outputs, keras.states), reference)

@@ -58,6 +58,7 @@ __all__ = [
     "SideParity",
     "StepProfile",
     "compare_side",
+    "compare_sides",
     "error_per_step",
     "first_bad_step",
     "named_arrays",
@@ -290,3 +291,8 @@ def compare_side(side: str, actual: Arrays, reference: Reference, *, where: Call
         step = first_bad_step(a, e, tol) if comparison.mismatches or comparison.nonfinite else None
         arrays[name] = ArrayParity(name=name, comparison=comparison, tolerance=tol, first_bad_step=step)
     return SideParity(side=side, arrays=arrays)
+
+
+def compare_sides(sides: Mapping[str, Arrays], reference: Reference, **options) -> dict[str, SideParity]:
+    """:func:`compare_side` for each named side, e.g. ``{"tensorflow": ..., "jax": ...}``."""
+    return {side: compare_side(side, actual, reference, **options) for side, actual in sides.items()}

@@ -154,6 +154,17 @@ class ToleranceRule:
     compute_dtype: str = "float32"
     max_mismatch_frac: float = 0.0
 
+    @classmethod
+    def of(cls, options, compute_dtype: str) -> ToleranceRule:
+        """The rule of validated options (``tolerance``, ``atol``, ``rtol``, ``max_mismatch_frac``)."""
+        return cls(
+            mode=options.tolerance,
+            atol=options.atol,
+            rtol=options.rtol,
+            compute_dtype=compute_dtype,
+            max_mismatch_frac=options.max_mismatch_frac,
+        )
+
     def resolve(self, truth=None, low=None) -> Tolerance:
         return resolve(
             self.mode,

@@ -297,13 +297,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
 
     # As in check: the runtime in float64 (the truth), in the model's compute dtype
     # (what a correct implementation in that dtype gets wrong) and in --reference-dtype.
-    rule = ToleranceRule(
-        options.tolerance,
-        options.atol,
-        options.rtol,
-        _compute_dtype(keras_run, graph),
-        options.max_mismatch_frac,
-    )
+    rule = ToleranceRule.of(options, _compute_dtype(keras_run, graph))
     runs = run_reference(
         lambda dtype: GraphRuntime(graph, keras_run.weights, dtype=dtype).run(feeds.arrays),
         rule,
