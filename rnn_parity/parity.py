@@ -6,7 +6,8 @@ reference in float64 (the truth), the reference in Keras's compute dtype
 gradients, Keras on another backend. A side is a plain mapping
 ``{name: array}``; a list of arrays (``Bidirectional(merge_mode=None)``) is
 compared stacked. Names are the caller's: ``check`` and ``verify`` use the
-layer name for a layer's output and ``layer.h``/``layer.c`` for its states.
+layer name for a layer's output and ``layer.h``/``layer.c`` for its states
+(:func:`named_arrays`).
 
 * :func:`run_reference` runs the reference once per distinct dtype and hands
   back the truth, the low-precision run and the *expected* run (the truth
@@ -73,6 +74,12 @@ def _float64(value) -> np.ndarray:
     if isinstance(value, (list, tuple)):
         return np.stack([np.asarray(v) for v in value]).astype(np.float64)
     return np.asarray(value).astype(np.float64)
+
+
+def _shape(value) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        return (len(value), *np.shape(value[0])) if len(value) else (0,)
+    return tuple(np.shape(value))
 
 
 def _time_axes(ndim: int) -> tuple[int, ...]:
@@ -284,11 +291,13 @@ def compare_side(side: str, actual: Arrays, reference: Reference, *, where: Call
     arrays = {}
     for name, value in actual.items():
         expected, tol = reference.expected[name], reference.tolerance(name)
-        a, e = _float64(value), _float64(expected)
-        if a.shape != e.shape:
-            raise RnnParityError(f"{where(name)}: shapes differ: {side} {a.shape}, reference {e.shape}")
-        comparison = compare(a, e, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac)
-        step = first_bad_step(a, e, tol) if comparison.mismatches or comparison.nonfinite else None
+        if _shape(value) != _shape(expected):
+            raise RnnParityError(f"{where(name)}: shapes differ: {side} {_shape(value)}, reference {_shape(expected)}")
+        try:
+            comparison = compare(value, expected, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac)
+        except ValueError as exc:  # e.g. the two arrays of a list that cannot be stacked
+            raise RnnParityError(f"{where(name)}: {side}: {exc}") from None
+        step = first_bad_step(value, expected, tol) if comparison.mismatches or comparison.nonfinite else None
         arrays[name] = ArrayParity(name=name, comparison=comparison, tolerance=tol, first_bad_step=step)
     return SideParity(side=side, arrays=arrays)
 
