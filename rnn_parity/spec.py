@@ -43,7 +43,8 @@ GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 DEFAULT_MAX_MEMORY = 4 * 1024**3
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: Strict: a number, never a string such as "1e-5" (YAML 1.2's unquoted 1e-5 is read as a number).
+Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -129,7 +130,7 @@ class CheckSpec(BaseModel):
         "float32", description="dtype policy of the Keras layers"
     )
     tolerance: Literal["explicit", "dtype", "auto"] = Field("explicit", description="how the tolerance is chosen")
-    max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+    max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)] = Field(
         0.0, description="fraction of elements allowed over tolerance"
     )
     max_memory: Annotated[int, Field(ge=1), WithJsonSchema(_SIZE_SCHEMA)] = Field(
@@ -344,7 +345,7 @@ def describe_errors(exc: ValidationError, values: dict, *, name=lambda key: key)
             continue
         got = values.get(key, err.get("input"))
         messages.append(f"{name(key)} {_reason(err, msg)}, got {got!r}")
-    return messages
+    return list(dict.fromkeys(messages))  # one bad item of a list can raise two errors that read the same
 
 
 def error_reason(err: dict) -> str:
