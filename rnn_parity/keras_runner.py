@@ -31,6 +31,7 @@ import numpy as np
 from .architecture import LayerDesc
 from .case import CaseData
 from .errors import InvalidInput
+from .model_checks import require_finite_weights
 
 __all__ = [
     "KerasResult",
@@ -338,6 +339,7 @@ def run_keras(
             if twin is not None and twin.name == f"{desc.name}_sequence":
                 model.get_layer(twin.name).set_weights(case.weights[desc.name])
         weights[desc.name] = [np.asarray(w) for w in layer.get_weights()]
+        require_finite_weights(desc.name, [str(v.name) for v in layer.weights], weights[desc.name])
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
     for x in case.batches:
