@@ -77,6 +77,11 @@ def _stderr_parked():
             _import_log += sink.read().decode("utf-8", "replace")
 
 
+def _drop_never_used(record) -> bool:
+    """Drop tf_should_use's "Object was never used" stack dump, logged when a run is interrupted mid-operation."""
+    return not str(record.msg).startswith("Object was never used")
+
+
 def import_keras():
     """Import and return ``keras`` with TensorFlow's log noise silenced."""
     global _keras
@@ -97,6 +102,7 @@ def import_keras():
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")
+            tf.get_logger().addFilter(_drop_never_used)
             tf.autograph.set_verbosity(0)
         with contextlib.suppress(ImportError):
             from absl import logging as absl_logging

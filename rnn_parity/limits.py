@@ -14,7 +14,7 @@ import zipfile
 
 from .errors import InvalidInput
 
-__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "json_depth", "loads_bounded", "read_member"]
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "check_member_size", "json_depth", "loads_bounded", "read_member"]
 
 #: The largest JSON member (a model's config.json or metadata.json, an export's graph) read, in bytes.
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -22,11 +22,16 @@ MAX_JSON_BYTES = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 100
 
 
-def read_member(archive: zipfile.ZipFile, name: str, where: str, limit: int = MAX_JSON_BYTES) -> bytes:
-    """The bytes of one archive member, refused (InvalidInput) when larger than ``limit`` once decompressed."""
+def check_member_size(archive: zipfile.ZipFile, name: str, where: str, limit: int = MAX_JSON_BYTES) -> None:
+    """Refuse (InvalidInput) a member whose header says it is larger than ``limit`` once decompressed."""
     size = archive.getinfo(name).file_size
     if size > limit:
         raise InvalidInput(f"{where}: {name} is {size} bytes once decompressed, over the limit of {limit}; refused")
+
+
+def read_member(archive: zipfile.ZipFile, name: str, where: str, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The bytes of one archive member, refused (InvalidInput) when larger than ``limit`` once decompressed."""
+    check_member_size(archive, name, where, limit)
     with archive.open(name) as member:
         data = member.read(limit + 1)
     if len(data) > limit:

@@ -325,9 +325,9 @@ def validate_model(graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]], 
             error = Unsupported if class_name in KNOWN_UNSUPPORTED else InvalidInput
             raise error(f"{where}: layer {name!r}: {class_name} is not supported by the NumPy runtime")
         arrays = list(weights.get(name, []))
-        require_finite_weights(name, [str(n) for n in entry.get("weights", [])], arrays, exc=InvalidInput)
         layer = _Layer(name, class_name, cfg, arrays, _input_features(entry, features))
         try:
+            require_finite_weights(name, [str(n) for n in entry.get("weights", [])], arrays, exc=InvalidInput)
             if len(arrays) < _least_weights(class_name, cfg):
                 raise layer.fail(f"has {len(arrays)} weight arrays, its config needs more")
             features[name] = check(layer)

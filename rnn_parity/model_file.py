@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInput
-from .limits import MAX_JSON_BYTES, loads_bounded, read_member
+from .limits import MAX_JSON_BYTES, check_member_size, loads_bounded, read_member
 
 __all__ = ["ModelFile", "read_model_file"]
 
@@ -80,6 +80,10 @@ def _read_keras(path: Path) -> tuple[dict, str | None]:
                 raise InvalidInput(f"{path}: is a zip archive without config.json, not a .keras model")
             if not any(n.startswith("model.weights") for n in names):
                 raise InvalidInput(f"{path}: holds no weights (model.weights.h5 is missing)")
+            # The JSON members' sizes are checked before anything is decompressed (testzip reads every byte).
+            json_members = [n for n in ("config.json", "metadata.json") if n in names]
+            for name in json_members:
+                check_member_size(archive, name, str(path))
             damaged = archive.testzip()
             if damaged is not None:
                 raise InvalidInput(f"{path}: is damaged ({damaged} fails its checksum)")
