@@ -525,11 +525,15 @@ def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> i
     from .progress import SweepProgress
     from .render import summary_lines, sweep_table, to_json
     from .report import sweep_exit_code, sweep_report
+    from .signals import active
     from .sweep import run_sweep
 
     with SweepProgress(len(cases)) as progress:
         result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
     report = sweep_report(result)
+    received = active()
+    if result.interrupted and received is not None and received.signum is not None:
+        report["summary"]["exit_code"] = received.exit_code(report["summary"]["exit_code"])  # 143 after SIGTERM
     renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
     # A report that cannot be written where asked goes to a fallback file; the others and the summary still come.
     fallbacks = []

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["CANCEL_SIGNALS", "Received", "Terminated", "exit_code_for", "terminate_as_interrupt"]
+__all__ = ["CANCEL_SIGNALS", "Received", "Terminated", "active", "exit_code_for", "terminate_as_interrupt"]
 
 #: The signals handled like SIGINT.
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -49,6 +49,11 @@ class Received:
 
 
 _active: Received | None = None
+
+
+def active() -> Received | None:
+    """The :class:`Received` of the enclosing :func:`terminate_as_interrupt` block, if any."""
+    return _active
 
 
 def exit_code_for(signum: int) -> int:

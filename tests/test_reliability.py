@@ -275,3 +275,104 @@ def test_tensorflow_never_used_dumps_stay_off_stderr(keras, capfd):
 
     tf.get_logger().error("Object was never used (type %s):\n%s", "Tensor", "stack")
     assert "never used" not in capfd.readouterr().err
+
+
+# ----- sweeps: a report that cannot be written, SIGTERM -----
+
+TWO = """
+defaults: {N: 2, D: 2, M: 3, K: 2}
+cases:
+  - {name: a, T: 2}
+  - {name: b, T: 3}
+"""
+
+
+def test_a_sweep_whose_report_folder_vanishes_keeps_every_result(cfg, tmp_path, monkeypatch):
+    import rnn_parity.sweep as sweep_module
+
+    real = sweep_module.run_check
+
+    def then_break_the_folder(spec, **kwargs):
+        result = real(spec, **kwargs)
+        if (tmp_path / "out").is_dir():  # the folder made at the start is replaced by a file mid-run
+            (tmp_path / "out").rmdir()
+            (tmp_path / "out").write_text("not a folder")
+        return result
+
+    monkeypatch.setattr(sweep_module, "run_check", then_break_the_folder)
+    result = invoke(["sweep", cfg(TWO), "--json", "out/r.json", "--junit-xml", "r.xml", "--markdown", "r.md"], 2)
+    assert result.stdout.splitlines()[-1] == "2 passed, 0 failed, 0 errors"
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("Error:")]
+    assert line.startswith("Error: --json out/r.json: cannot write there (")
+    fallback = line.rsplit("written to ", 1)[1].removesuffix(" instead")
+    data = json.loads(open(fallback).read())
+    assert [c["status"] for c in data["cases"]] == ["pass", "pass"]
+    os.unlink(fallback)
+    assert (tmp_path / "r.xml").exists() and (tmp_path / "r.md").exists()
+
+
+def test_the_progress_line_counts_errors_apart_from_failures(cfg, monkeypatch):
+    import rnn_parity.sweep as sweep_module
+
+    def boom(spec, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(sweep_module, "run_check", boom)
+    result = invoke(["sweep", cfg(TWO)], 3)
+    assert "· 0 failed · 2 errors · elapsed" in result.stderr.splitlines()[-1]
+
+
+MANY = "defaults: {N: 1, D: 2, M: 2, K: 1, time_profile: false}\ngrid: {T: [1, 2, 3, 4, 5, 6, 7, 8]}\nseeds: [0, 1, 2, 3, 4]\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_mid_sweep_keeps_partial_reports_and_reaps_the_workers(tmp_path, workers):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+    from junitparser import JUnitXml
+
+    (tmp_path / "many.yaml").write_text(MANY)
+    args = [
+        "sweep",
+        "many.yaml",
+        "--workers",
+        workers,
+        "--json",
+        "r.json",
+        "--junit-xml",
+        "r.xml",
+        "--markdown",
+        "r.md",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rnn_parity", *args],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    try:
+        first = proc.stderr.readline()  # the first finished case: the sweep is under way
+        assert first.startswith("[ 1/40]"), first
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= (3 if workers == "2" else 0)  # two workers and the resource tracker
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "Error: interrupted" not in err and "Traceback" not in err
+    assert out.splitlines()[-2].startswith("interrupted: ") and out.splitlines()[-2].endswith("cases did not run")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["summary"]["interrupted"] is True and data["summary"]["exit_code"] == 143
+    assert 1 <= sum(c["status"] == "pass" for c in data["cases"]) < 40
+    assert len(list(JUnitXml.fromfile(str(tmp_path / "r.xml")))) == 1
+    assert (tmp_path / "r.md").read_text().startswith("### rnn-parity sweep: ⏹ interrupted")
+    time.sleep(0.5)
+    alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
