@@ -322,7 +322,11 @@ def test_the_progress_line_counts_errors_apart_from_failures(cfg, monkeypatch):
     assert "· 0 failed · 2 errors · elapsed" in result.stderr.splitlines()[-1]
 
 
-MANY = "defaults: {N: 1, D: 2, M: 2, K: 1, time_profile: false}\ngrid: {T: [1, 2, 3, 4, 5, 6, 7, 8]}\nseeds: [0, 1, 2, 3, 4]\n"
+MANY = """
+defaults: {N: 1, D: 2, M: 2, K: 1, time_profile: false}
+grid: {T: [1, 2, 3, 4, 5, 6, 7, 8]}
+seeds: [0, 1, 2, 3, 4]
+"""
 
 
 @pytest.mark.slow
