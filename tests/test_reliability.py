@@ -380,3 +380,59 @@ def test_sigterm_mid_sweep_keeps_partial_reports_and_reaps_the_workers(tmp_path,
     time.sleep(0.5)
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert alive == []
+
+
+# ----- saved models: unwritable export paths, non-finite weights -----
+
+
+@pytest.fixture(scope="module")
+def nan_row_model(tmp_path_factory):
+    """Embedding(10, 3) → LSTM(2) → Dense(1), with one NaN in the embedding row of id 9, saved as .keras."""
+    from rnn_parity.keras_runner import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(None,), dtype="int32"),
+            keras.layers.Embedding(10, 3),
+            keras.layers.LSTM(2),
+            keras.layers.Dense(1),
+        ]
+    )
+    table = model.layers[0].get_weights()[0]
+    table[9, 1] = np.nan
+    model.layers[0].set_weights([table])
+    path = tmp_path_factory.mktemp("nan") / "nan_row.keras"
+    model.save(path)
+    return path
+
+
+@pytest.mark.keras
+def test_a_nan_weight_fails_verify_and_export_whether_the_inputs_reach_it_or_not(nan_row_model, tmp_path):
+    ids = tmp_path / "ids.npy"
+    np.save(ids, np.array([[1, 2, 3]], dtype=np.int32))  # id 9 is never looked up
+    message = (
+        "Error: layer 'embedding': weight embedding/embeddings holds 1 non-finite value(s) "
+        "(first nan at [9, 1]); NaN and Inf weights are refused\n"
+    )
+    assert invoke(["verify", nan_row_model, "--input", ids], 1).stderr == message
+    result = invoke(["export", nan_row_model, "-o", tmp_path / "m.npz"], 1)
+    assert result.stderr == message and not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.keras
+def test_export_checks_both_paths_before_any_work(nan_row_model, tmp_path):
+    result = invoke(["export", nan_row_model, "-o", "/proc/x.npz"], 2)
+    assert result.stderr.startswith("Error: -o /proc/x.npz: cannot write there (") and result.stderr.count("\n") == 1
+    result = invoke(["export", nan_row_model, "-o", tmp_path / "m.npz", "--report", "/proc/x.json"], 2)
+    assert result.stderr.startswith("Error: --report /proc/x.json: cannot write there (")
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.keras
+def test_verify_refuses_an_input_without_timesteps(nan_row_model, tmp_path):
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((2, 0), dtype=np.int32))
+    result = invoke(["verify", nan_row_model, "--input", empty], 2)
+    assert result.stderr == f"Error: --input {empty}: array for 'input_layer' has shape (2, 0): no timesteps\n"
