@@ -436,3 +436,18 @@ def test_verify_refuses_an_input_without_timesteps(nan_row_model, tmp_path):
     np.save(empty, np.zeros((2, 0), dtype=np.int32))
     result = invoke(["verify", nan_row_model, "--input", empty], 2)
     assert result.stderr == f"Error: --input {empty}: array for 'input_layer' has shape (2, 0): no timesteps\n"
+
+
+def test_numpy_overflow_warnings_stay_off_stderr():
+    import warnings
+
+    from rnn_parity.cli import run_guarded
+
+    def body():
+        np.float32(3e38) * np.float32(10)  # a real overflow RuntimeWarning
+        return 0
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert run_guarded(False, body) == 0
+    assert seen == []
