@@ -39,7 +39,7 @@ def _target_mode(path: Path) -> int | None:
     """The mode of what ``path`` names (symlinks followed), or None when nothing is there yet."""
     try:
         return os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # missing, under a file, or not searchable: the write itself will say why
         return None
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -130,8 +131,10 @@ def run_case(index: int, spec: CheckSpec) -> CaseOutcome:
 
 
 def _worker_init() -> None:
-    """Each worker ignores Ctrl-C (the parent handles it) and imports TensorFlow once, up front."""
+    """Each worker ignores Ctrl-C (the parent handles it) and NumPy's overflow warnings (the
+    reports say what overflowed, as in the main process) and imports TensorFlow once, up front."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("ignore", RuntimeWarning)
     from .keras_runner import import_keras
 
     import_keras()
