@@ -185,7 +185,8 @@ def main():
     export: your model as a NumPy-only .npz.
 
     Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
-    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted.
+    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted
+    (143 by SIGTERM, 129 by SIGHUP). See docs/guarantees.md.
     """
 
 
@@ -427,8 +428,9 @@ def sweep(
 ):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.
 
-    Exit codes, first that applies: 130 interrupted; 2 config error (before
-    anything runs); 1 a case violated parity; 3 a case errored; 0 all passed.
+    Exit codes, first that applies: 130 interrupted (143 SIGTERM, 129 SIGHUP);
+    2 config error (before anything runs) or a report written to a fallback
+    file; 1 a case violated parity; 3 a case errored; 0 all passed.
 
     Example: rnn-parity sweep configs/smoke.yaml --junit-xml reports/smoke.xml
     """

@@ -392,13 +392,15 @@ def nan_row_model(tmp_path_factory):
 
     keras = import_keras()
     keras.utils.set_random_seed(0)
+    # Every name given: Keras's automatic names count up per process, and other tests expect the first ones.
     model = keras.Sequential(
         [
-            keras.Input(shape=(None,), dtype="int32"),
-            keras.layers.Embedding(10, 3),
-            keras.layers.LSTM(2),
-            keras.layers.Dense(1),
-        ]
+            keras.Input(shape=(None,), dtype="int32", name="ids"),
+            keras.layers.Embedding(10, 3, name="embedding"),
+            keras.layers.LSTM(2, name="nan_lstm"),
+            keras.layers.Dense(1, name="nan_dense"),
+        ],
+        name="nan_row",
     )
     table = model.layers[0].get_weights()[0]
     table[9, 1] = np.nan
@@ -435,7 +437,7 @@ def test_verify_refuses_an_input_without_timesteps(nan_row_model, tmp_path):
     empty = tmp_path / "empty.npy"
     np.save(empty, np.zeros((2, 0), dtype=np.int32))
     result = invoke(["verify", nan_row_model, "--input", empty], 2)
-    assert result.stderr == f"Error: --input {empty}: array for 'input_layer' has shape (2, 0): no timesteps\n"
+    assert result.stderr == f"Error: --input {empty}: array for 'ids' has shape (2, 0): no timesteps\n"
 
 
 def test_numpy_overflow_warnings_stay_off_stderr():
