@@ -248,6 +248,7 @@ def test_version():
             marks=pytest.mark.keras,  # Keras itself is imported, and fails on the missing backend
         ),
     ],
+    ids=["bogus", "jax"],
 )
 def test_a_backend_that_cannot_load_is_one_line_exit_2(backend, message):
     if backend == "jax":

@@ -182,8 +182,20 @@ def test_the_export_table(model, tmp_path):
     assert f"wrote {target} ({target.stat().st_size} bytes, format 1)" in " ".join(out.split())
 
 
-def test_four_copied_files_are_enough_to_run_an_export(exported, tmp_path):
-    """README: copy __init__, runtime, reference and errors into a folder named rnn_parity."""
+#: What a NumPy-only deployment copies into a folder named rnn_parity (the runtime and what it imports).
+RUNTIME_FILES = (
+    "__init__.py",
+    "runtime.py",
+    "reference.py",
+    "errors.py",
+    "recurrent.py",
+    "limits.py",
+    "model_checks.py",
+)
+
+
+def test_the_copied_runtime_files_are_enough_to_run_an_export(exported, tmp_path):
+    """Copy RUNTIME_FILES into a folder named rnn_parity: the export runs from there and nothing else."""
     import shutil
 
     import rnn_parity
@@ -192,14 +204,19 @@ def test_four_copied_files_are_enough_to_run_an_export(exported, tmp_path):
     package = tmp_path / "deploy" / "rnn_parity"
     package.mkdir(parents=True)
     source = __import__("pathlib").Path(rnn_parity.__file__).parent
-    for name in ("__init__.py", "runtime.py", "reference.py", "errors.py"):
+    for name in RUNTIME_FILES:
         shutil.copy(source / name, package / name)
     code = f"""
+        # -I keeps the current folder and PYTHONPATH out, but an editable install's finder would still
+        # supply any module missing from the copy: remove it
+        sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
         sys.path.insert(0, {str(package.parent)!r})
         import numpy as np
         import rnn_parity.runtime as rt
-        assert rt.__file__.startswith({str(package)!r}), rt.__file__
         print(rt.load({str(path)!r}).predict(np.array([[4, 5, 6, 0]])).shape)
+        outside = [m.__file__ for n, m in sys.modules.items() if n.startswith("rnn_parity")
+                   and not m.__file__.startswith({str(package)!r})]
+        assert outside == [], outside
     """
     done = python_without(code, blocked=FRAMEWORKS + CLI_STACK, flags=("-I",), cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -75,6 +75,7 @@ def test_a_symlink_stays_a_symlink(tmp_path):
     assert device_link.is_symlink() and _is_char_device(tmp_path / "mynull")
 
 
+@pytest.mark.keras
 def test_check_writes_its_report_into_a_device_node(tmp_path):
     null = _null_device(tmp_path)
     invoke(["check", "--T", "2", "--format", "json", "-o", null], 0)
@@ -270,6 +271,7 @@ def test_a_bad_unit_count_is_reported_once():
     assert result.stderr == "Error: --M must be a positive integer, got '0'\n"
 
 
+@pytest.mark.keras
 def test_tensorflow_never_used_dumps_stay_off_stderr(keras, capfd):
     import tensorflow as tf
 
@@ -287,6 +289,7 @@ cases:
 """
 
 
+@pytest.mark.keras
 def test_a_sweep_whose_report_folder_vanishes_keeps_every_result(cfg, tmp_path, monkeypatch):
     import rnn_parity.sweep as sweep_module
 
@@ -311,6 +314,7 @@ def test_a_sweep_whose_report_folder_vanishes_keeps_every_result(cfg, tmp_path, 
     assert (tmp_path / "r.xml").exists() and (tmp_path / "r.md").exists()
 
 
+@pytest.mark.keras  # the sweep imports Keras before its first case
 def test_the_progress_line_counts_errors_apart_from_failures(cfg, monkeypatch):
     import rnn_parity.sweep as sweep_module
 
@@ -330,6 +334,7 @@ seeds: [0, 1, 2, 3, 4]
 
 
 @pytest.mark.slow
+@pytest.mark.keras  # the sweep it signals runs real checks in its own process
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigterm_mid_sweep_keeps_partial_reports_and_reaps_the_workers(tmp_path, workers):
     import subprocess
