@@ -504,7 +504,7 @@ def call_impl(
                 with _isolated():
                     value = fn(*args, **kwargs)
                 result = _validate(value, spec, shapes)
-                carried = result[2]
+                carried = result[2] if len(spec.M) > 1 or result[2] is None else result[2][0]
     except _Deadline:
         return ImplFailure(
             "timeout", f"stopped after the --timeout of {timeout:g} s", None, time.perf_counter() - started
