@@ -226,8 +226,15 @@ def check(fmt, output, plot, debug, **options):
     show_default=True,
     help="timesteps shown in the step table (the first and the last ones)",
 )
+@click.option(
+    "--weights",
+    "weights_only",
+    is_flag=True,
+    help="only list the weights your own function(x, *weights) receives for these options, and their layouts "
+    "(runs nothing)",
+)
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
-def explain(steps, debug, **options):
+def explain(steps, weights_only, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
 
     Takes the same options as check. Example: rnn-parity explain --T 5 --M 3
@@ -236,6 +243,13 @@ def explain(steps, debug, **options):
     def body():
         spec = spec_from_options(options)
         from rich.console import Console
+
+        if weights_only:
+            from .impl import convention_report
+            from .render import weights_view
+
+            Console(soft_wrap=False).print(weights_view(convention_report(spec)))
+            return 0
 
         from .check import run_check
         from .explain import explain as tell

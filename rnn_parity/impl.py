@@ -74,6 +74,7 @@ __all__ = [
     "WeightArg",
     "call_impl",
     "check_callable",
+    "convention_report",
     "calling_convention",
     "expected_shapes",
     "impl_keywords",
@@ -256,8 +257,8 @@ class WeightArg:
 def _blocks(cell: str, m: int) -> str:
     gates = GATE_NAMES[cell]
     if not gates:
-        return f"{m} columns, one per unit"
-    return f"{len(gates)} column blocks of {m}: " + " | ".join(g for g, _ in gates)
+        return f"{m} units"
+    return " | ".join(g for g, _ in gates) + f", {m} each"
 
 
 def _layout(layer: LayerDesc, name: str, shape: tuple[int, ...], d_in: int) -> str:
@@ -265,19 +266,18 @@ def _layout(layer: LayerDesc, name: str, shape: tuple[int, ...], d_in: int) -> s
     base = name.removeprefix("forward_").removeprefix("backward_")
     if layer.class_name == "Dense":
         if base == "kernel":
-            return f"h·Wo: rows = the last recurrent layer's {shape[0]} outputs" + (
-                " (forward units, then backward)" if d_in == 2 else ""
-            )
-        return "added to h·Wo"
+            both = " (forward, then backward)" if d_in == 2 else ""
+            return f"rows: the {shape[0]} outputs of the last recurrent layer{both}; columns: {shape[1]} outputs"
+        return f"{shape[0]} outputs"
     cell = layer.cell_class
     m = layer.cell_config["units"]
     if base == "kernel":
-        return f"x_t·W: rows = {shape[0]} input features; columns = {_blocks(cell, m)}"
+        return f"rows: {shape[0]} inputs; columns: {_blocks(cell, m)}"
     if base == "recurrent_kernel":
-        return f"h·U: rows = {m} units; columns = {_blocks(cell, m)}"
+        return f"rows: {m} units; columns: {_blocks(cell, m)}"
     if len(shape) == 2:  # GRU with reset_after
-        return f"row 0 added to x_t·W, row 1 to h·U (inside r ⊙ (…) for the h block); columns = {_blocks(cell, m)}"
-    return "added to x_t·W + h·U; " + _blocks(cell, m).replace("columns", "entries").replace("column ", "")
+        return f"row 0 goes with x·W, row 1 with h·U (inside r ⊙ (…) for h); columns: {_blocks(cell, m)}"
+    return _blocks(cell, m)
 
 
 def calling_convention(spec: CheckSpec) -> list[WeightArg]:
@@ -325,6 +325,39 @@ def signature_text(spec: CheckSpec, name: str = "my_rnn") -> str:
     if keywords:
         params += ["*", *(f"{k}=None" for k in keywords)]
     return f"def {name}({', '.join(params)}):"
+
+
+def convention_report(spec: CheckSpec, name: str = "my_rnn") -> dict:
+    """The calling convention for ``spec`` as plain data: what ``explain --weights`` prints."""
+    shapes = expected_shapes(spec)
+    out = shapes.output[0] if isinstance(shapes.output, list) else shapes.output
+    hidden = shapes.hidden[0] if isinstance(shapes.hidden, list) else shapes.hidden
+    two = " (a list of two: forward, backward)" if isinstance(shapes.output, list) else ""
+    returns = [
+        f"output {shapes.output_axes} = {_shape_text(out)}{two}",
+        f"optional, in a dict {{'output': …, 'hidden': …}}: hidden (N, T, M) = {_shape_text(hidden)}{two}, "
+        "the last recurrent layer at every step" + (" (processing order)" if spec.go_backwards else ""),
+    ]
+    if spec.return_state or spec.stateful:
+        returns.append(
+            f"required: 'states' = [{_state_names(spec)}]" + (", one list per layer" if len(spec.M) > 1 else "")
+        )
+    keywords = []
+    if spec.initial_state:
+        keywords.append(
+            f"initial_state=[{_state_names(spec)}]"
+            + (" per layer, a list of lists" if len(spec.M) > 1 else "")
+            + ": the start states, each (N, M)"
+        )
+    if spec.stateful:
+        keywords.append("initial_state: the 'states' returned for the previous batch (None for the first)")
+    return {
+        "signature": signature_text(spec, name),
+        "x": f"x (N, T, D) = {_shape_text((spec.N, spec.T, spec.D))}, float32 (float64 with --impl-dtype float64)",
+        "weights": [w.to_dict() for w in calling_convention(spec)],
+        "keywords": keywords,
+        "returns": returns,
+    }
 
 
 @dataclass(frozen=True)

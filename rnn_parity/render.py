@@ -20,6 +20,7 @@ __all__ = [
     "check_table",
     "diagnosis_text",
     "explain_view",
+    "weights_view",
     "fmt",
     "review_order",
     "sizes_text",
@@ -414,6 +415,20 @@ def explain_view(explanation, report: dict):
         )
     )
     return Group(*parts)
+
+
+def weights_view(convention: dict):
+    """``rnn-parity explain --weights``: what a user's ``function(x, *weights)`` receives."""
+    table = Table(box=box.SIMPLE_HEAVY, title="Weights, in get_weights() order", title_justify="left", pad_edge=False)
+    for col in ("#", "parameter", "Keras weight", "shape"):
+        table.add_column(col, justify="right" if col == "#" else "left", no_wrap=True)
+    table.add_column("layout", justify="left")
+    for w in convention["weights"]:
+        table.add_row(str(w["position"]), w["param"], w["name"], _shape(w["shape"]), w["layout"])
+    lines = [Text(convention["signature"], style="bold"), Text("  " + convention["x"])]
+    lines += [Text("  keyword " + k) for k in convention["keywords"]]
+    returns = [Text("returns:", style="bold")] + [Text("  " + r) for r in convention["returns"]]
+    return Group(*lines, table, *returns)
 
 
 # ----- sweeps -----

@@ -345,7 +345,7 @@ def test_weights_for_a_gru_stack_bidirectional_and_no_bias():
         ("Wo", (3, 2)),
         ("bo", (2,)),
     ]
-    assert gru[2].layout.startswith("row 0 added to x_t·W, row 1 to h·U")
+    assert gru[2].layout == "row 0 goes with x·W, row 1 with h·U (inside r ⊙ (…) for h); columns: z | r | h, 4 each"
     bi = calling_convention(build_spec(cell="lstm", bidirectional="concat", use_bias=False))
     assert [(w.param, w.name, w.shape) for w in bi] == [
         ("W_fwd", "forward_kernel", (3, 20)),
@@ -355,5 +355,26 @@ def test_weights_for_a_gru_stack_bidirectional_and_no_bias():
         ("Wo", "kernel", (10, 2)),
         ("bo", "bias", (2,)),
     ]
-    assert "4 column blocks of 5: i | f | c | o" in bi[0].layout
+    assert bi[0].layout == "rows: 3 inputs; columns: i | f | c | o, 5 each"
+    assert (
+        bi[4].layout == "rows: the 10 outputs of the last recurrent layer (forward, then backward); columns: 2 outputs"
+    )
     assert signature_text(build_spec(initial_state=True), "f") == "def f(x, Wx, Wh, bh, Wo, bo, *, initial_state=None):"
+
+
+def test_explain_weights_prints_the_convention_without_tensorflow():
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from rnn_parity.cli import main\n"
+        "r = CliRunner().invoke(main, ['explain', '--weights', '--cell', 'gru', '--initial-state'])\n"
+        "print(r.exit_code, 'tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+        "print(r.output)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    first, rest = out.split("\n", 1)
+    assert first == "0 False False"
+    assert "def my_rnn(x, W, U, b, Wo, bo, *, initial_state=None):" in rest
+    assert "recurrent_kernel" in rest and "2×15" in rest
