@@ -29,7 +29,7 @@ from .compare import compare
 from .runtime import SequentialRuntime
 from .spec import CheckSpec
 
-__all__ = ["MISTAKES", "Mistake", "Setup", "Suspect", "forward", "suspects"]
+__all__ = ["MISTAKES", "Mistake", "Setup", "Suspect", "forward", "match_mistakes", "suspects"]
 
 #: Gate blocks in Keras's order and what a learner calls them.
 GATE_WORDS = {
@@ -570,14 +570,18 @@ def _same(a, b) -> bool:
     return result.passed
 
 
-def suspects(setup: Setup, actual, *, atol: float, rtol: float, max_mismatch_frac: float = 0.0) -> list[Suspect]:
-    """The mistakes whose output matches ``actual`` (the user's) within the tolerance, closest first.
+def match_mistakes(
+    setup: Setup, actual, *, atol: float, rtol: float, max_mismatch_frac: float = 0.0
+) -> tuple[list[Suspect], int]:
+    """The mistakes whose output matches ``actual`` (the user's) within the tolerance, closest first,
+    and how many of the library's mistakes applied to this setup.
 
     Comparisons use the check's rule, ``|actual - mistaken| <= atol + rtol·|mistaken|``. Mistakes
     that give the same numbers on this case (one step short and the output read before the last
     update, without ``return_sequences``) are one suspect.
     """
     found: list[list] = []  # [rank, index, mistake, max_abs_diff, output, equivalent]
+    tried = 0
     for index, mistake in enumerate(MISTAKES):
         try:
             with np.errstate(all="ignore"):
@@ -586,6 +590,7 @@ def suspects(setup: Setup, actual, *, atol: float, rtol: float, max_mismatch_fra
             continue
         if mistaken is None:
             continue
+        tried += 1
         try:
             result = compare(actual, mistaken, atol=atol, rtol=rtol, max_mismatch_frac=max_mismatch_frac)
         except ValueError:  # another shape than the user's: not this one
@@ -598,4 +603,9 @@ def suspects(setup: Setup, actual, *, atol: float, rtol: float, max_mismatch_fra
             continue
         found.append([_rank(result.max_abs_diff), index, mistake, result.max_abs_diff, mistaken, []])
     found.sort(key=lambda entry: entry[:2])
-    return [Suspect(m.id, m.text, diff, tuple(same)) for _, _, m, diff, _, same in found]
+    return [Suspect(m.id, m.text, diff, tuple(same)) for _, _, m, diff, _, same in found], tried
+
+
+def suspects(setup: Setup, actual, *, atol: float, rtol: float, max_mismatch_frac: float = 0.0) -> list[Suspect]:
+    """:func:`match_mistakes` without the count."""
+    return match_mistakes(setup, actual, atol=atol, rtol=rtol, max_mismatch_frac=max_mismatch_frac)[0]
