@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import rnn_parity
-from conftest import invoke, invoke_json
 from rnn_parity.errors import InvalidInput
 from rnn_parity.testing import assert_matches_keras
+
+from conftest import invoke, invoke_json
 
 IMPLS = Path(__file__).parent / "impls"
 pytestmark = pytest.mark.keras
