@@ -346,14 +346,15 @@ def check_table(report: dict):
 
 def plain_text(renderable, width: int = 100) -> str:
     """A renderable as plain text (no colours), e.g. for an ``AssertionError``."""
-    console = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=False)
+    # force_jupyter=False: inside Jupyter rich would display the output instead of writing it to the file
+    console = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=False, force_jupyter=False)
     console.print(renderable)
     return console.file.getvalue()
 
 
 def html(renderable, width: int = 100) -> str:
     """A renderable as an HTML ``<pre>`` with inline styles (Jupyter's ``_repr_html_``)."""
-    console = Console(file=io.StringIO(), record=True, width=width, color_system="truecolor")
+    console = Console(file=io.StringIO(), record=True, width=width, color_system="truecolor", force_jupyter=False)
     console.print(renderable)
     return console.export_html(
         inline_styles=True, code_format='<pre style="font-family: monospace; line-height: 1.3">{code}</pre>'
