@@ -63,6 +63,7 @@ import numpy as np
 
 from .architecture import LayerDesc, layers_for
 from .errors import InvalidInput
+from .recurrent import CELL_KEYS, CELLS, DIRECTIONS
 from .spec import CheckSpec
 
 __all__ = [
@@ -84,13 +85,6 @@ __all__ = [
 ]
 
 IMPL_DTYPES = ("float32", "float64")
-
-#: Gate blocks of each cell, in Keras's order, with their names.
-GATE_NAMES = {
-    "SimpleRNN": (),
-    "LSTM": (("i", "input"), ("f", "forget"), ("c", "cell"), ("o", "output")),
-    "GRU": (("z", "update"), ("r", "reset"), ("h", "candidate")),
-}
 
 
 # --------------------------------------------------------------------------
@@ -255,10 +249,10 @@ class WeightArg:
 
 
 def _blocks(cell: str, m: int) -> str:
-    gates = GATE_NAMES[cell]
-    if not gates:
+    gates = CELLS[cell].gates
+    if len(gates) == 1:
         return f"{m} units"
-    return " | ".join(g for g, _ in gates) + f", {m} each"
+    return " | ".join(gates) + f", {m} each"
 
 
 def _layout(layer: LayerDesc, name: str, shape: tuple[int, ...], d_in: int) -> str:
@@ -310,12 +304,8 @@ def calling_convention(spec: CheckSpec) -> list[WeightArg]:
 
 
 def impl_keywords(spec: CheckSpec) -> list[str]:
-    """The keyword arguments a function must accept for ``spec``, each with the option that needs it."""
-    if spec.initial_state:
-        return ["initial_state"]
-    if spec.stateful:
-        return ["initial_state"]
-    return []
+    """The keyword arguments a function must accept for ``spec`` (``initial_state`` serves both options)."""
+    return ["initial_state"] if spec.initial_state or spec.stateful else []
 
 
 def signature_text(spec: CheckSpec, name: str = "my_rnn") -> str:
@@ -378,8 +368,8 @@ def expected_shapes(spec: CheckSpec) -> ImplShapes:
     m = spec.M[-1]
     width = 2 * m if spec.bidirectional == "concat" else m
     two = spec.bidirectional == "none"
-    per_direction = 2 if spec.cell == "lstm" else 1
-    directions = 2 if spec.bidirectional else 1
+    per_direction = len(CELLS[CELL_KEYS[spec.cell]].states)
+    directions = len(DIRECTIONS) if spec.bidirectional else 1
     states = [[(n, units)] * (per_direction * directions) for units in spec.M]
     return ImplShapes(
         output=[out, out] if two else out,
@@ -636,9 +626,9 @@ def _states(value, spec: CheckSpec, shapes: ImplShapes) -> list[list[np.ndarray]
 
 
 def _state_names(spec: CheckSpec) -> str:
-    names = ["h", "c"] if spec.cell == "lstm" else ["h"]
+    names = list(CELLS[CELL_KEYS[spec.cell]].states)
     if spec.bidirectional:
-        names = [f"{side} {n}" for side in ("forward", "backward") for n in names]
+        names = [f"{side} {n}" for side in DIRECTIONS for n in names]
     return ", ".join(names)
 
 

@@ -26,15 +26,16 @@ import numpy as np
 from . import reference
 from .architecture import LayerDesc, last_recurrent
 from .compare import compare
+from .recurrent import CELLS
 from .runtime import SequentialRuntime
 from .spec import CheckSpec
 
 __all__ = ["MISTAKES", "Mistake", "Setup", "Suspect", "forward", "match_mistakes", "suspects"]
 
-#: Gate blocks in Keras's order and what a learner calls them.
+#: What a learner calls each gate block (the blocks and their order are :data:`~rnn_parity.recurrent.CELLS`').
 GATE_WORDS = {
-    "LSTM": (("i", "input"), ("f", "forget"), ("c", "cell"), ("o", "output")),
-    "GRU": (("z", "update"), ("r", "reset"), ("h", "candidate")),
+    "LSTM": {"i": "input", "f": "forget", "c": "cell", "o": "output"},
+    "GRU": {"z": "update", "r": "reset", "h": "candidate"},
 }
 
 
@@ -151,7 +152,7 @@ def _run(setup: Setup | None):
 
 
 def _gates(layer: LayerDesc) -> int:
-    return {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}[layer.cell_class]
+    return CELLS[layer.cell_class].n_gates
 
 
 def _blocks(w: np.ndarray, g: int) -> list[np.ndarray]:
@@ -258,18 +259,17 @@ def _written(perm: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _gate_letters(cell: str, perm: tuple[int, ...]) -> str:
-    return "".join(GATE_WORDS[cell][g][0] for g in _written(perm))
+    return "".join(CELLS[cell].gates[g] for g in _written(perm))
 
 
 def _gate_text(cell: str, perm: tuple[int, ...]) -> str:
-    words = GATE_WORDS[cell]
+    gates = CELLS[cell].gates
     moved = [k for k, p in enumerate(perm) if p != k]
     if len(moved) == 2:
-        a, b = (words[k][1] for k in moved)
+        a, b = (GATE_WORDS[cell][gates[k]] for k in moved)
         return f"the {a} and {b} gates swapped"
     order = ", ".join(_gate_letters(cell, perm))
-    keras = ", ".join(g for g, _ in words)
-    return f"the gate blocks read in the order {order} (Keras's is {keras})"
+    return f"the gate blocks read in the order {order} (Keras's is {', '.join(gates)})"
 
 
 # --------------------------------------------------------------------------
@@ -472,7 +472,7 @@ def _state_not_carried(setup):
 
 
 def _permutations(cell: str) -> list[Mistake]:
-    g = len(GATE_WORDS[cell])
+    g = CELLS[cell].n_gates
     identity = tuple(range(g))
     perms = sorted(itertools.permutations(range(g)), key=lambda p: (sum(a != b for a, b in zip(p, identity)), p))
     return [
