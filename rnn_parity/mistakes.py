@@ -277,20 +277,28 @@ def _gate_text(cell: str, perm: tuple[int, ...]) -> str:
 # --------------------------------------------------------------------------
 
 
-def _keras2_hard_sigmoid_fn(x):
-    return np.clip(x * np.asarray(0.2, dtype=x.dtype) + np.asarray(0.5, dtype=x.dtype), 0, 1).astype(x.dtype)
+#: The gate block each cell passes through ``activation`` (the rest go through ``recurrent_activation``).
+_CANDIDATE_BLOCK = {"SimpleRNN": 0, "LSTM": 2, "GRU": 2}
 
 
 def _keras2_hard_sigmoid(setup):
-    def change(layer):
-        cfg = layer.cell_config
-        return {
-            key: _keras2_hard_sigmoid_fn
-            for key in ("activation", "recurrent_activation")
-            if cfg.get(key) == "hard_sigmoid"
-        }
+    """Keras 2's ``hard_sigmoid(z) = clip(0.2z + 0.5, 0, 1)`` is Keras 3's ``relu6(1.2z + 3) / 6``: the
+    reference with the weights of every block that goes through it scaled by 1.2."""
+    factors = {}
+    for layer in _recurrent(setup):
+        cfg, cell = layer.cell_config, layer.cell_class
+        act, gate = cfg.get("activation") == "hard_sigmoid", cfg.get("recurrent_activation") == "hard_sigmoid"
+        if cell == "LSTM" and act:
+            return None  # the LSTM also squashes its cell state with it, which no weight scales
+        candidate = _CANDIDATE_BLOCK[cell]
+        factors[layer.name] = [1.2 if (act if k == candidate else gate) else 1.0 for k in range(CELLS[cell].n_gates)]
+    if all(f == 1.0 for fs in factors.values() for f in fs):
+        return None
 
-    return _run(_with_cells(setup, change))
+    def change(layer, name, w):
+        return np.concatenate([b * f for b, f in zip(_blocks(w, _gates(layer)), factors[layer.name])], axis=-1)
+
+    return _run(_with_weights(setup, change))
 
 
 def _sigmoid_tanh_exchanged(setup):

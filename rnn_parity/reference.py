@@ -141,15 +141,11 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 def get_activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
     """Return the NumPy function for a Keras activation name.
 
-    ``None`` means linear, as in Keras; a callable is returned as it is (the
-    mistake library uses this for formulas Keras 3 no longer has). Raises
-    :class:`UnsupportedActivation` for any other name (custom or not built in),
-    never a silent substitute.
+    ``None`` means linear, as in Keras. Raises :class:`UnsupportedActivation`
+    for any other name (custom or not built in), never a silent substitute.
     """
     if name is None:
         return ACTIVATIONS["linear"]
-    if callable(name):
-        return name
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):
