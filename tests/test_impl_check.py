@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import rnn_parity
+from rnn_parity import reference as R
 from rnn_parity.errors import InvalidInput
 from rnn_parity.testing import assert_matches_keras
 
@@ -198,3 +199,49 @@ def test_a_sweep_with_a_missing_impl_is_exit_2_before_running(cfg):
     name = cfg("cases:\n  - {impl: nowhere.py:f}\n")
     result = invoke(["sweep", name], 2)
     assert "nowhere.py:f: no such file nowhere.py" in result.stderr
+
+
+# ------------------------------------------------------------------ states and sequences of every layout
+
+
+def _bidirectional_none(x, W1, U1, b1, W2, U2, b2, Wo, bo):
+    y, hf, cf, hb, cb = R.bidirectional(R.lstm, x, [W1, U1, b1], [W2, U2, b2], merge_mode=None, return_state=True)
+    return {"output": [R.dense(y[0], Wo, bo), R.dense(y[1], Wo, bo)], "states": [hf, cf, hb, cb]}
+
+
+def _stack_with_start(x, W1, U1, b1, W2, U2, b2, Wo, bo, *, initial_state=None):
+    first, second = initial_state  # one list per layer of the stack
+    y = R.gru(x, W1, U1, b1, return_sequences=True, initial_state=first)
+    y, h = R.gru(y, W2, U2, b2, initial_state=second, return_state=True)
+    return {"output": R.dense(y, Wo, bo), "states": [h]}  # the last layer's, as Keras returns them
+
+
+@pytest.mark.parametrize(
+    ("fn", "options", "arrays"),
+    [
+        (
+            _bidirectional_none,
+            {"cell": "lstm", "bidirectional": "none", "return_state": True},
+            ["output", "forward_h", "forward_c", "backward_h", "backward_c"],
+        ),
+        (
+            _stack_with_start,
+            {"cell": "gru", "M": "4,3", "initial_state": True, "return_state": True},
+            ["output", "gru_2.h"],
+        ),
+    ],
+)
+def test_states_in_keras_layout_are_compared(fn, options, arrays):
+    result = rnn_parity.check(fn, N=2, T=5, **options)
+    assert result, result.text()
+    assert list(result.to_dict()["impl"]["vs_keras"]) == arrays
+
+
+def test_hidden_finds_the_first_wrong_step_of_an_ignored_mask():
+    def mask_ignored(x, Wx, Wh, bh, Wo, bo):
+        y = R.simple_rnn(x, Wx, Wh, bh, return_sequences=True, go_backwards=True)  # forgets the padding
+        return {"output": R.dense(y, Wo, bo), "hidden": y}
+
+    impl = rnn_parity.check(mask_ignored, mask="post", go_backwards=True, return_sequences=True, N=3, T=6).to_dict()
+    assert impl["impl"]["first_divergence"] == 0  # read backwards, the padding comes first
+    assert [s["id"] for s in impl["impl"]["suspected_mistakes"]] == ["mask_ignored"]
