@@ -160,7 +160,8 @@ def _import_failure(label: str, exc: BaseException) -> InvalidInput:
     elif frames:
         frame = _their_frame(frames)
         where = f" ({_short(frame.filename)}, line {frame.lineno})"
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = exc.msg if isinstance(exc, SyntaxError) and exc.msg else str(exc).strip()
+    message = text.splitlines()[0] if text else ""
     return InvalidInput(f"{label}: importing it raised {type(exc).__name__}: {message}{where}")
 
 

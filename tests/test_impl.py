@@ -304,7 +304,9 @@ def test_an_import_error_names_the_line(tmp_path):
     assert str(info.value).endswith("importing it raised RuntimeError: no GPU here (" + str(broken) + ", line 3)")
     bad = tmp_path / "syntax.py"
     bad.write_text("def f(x:\n")
-    with pytest.raises(InvalidInput, match=r"importing it raised SyntaxError: .*syntax.py, line 1\)$"):
+    with pytest.raises(
+        InvalidInput, match=r"importing it raised SyntaxError: .* was never closed \(.*syntax.py, line 1\)$"
+    ):
         resolve_impl(f"{bad}:f")
 
 
