@@ -294,7 +294,7 @@ def explain(steps, weights_only, debug, **options):
         from rich.console import Console
 
         if weights_only:
-            from .impl import convention_report
+            from .convention import convention_report
             from .render import weights_view
 
             Console(soft_wrap=False).print(weights_view(convention_report(spec)))

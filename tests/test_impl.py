@@ -12,15 +12,9 @@ import pytest
 from rnn_parity.architecture import layers_for
 from rnn_parity.case import make_case
 from rnn_parity.compare import compare
+from rnn_parity.convention import calling_convention, signature_text
 from rnn_parity.errors import InvalidInput
-from rnn_parity.impl import (
-    ImplFailure,
-    ImplReturn,
-    call_impl,
-    calling_convention,
-    resolve_impl,
-    signature_text,
-)
+from rnn_parity.impl import ImplFailure, ImplReturn, call_impl, resolve_impl
 from rnn_parity.mistakes import MISTAKES, Setup, forward, suspects
 from rnn_parity.spec import build_spec
 
