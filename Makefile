@@ -20,12 +20,14 @@ run: install
 	$(BIN)/rnn-parity check
 
 # The import contracts; the tests that need no Keras, in a process where importing tensorflow, keras,
-# jax or torch fails (RNN_PARITY_BLOCK_FRAMEWORKS, read by tests/conftest.py); the whole suite; then the
-# project's own gate (configs/ci.yaml), whose JUnit XML lands in reports/.
+# jax or torch fails (RNN_PARITY_BLOCK_FRAMEWORKS, read by tests/conftest.py); the whole suite; the
+# example notebooks (executed by nbmake); then the project's own gate (configs/ci.yaml), whose JUnit XML
+# lands in reports/.
 test: install
 	$(BIN)/lint-imports --no-logo
 	RNN_PARITY_BLOCK_FRAMEWORKS=1 $(BIN)/python -m pytest -m "not keras" -q
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbmake examples
 	$(BIN)/rnn-parity sweep configs/ci.yaml --junit-xml reports/ci.xml --json reports/ci.json
 
 bench: install
