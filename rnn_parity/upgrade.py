@@ -124,7 +124,7 @@ def _per_layer_outputs(framework, model, arrays: list[np.ndarray]) -> dict[str, 
     """Every layer's (first) output on ``arrays``, by layer name."""
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
     probe = framework.Model(model.inputs, [_first(layer.output) for layer in layers])
-    outs = probe(arrays if len(arrays) > 1 else arrays[0], training=False)
+    outs = probe(list(arrays), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
     return {layer.name: np.asarray(out) for layer, out in zip(layers, outs, strict=True)}
 
