@@ -28,16 +28,55 @@ import numpy as np
 from .reference import get_activation
 
 __all__ = [
+    "MASK_RULES",
     "attention",
     "average_pooling1d",
     "batch_normalization",
     "conv1d",
+    "cropping1d",
+    "elu",
+    "flatten",
     "layer_normalization",
+    "leaky_relu",
     "max_pooling1d",
     "padding_1d",
+    "permute",
+    "prelu",
+    "relu",
+    "rescaling",
+    "reshape",
+    "softmax",
+    "unit_normalization",
+    "upsampling1d",
+    "zero_padding1d",
 ]
 
 PADDINGS = ("valid", "same", "causal")
+
+#: What each layer does with the mask of its (first) input, as Keras 3 decides it: ``"keep"`` passes
+#: it on unchanged, ``"drop"`` stops it (the layer does not support masking), ``"query"`` returns
+#: the mask of the first input of the list (Attention's query).
+MASK_RULES = {
+    "Conv1D": "drop",
+    "MaxPooling1D": "drop",
+    "AveragePooling1D": "drop",
+    "LayerNormalization": "keep",
+    "BatchNormalization": "keep",
+    "UnitNormalization": "keep",
+    "Attention": "query",
+    "ReLU": "keep",
+    "LeakyReLU": "keep",
+    "ELU": "keep",
+    "PReLU": "keep",
+    "Softmax": "keep",
+    "Rescaling": "keep",
+    "ZeroPadding1D": "drop",
+    "Cropping1D": "drop",
+    "UpSampling1D": "drop",
+    "Flatten": "drop",
+    "Reshape": "drop",
+    "Permute": "drop",
+}
 
 
 def _scalar(value: float, like: np.ndarray) -> np.ndarray:
@@ -290,3 +329,109 @@ def attention(
     if query_mask is not None:
         out = np.where(np.asarray(query_mask, dtype=bool)[..., None], out, _scalar(0.0, out))
     return (out, weights) if return_attention_scores else out
+
+
+# --------------------------------------------------------------------------
+# Elementwise layers and the layers that only move values around.
+# --------------------------------------------------------------------------
+
+
+def relu(x, *, negative_slope: float = 0.0, max_value: float | None = None, threshold: float = 0.0):
+    """Keras's ``ReLU`` layer (``activations.relu``).
+
+    ``y = min(x, max_value)`` where ``x > threshold`` (or ``x ≥ 0`` without a
+    threshold), else ``0``; then ``negative_slope · max(threshold − x, 0)`` is
+    subtracted. The mask passes through.
+    """
+    x = np.asarray(x)
+    y = np.where(x > _scalar(threshold, x), x, _scalar(0.0, x)) if threshold != 0 else np.maximum(x, 0)
+    if max_value is not None:
+        y = np.minimum(y, _scalar(max_value, x))
+    if negative_slope != 0:
+        y = y - _scalar(negative_slope, x) * np.maximum(_scalar(threshold, x) - x, 0)
+    return y
+
+
+def leaky_relu(x, *, negative_slope: float = 0.3):
+    """Keras's ``LeakyReLU``: ``y = x`` for ``x ≥ 0``, ``negative_slope · x`` below. The mask passes through."""
+    x = np.asarray(x)
+    return np.where(x >= 0, x, _scalar(negative_slope, x) * x)
+
+
+def elu(x, *, alpha: float = 1.0):
+    """Keras's ``ELU``: ``y = x`` for ``x > 0``, ``α (eˣ − 1)`` otherwise. The mask passes through."""
+    x = np.asarray(x)
+    return np.where(x > 0, x, _scalar(alpha, x) * np.expm1(np.minimum(x, 0)))
+
+
+def prelu(x, alpha):
+    """Keras's ``PReLU``: ``y = max(x, 0) − α · max(−x, 0)``, ``alpha`` broadcast over the shared axes.
+
+    ``alpha``: the layer's weight, ``x.shape[1:]`` with 1 on ``shared_axes``. The mask passes through.
+    """
+    x = np.asarray(x)
+    return np.maximum(x, 0) - np.asarray(alpha, dtype=x.dtype) * np.maximum(-x, 0)
+
+
+def softmax(x, *, axis=-1, mask=None):
+    """Keras's ``Softmax`` layer: ``y = exp(x) / Σ exp(x)`` over ``axis`` (an int or a tuple).
+
+    Where ``mask`` (broadcastable to ``x``) is False the input is replaced by
+    ``−1e9`` first, so masked positions get (almost) no weight. The mask passes through.
+    """
+    x = np.asarray(x)
+    if mask is not None:
+        x = np.where(np.asarray(mask, dtype=bool), x, _scalar(-1e9, x))
+    axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
+    shifted = x - np.max(x, axis=axes, keepdims=True)
+    e = np.exp(shifted)
+    return e / np.sum(e, axis=axes, keepdims=True)
+
+
+def unit_normalization(x, *, axis=-1):
+    """Keras's ``UnitNormalization``: ``y = x / max(‖x‖₂, 1e-12)`` over ``axis``. The mask passes through."""
+    x = np.asarray(x)
+    axes = tuple(_axes(axis, x.ndim))
+    norm = np.sqrt(np.sum(np.square(x), axis=axes, keepdims=True))
+    return x / np.maximum(norm, _scalar(1e-12, x))
+
+
+def rescaling(x, *, scale=1.0, offset=0.0):
+    """Keras's ``Rescaling``: ``y = x · scale + offset``. The mask passes through."""
+    x = np.asarray(x)
+    return x * np.asarray(scale, dtype=x.dtype) + np.asarray(offset, dtype=x.dtype)
+
+
+def zero_padding1d(x, *, padding=(1, 1)):
+    """Keras's ``ZeroPadding1D``: ``padding = (left, right)`` zero steps (an int pads both sides). Mask stops."""
+    left, right = (padding, padding) if isinstance(padding, int) else padding
+    return np.pad(np.asarray(x), ((0, 0), (left, right), (0, 0)))
+
+
+def cropping1d(x, *, cropping=(1, 1)):
+    """Keras's ``Cropping1D``: drop ``cropping = (start, end)`` steps. The mask stops here."""
+    start, end = (cropping, cropping) if isinstance(cropping, int) else cropping
+    x = np.asarray(x)
+    return x[:, start : x.shape[1] - end]
+
+
+def upsampling1d(x, *, size: int = 2):
+    """Keras's ``UpSampling1D``: every step repeated ``size`` times. The mask stops here."""
+    return np.repeat(np.asarray(x), size, axis=1)
+
+
+def flatten(x):
+    """Keras's ``Flatten`` (``channels_last``): ``(batch, ...) → (batch, prod(...))``. The mask stops here."""
+    x = np.asarray(x)
+    return x.reshape(x.shape[0], -1)
+
+
+def reshape(x, *, target_shape):
+    """Keras's ``Reshape``: ``(batch, ...) → (batch, *target_shape)`` (one entry may be −1). Mask stops."""
+    x = np.asarray(x)
+    return x.reshape(x.shape[0], *target_shape)
+
+
+def permute(x, *, dims):
+    """Keras's ``Permute``: the non-batch axes reordered, ``dims`` counted from 1. The mask stops here."""
+    return np.transpose(np.asarray(x), (0, *dims))

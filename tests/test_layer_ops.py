@@ -199,3 +199,90 @@ def test_attention_matches_keras(keras, score_mode, use_scale, causal, masked, w
         concat_score_weight=named.get("concat_score_weight"),
     )
     _close(keras.ops.convert_to_numpy(keras_out), reference)
+
+
+def _keras_simple(keras, class_name):
+    """The Keras layer and the reference function, with the same (non-default) options."""
+    L = keras.layers
+    cases = {
+        "ReLU": (
+            L.ReLU(max_value=1.5, negative_slope=0.2, threshold=0.3),
+            lambda x, w: ops.relu(x, max_value=1.5, negative_slope=0.2, threshold=0.3),
+        ),
+        "LeakyReLU": (L.LeakyReLU(negative_slope=0.1), lambda x, w: ops.leaky_relu(x, negative_slope=0.1)),
+        "ELU": (L.ELU(alpha=0.7), lambda x, w: ops.elu(x, alpha=0.7)),
+        "PReLU": (L.PReLU(shared_axes=[1]), lambda x, w: ops.prelu(x, w[0])),
+        "Softmax": (L.Softmax(axis=1), lambda x, w: ops.softmax(x, axis=1)),
+        "UnitNormalization": (L.UnitNormalization(axis=[1, 2]), lambda x, w: ops.unit_normalization(x, axis=[1, 2])),
+        "Rescaling": (L.Rescaling(0.5, offset=-1.0), lambda x, w: ops.rescaling(x, scale=0.5, offset=-1.0)),
+        "ZeroPadding1D": (L.ZeroPadding1D((1, 2)), lambda x, w: ops.zero_padding1d(x, padding=(1, 2))),
+        "Cropping1D": (L.Cropping1D((2, 1)), lambda x, w: ops.cropping1d(x, cropping=(2, 1))),
+        "UpSampling1D": (L.UpSampling1D(3), lambda x, w: ops.upsampling1d(x, size=3)),
+        "Flatten": (L.Flatten(), lambda x, w: ops.flatten(x)),
+        "Reshape": (L.Reshape((-1, 2)), lambda x, w: ops.reshape(x, target_shape=(-1, 2))),
+        "Permute": (L.Permute((2, 1)), lambda x, w: ops.permute(x, dims=(2, 1))),
+    }
+    return cases[class_name]
+
+
+SIMPLE = [
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "PReLU",
+    "Softmax",
+    "UnitNormalization",
+    "Rescaling",
+    "ZeroPadding1D",
+    "Cropping1D",
+    "UpSampling1D",
+    "Flatten",
+    "Reshape",
+    "Permute",
+]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("class_name", SIMPLE)
+def test_simple_layers_match_keras(keras, class_name):
+    layer, reference = _keras_simple(keras, class_name)
+    x = _seeded((2, 6, 4), 7, 2.0)
+    layer.build(x.shape)
+    weights = [_seeded(w.shape, 8) for w in layer.get_weights()]
+    if weights:
+        layer.set_weights(weights)
+    _close(keras.ops.convert_to_numpy(layer(x)), reference(x.astype(np.float64), weights))
+
+
+@pytest.mark.keras
+def test_softmax_layer_mask_matches_keras(keras):
+    x = _seeded((2, 3, 5), 9)
+    mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], dtype=bool)[:, None, :]
+    got = keras.ops.convert_to_numpy(keras.layers.Softmax()(x, mask=mask))
+    _close(got, ops.softmax(x.astype(np.float64), mask=mask))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("class_name", sorted(ops.MASK_RULES))
+def test_mask_rules_are_keras_rules(keras, class_name):
+    """Each layer's declared mask rule is what Keras 3 does with a (batch, steps) mask."""
+    L = keras.layers
+    needs = {
+        "Conv1D": (2, 2),
+        "MaxPooling1D": (2,),
+        "AveragePooling1D": (2,),
+        "Reshape": ((12,),),
+        "Permute": ((2, 1),),
+        "Rescaling": (2.0,),
+    }
+    layer = getattr(L, class_name)(*needs.get(class_name, ()))
+    x, mask = _seeded((2, 4, 3)), np.array([[1, 1, 0, 0], [1, 1, 1, 0]], dtype=bool)
+    inputs = [x, x] if class_name == "Attention" else x
+    masks = [mask, None] if class_name == "Attention" else mask
+    layer(inputs)
+    got = layer.compute_mask(inputs, masks) if layer.supports_masking else None
+    rule = ops.MASK_RULES[class_name]
+    if rule == "drop":
+        assert got is None
+    else:  # "keep", or "query" (the first input's mask, given here)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), mask)
