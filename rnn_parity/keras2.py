@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .errors import InvalidInput, Unsupported
 
-__all__ = ["Keras2File", "MeaningChange", "Translation", "detect", "translate"]
+__all__ = ["Keras2File", "MeaningChange", "Translation", "detect", "keras2_activation", "translate"]
 
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 #: Keras 2's hard_sigmoid and Keras 3's, as the reports print them.
@@ -189,6 +189,11 @@ def _translate_layer(name: str, entry: dict, version: str | None, out: Translati
     for key in _ACTIVATION_KEYS:
         if cfg.get(key) == "hard_sigmoid":
             out.changes.append(MeaningChange(name, key, HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3))
+
+
+def keras2_activation(name: str) -> str:
+    """The reference's name for what activation ``name`` computed in Keras 2 (``hard_sigmoid`` differs)."""
+    return f"keras2:{name}" if name == "hard_sigmoid" else name
 
 
 def translate(raw: Mapping, keras_version: str | None = None, *, where: str = "the model") -> Translation:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rnn_parity.errors import Unsupported
-from rnn_parity.keras2 import HARD_SIGMOID_KERAS2, detect, translate
+from rnn_parity.keras2 import HARD_SIGMOID_KERAS2, detect, keras2_activation, translate
 
 from conftest import invoke, invoke_json
 
@@ -25,7 +25,7 @@ def tf_keras():
     return pytest.importorskip("tf_keras", reason="tf-keras (the keras2 extra) is not installed")
 
 
-def _seeded_weights(model, seed=0):
+def _seeded_weights(model, seed=0):  # a model or a layer
     rng = np.random.default_rng(seed)
     model.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32) for w in model.get_weights()])
 
@@ -175,3 +175,30 @@ def test_upgrade_table_and_refusals(keras2_files, tmp_path, keras):
     assert invoke(["upgrade", keras2_files["hard"], "--T", 0], expected=2).stderr == (
         "Error: --T must be a positive integer, got 0\n"
     )
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_reference_computes_keras2_hard_sigmoid(tf_keras, cell):
+    """Keras 2's own layer against the reference with Keras 2's hard_sigmoid (clip(0.2x + 0.5, 0, 1))."""
+    from rnn_parity import reference
+
+    kwargs = {"reset_after": False} if cell == "GRU" else {}
+    layer = getattr(tf_keras.layers, cell)(3, recurrent_activation="hard_sigmoid", return_sequences=True, **kwargs)
+    x = np.random.default_rng(4).standard_normal((2, 6, 4)).astype(np.float32) * 2
+    layer.build(x.shape)
+    _seeded_weights(layer)
+    got = np.asarray(layer(x))
+    function = reference.lstm if cell == "LSTM" else reference.gru
+    want = function(
+        x.astype(np.float64),
+        *layer.get_weights(),
+        recurrent_activation=keras2_activation("hard_sigmoid"),
+        return_sequences=True,
+        **kwargs,
+    )
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=1.3e-6)
+    keras3_meaning = function(
+        x.astype(np.float64), *layer.get_weights(), recurrent_activation="hard_sigmoid", return_sequences=True, **kwargs
+    )
+    assert np.max(np.abs(got - keras3_meaning)) > 1e-3  # the two meanings really differ on these inputs
