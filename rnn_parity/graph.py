@@ -29,8 +29,10 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from .errors import InvalidInput, Unsupported
+from .layers import LAYERS
 from .recurrent import BIDIRECTIONAL, CELLS, MERGE_MODES, RECURRENT_LIKE, TIME_DISTRIBUTED, WRAPPERS, is_recurrent
 from .reference import ACTIVATIONS
+from .rnn_cell import as_layer, cells_of
 from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, n_tensors
 
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
@@ -59,6 +61,8 @@ SUPPORTED_LAYERS = {
     "GlobalAveragePooling1D": "mean over time, masked steps excluded",
     "GlobalMaxPooling1D": "max over time (Keras ignores the mask)",
     **{name: "identity at inference" for name in sorted(IDENTITY_CLASSES)},
+    "RNN": "around one SimpleRNNCell, LSTMCell or GRUCell: runs as that layer (StackedRNNCells not yet)",
+    **{name: spec.summary for name, spec in LAYERS.items()},
 }
 #: Keras operations that only compute masks between layers.
 MASK_OPERATIONS = frozenset(
@@ -116,6 +120,7 @@ class Call(NamedTuple):
     states: list[TensorRef]
     mask: object
     problems: list[str]
+    options: dict = {}  # other keyword arguments of the call (e.g. Attention's use_causal_mask)
 
 
 class Node(NamedTuple):
@@ -126,6 +131,7 @@ class Node(NamedTuple):
     initial_state: list[tuple[str, int]]
     receives_mask: bool
     problems: list[str]
+    options: dict = {}
 
 
 # --------------------------------------------------------------------------
@@ -244,6 +250,13 @@ def _per_step_options(class_name: str, cfg: Mapping, problems: list[str]) -> dic
     return {}
 
 
+def _rnn_problems(cfg: Mapping) -> list[str]:
+    cells, problems = cells_of(cfg)
+    if not problems and len(cells) > 1:
+        problems = ["keras.layers.RNN around StackedRNNCells is not supported yet; stack RNN layers instead"]
+    return problems
+
+
 def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
     """``(config the runtime reads, problems)`` for one supported layer class."""
     problems: list[str] = []
@@ -282,6 +295,17 @@ def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
         out = {"n": cfg.get("n")}
     elif class_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
         out = {"data_format": cfg.get("data_format") or "channels_last", "keepdims": bool(cfg.get("keepdims", False))}
+    elif class_name in LAYERS:
+        out = LAYERS[class_name].options(cfg, problems)
+    elif class_name == "RNN":
+        translated = as_layer(cfg)
+        if translated is None:
+            problems.extend(_rnn_problems(cfg))
+            out = {}
+        else:
+            layer_class, layer_cfg = translated
+            _dtype(layer_cfg, problems)
+            out = _recurrent(layer_class, layer_cfg, problems)
     else:
         raise ValueError(f"not a supported class: {class_name}")
     return out, problems
@@ -349,8 +373,8 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
         ]
     if class_name in MODEL_CLASSES:
         return ["a nested model is not supported"]
-    if class_name == "RNN":
-        return ["keras.layers.RNN around a cell is not supported; use SimpleRNN, LSTM or GRU layers"]
+    if class_name == "RNN" and as_layer(cfg) is None:
+        return _rnn_problems(cfg)
     if class_name == "InputLayer":
         problems = []
         if cfg.get("sparse") or cfg.get("ragged"):
@@ -464,9 +488,7 @@ def _parse_call(node) -> Call:
             states.extend(refs)
     mask = kwargs.pop("mask", None)
     kwargs.pop("training", None)
-    for key in kwargs:
-        problems.append(f"called with {key}=, which is not supported")
-    return Call(data=data, states=states, mask=mask, problems=problems)
+    return Call(data=data, states=states, mask=mask, problems=problems, options=kwargs)
 
 
 def _chain(entries: list, model_cfg: Mapping, where: str):
@@ -547,9 +569,15 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
             continue
         call = calls[name]
         problems, receives_mask = call.problems, False
+        accepted = LAYERS[entry.get("class_name")].call_options if entry.get("class_name") in LAYERS else ()
+        problems = [
+            *problems,
+            *(f"called with {key}=, which is not supported" for key in call.options if key not in accepted),
+        ]
         if call.mask is not None:
-            source = _tensor_ref(call.mask)
-            if source is None or not _is_operation(by_name.get(source.layer, {})):
+            masks = [m for m in (call.mask if isinstance(call.mask, list) else [call.mask]) if m is not None]
+            sources = [_tensor_ref(m) for m in masks]
+            if any(source is None or not _is_operation(by_name.get(source.layer, {})) for source in sources):
                 problems = [
                     *problems,
                     "called with an explicit mask= tensor; only masks Keras propagates "
@@ -566,6 +594,7 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
                 initial_state=[(r.layer, r.index) for r in call.states],
                 receives_mask=receives_mask,
                 problems=problems,
+                options=dict(call.options),
             )
         )
     return inputs, nodes, outputs
@@ -599,7 +628,9 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
             problems = [*problems, *_problems(class_name, entry.get("config") or {}, entry)]
         config = {}
         if not problems:
-            config = layer_options(class_name, entry.get("config") or {})[0]
+            config = {**layer_options(class_name, entry.get("config") or {})[0], **node.options}
+            if class_name == "RNN":  # around one built-in cell: that cell's layer, same weights
+                class_name = as_layer(entry.get("config") or {})[0]
             if node.initial_state and not is_recurrent(class_name):
                 problems.append("called with initial_state")
         if model_class == "Sequential" and not problems:
