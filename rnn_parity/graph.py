@@ -633,7 +633,7 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
                 class_name = as_layer(entry.get("config") or {})[0]
             if node.initial_state and not is_recurrent(class_name):
                 problems.append("called with initial_state")
-        if model_class == "Sequential" and not problems:
+        if (model_class == "Sequential" or (class_name in LAYERS and LAYERS[class_name].call_mask)) and not problems:
             receives_mask = True
         if problems:
             found.append(Refusal(name=name, class_name=class_name, problems=problems))

@@ -52,6 +52,8 @@ class LayerSpec:
         mask: ``"keep"``, ``"drop"`` or ``"query"`` (see layer_ops.MASK_RULES).
         inputs: how many input tensors it reads: ``(least, most)``.
         call_options: keyword arguments of its call that the graph keeps in its config.
+        call_mask: its ``call`` takes ``mask``, so Keras hands it the masks of its inputs
+            (one tensor argument, or one list of them, is all it is called with).
     """
 
     class_name: str
@@ -62,6 +64,7 @@ class LayerSpec:
     features: Callable[[Mapping, int | None], int | None] = lambda cfg, features: features
     inputs: tuple[int, int] = (1, 1)
     call_options: tuple[str, ...] = ()
+    call_mask: bool = False
 
     @property
     def mask(self) -> str:
@@ -369,6 +372,7 @@ LAYERS: dict[str, LayerSpec] = {
             weights=_attention_weights,
             inputs=(2, 3),
             call_options=("use_causal_mask",),
+            call_mask=True,
         ),
         _entry(
             "ReLU",
@@ -400,6 +404,7 @@ LAYERS: dict[str, LayerSpec] = {
             "over any axes; masked positions get −1e9 first",
             lambda cfg, problems: {"axis": _axis(cfg, -1, problems)},
             _softmax,
+            call_mask=True,
         ),
         _entry(
             "Rescaling",
