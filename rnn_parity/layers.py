@@ -366,7 +366,7 @@ LAYERS: dict[str, LayerSpec] = {
         ),
         _entry(
             "Attention",
-            "dot or concat scores, use_scale, query and value masks; output mask = the query's",
+            "dot or concat scores, use_scale, use_causal_mask, query and value masks",
             _attention_options,
             _attention,
             weights=_attention_weights,
@@ -464,3 +464,7 @@ def supported_table() -> str:
     wording = {"keep": "passed on", "drop": "stops here", "query": "the query's"}
     rows += [f"| `{s.class_name}` | {s.summary} | {wording[s.mask]} |" for s in LAYERS.values()]
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # prints the table docs/models.md carries: python -m rnn_parity.layers
+    print(supported_table())

@@ -91,7 +91,36 @@ def rnn_cell(folder):
     return saved_models._save(model, folder, "rnn_cell")
 
 
-BUILDERS = {f.__name__: f for f in (cnn_lstm, norm_stack, attention_lstm, rnn_cell)}
+def reshapers(folder):
+    """The elementwise and reshaping layers of the registry, around an LSTM, in one Sequential model."""
+    keras = saved_models._keras()
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((6, 4)),
+            L.ZeroPadding1D((1, 2), name="pad"),
+            L.Cropping1D((2, 0), name="crop"),
+            L.UpSampling1D(2, name="up"),
+            L.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.2, name="relu"),
+            L.LeakyReLU(0.2, name="leaky"),
+            L.ELU(0.5, name="elu"),
+            L.PReLU(shared_axes=[1], name="prelu"),
+            L.Rescaling(0.5, offset=0.1, name="rescale"),
+            L.UnitNormalization(name="unit"),
+            L.Softmax(name="softmax"),
+            L.LSTM(4, return_sequences=True, name="lstm"),
+            L.Reshape((7, 8), name="reshape"),
+            L.Permute((2, 1), name="permute"),
+            L.Flatten(name="flatten"),
+            L.Dense(2, name="dense"),
+        ]
+    )
+    rng = np.random.default_rng(4)
+    saved_models._fit(model, rng.standard_normal((16, 6, 4)).astype("float32"), rng.standard_normal((16, 2)))
+    return saved_models._save(model, folder, "reshapers")
+
+
+BUILDERS = {f.__name__: f for f in (cnn_lstm, norm_stack, attention_lstm, rnn_cell, reshapers)}
 _CACHE: dict = {}
 
 
@@ -117,6 +146,7 @@ def _layers(report):
         ("norm_stack", "keras"),
         ("attention_lstm", "keras"),
         ("rnn_cell", "h5"),
+        ("reshapers", "keras"),
     ],
 )
 def test_the_model_verifies_at_the_default_tolerances(model, name, fmt):
@@ -149,7 +179,7 @@ def test_a_wrong_mask_rule_would_fail(model, monkeypatch):
     assert report["first_failure"]["layer"] == "attention"
 
 
-@pytest.mark.parametrize("name", ["cnn_lstm", "norm_stack", "attention_lstm", "rnn_cell"])
+@pytest.mark.parametrize("name", ["cnn_lstm", "norm_stack", "attention_lstm", "rnn_cell", "reshapers"])
 def test_the_model_exports_and_runs_without_tensorflow(model, keras, tmp_path, name):
     target = tmp_path / f"{name}.npz"
     invoke(["export", model(name), "-o", target], 0)
