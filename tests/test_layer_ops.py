@@ -286,3 +286,14 @@ def test_mask_rules_are_keras_rules(keras, class_name):
         assert got is None
     else:  # "keep", or "query" (the first input's mask, given here)
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), mask)
+
+
+def test_docs_carry_the_registry_table():
+    """docs/models.md shows the table python -m rnn_parity.layers prints."""
+    from pathlib import Path
+
+    from rnn_parity.layers import LAYERS, supported_table
+
+    docs = (Path(__file__).parent.parent / "docs" / "models.md").read_text(encoding="utf-8")
+    assert supported_table() in docs
+    assert set(LAYERS) == set(ops.MASK_RULES)
