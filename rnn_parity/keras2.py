@@ -33,7 +33,7 @@ from pathlib import Path
 
 from .errors import InvalidInput, Unsupported
 
-__all__ = ["Keras2File", "MeaningChange", "Translation", "detect", "keras2_activation", "translate"]
+__all__ = ["Keras2File", "MeaningChange", "Translation", "detect", "for_keras3", "keras2_activation", "translate"]
 
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 #: Keras 2's hard_sigmoid and Keras 3's, as the reports print them.
@@ -189,6 +189,33 @@ def _translate_layer(name: str, entry: dict, version: str | None, out: Translati
     for key in _ACTIVATION_KEYS:
         if cfg.get(key) == "hard_sigmoid":
             out.changes.append(MeaningChange(name, key, HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3))
+
+
+def for_keras3(model_file, where: str | None = None) -> tuple[Keras2File, Translation] | None:
+    """The Keras 3 translation of a Keras 2 file (a :class:`~rnn_parity.model_file.ModelFile`), else None.
+
+    ``verify`` and ``export`` run a Keras 2 file this way. A file whose translation
+    changes what it computes (``hard_sigmoid``) is refused: Keras 3 would verify
+    a different model from the one Keras 2 trained.
+
+    Raises:
+        Unsupported: the translation changes the model's meaning, or cannot be made.
+    """
+    if model_file.format != "h5":
+        return None
+    found = detect(model_file.path, model_file.config)
+    if found is None:
+        return None
+    where = where or str(model_file.path)
+    translation = translate(model_file.config, found.keras_version, where=where)
+    if translation.changes:
+        layers = ", ".join(sorted({change.layer for change in translation.changes}))
+        raise Unsupported(
+            f"{where}: written by Keras 2 ({found.evidence}), and Keras 3 computes it differently: "
+            f"{translation.changes[0].describe()} (layers {layers}); "
+            "see `rnn-parity upgrade` for the difference per layer"
+        )
+    return found, translation
 
 
 def keras2_activation(name: str) -> str:

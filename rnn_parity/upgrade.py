@@ -15,9 +15,6 @@ first differing layer upstream. Imports Keras (both versions) lazily.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,18 +126,6 @@ def _per_layer_outputs(framework, model, arrays: list[np.ndarray]) -> dict[str, 
     return {layer.name: np.asarray(out) for layer, out in zip(layers, outs, strict=True)}
 
 
-def _load_translated(keras, path: Path, translation: Translation):
-    """Keras 3's model of a copy of the file whose stored configuration is the translated one."""
-    import h5py
-
-    with tempfile.TemporaryDirectory(prefix="rnn-parity-upgrade-") as folder:
-        copy = Path(folder) / "translated.h5"
-        shutil.copyfile(path, copy)
-        with h5py.File(copy, "r+") as f:
-            f.attrs["model_config"] = json.dumps(translation.config)
-        return keras.models.load_model(copy, compile=False)
-
-
 def _explain(name: str, translation: Translation, upstream: str | None) -> str:
     changes = translation.changes_at(name)
     if changes:
@@ -172,12 +157,13 @@ def run_upgrade(
     arrays = [feeds.arrays[spec["name"]] for spec in graph["inputs"]]
 
     tf_keras = _import_tf_keras()
+    from .keras_model import load_translated
     from .keras_runner import _stderr_parked, import_keras
 
     keras = import_keras()
     with _stderr_parked():
         old = tf_keras.models.load_model(model_file.path, compile=False)
-        new = _load_translated(keras, model_file.path, translation)
+        new = load_translated(keras, model_file.path, translation.config)
         old_outs = _per_layer_outputs(tf_keras, old, arrays)
         new_outs = _per_layer_outputs(keras, new, arrays)
 

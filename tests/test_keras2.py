@@ -202,3 +202,50 @@ def test_reference_computes_keras2_hard_sigmoid(tf_keras, cell):
         x.astype(np.float64), *layer.get_weights(), recurrent_activation="hard_sigmoid", return_sequences=True, **kwargs
     )
     assert np.max(np.abs(got - keras3_meaning)) > 1e-3  # the two meanings really differ on these inputs
+
+
+# --------------------------------------------------------------------------
+# verify and export of Keras 2 files.
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.keras
+def test_a_keras2_file_verifies_and_exports_through_its_translation(keras2_files, tmp_path):
+    """Sequential and Functional Keras 2 files with Embedding, Bidirectional, GRU and TimeDistributed."""
+    report = invoke_json(["verify", keras2_files["plain"], "--N", 3, "--T", 7])
+    assert report["passed"] is True and report["model"]["keras_version"].startswith("2.")
+    assert report["model"]["keras2_rewrites"] == [
+        "tokens: batch_input_shape renamed batch_shape",
+        "embedding: dropped batch_input_shape=[None, None] (the model's InputLayer keeps the shape)",
+        "bi/lstm: dropped time_major=False (Keras 3 is always batch-major)",
+        "bi/lstm: dropped implementation=2 (schedules the same arithmetic)",
+        "gru: dropped time_major=False (Keras 3 is always batch-major)",
+        "gru: dropped implementation=2 (schedules the same arithmetic)",
+    ]
+    assert {layer["name"] for layer in report["layers"]} == {"embedding", "bi", "gru", "tagger"}
+    target = tmp_path / "plain.npz"
+    invoke(["export", keras2_files["plain"], "-o", target], 0)
+    from rnn_parity import runtime
+
+    ids = np.array([[3, 5, 7, 0, 0], [1, 2, 3, 4, 5]], dtype=np.int32)
+    out = runtime.load(target).predict(ids)
+    assert out.shape == (2, 5, 2) and np.all(np.isfinite(out))
+
+
+@pytest.mark.keras
+def test_a_keras2_file_keras3_computes_differently_is_refused_with_the_reason(keras2_files):
+    path = keras2_files["hard"]
+    result = invoke(["verify", path], 4)
+    assert result.stderr == (
+        f"Error: {path}: written by Keras 2 (keras_version {_stored_version(path)}), and Keras 3 computes it "
+        "differently: recurrent_activation=hard_sigmoid changed meaning: Keras 2 clip(0.2x + 0.5, 0, 1), "
+        "Keras 3 relu6(x + 3) / 6 (layers lstm); see `rnn-parity upgrade` for the difference per layer\n"
+    )
+
+
+def _stored_version(path):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        value = f.attrs["keras_version"]
+    return value.decode() if isinstance(value, bytes) else str(value)
