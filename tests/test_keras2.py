@@ -32,7 +32,7 @@ def _seeded_weights(model, seed=0):  # a model or a layer
 
 @pytest.fixture(scope="module")
 def keras2_files(tf_keras, tmp_path_factory):
-    """Two Keras 2 files: a hard_sigmoid LSTM (Sequential) and a sigmoid model (Functional)."""
+    """Keras 2 files: a hard_sigmoid LSTM (Sequential), a sigmoid tagger (Functional), a masked Sequential one."""
     k2, folder = tf_keras, tmp_path_factory.mktemp("keras2")
     hard = k2.Sequential(
         [
@@ -48,8 +48,16 @@ def keras2_files(tf_keras, tmp_path_factory):
     h = k2.layers.GRU(3, return_sequences=True, name="gru")(h)
     out = k2.layers.TimeDistributed(k2.layers.Dense(2), name="tagger")(h)
     plain = k2.Model(ids, out)
+    masked = k2.Sequential(
+        [
+            k2.layers.Masking(input_shape=(6, 3)),
+            k2.layers.LSTM(4, return_sequences=True, name="lstm"),
+            k2.layers.GRU(3, reset_after=False, return_sequences=True, name="gru"),
+            k2.layers.TimeDistributed(k2.layers.Dense(2), name="tagger"),
+        ]
+    )
     paths = {}
-    for key, model in (("hard", hard), ("plain", plain)):
+    for key, model in (("hard", hard), ("plain", plain), ("masked", masked)):
         _seeded_weights(model)
         paths[key] = folder / f"{key}.h5"
         with warnings.catch_warnings():  # tf_keras calls .h5 "legacy"; Keras 2 users wrote exactly these
@@ -249,3 +257,12 @@ def _stored_version(path):
     with h5py.File(path, "r") as f:
         value = f.attrs["keras_version"]
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@pytest.mark.keras
+def test_a_masked_keras2_sequential_file_verifies_and_exports(keras2_files, tmp_path):
+    report = invoke_json(["verify", keras2_files["masked"]])
+    assert report["passed"] is True
+    by_name = {layer["name"]: layer for layer in report["layers"]}
+    assert by_name["gru"]["masks"][0]["keras"] and by_name["gru"]["masks"][0]["passed"]
+    invoke(["export", keras2_files["masked"], "-o", tmp_path / "masked.npz"], 0)
