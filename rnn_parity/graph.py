@@ -61,7 +61,7 @@ SUPPORTED_LAYERS = {
     "GlobalAveragePooling1D": "mean over time, masked steps excluded",
     "GlobalMaxPooling1D": "max over time (Keras ignores the mask)",
     **{name: "identity at inference" for name in sorted(IDENTITY_CLASSES)},
-    "RNN": "around one SimpleRNNCell, LSTMCell or GRUCell: runs as that layer (StackedRNNCells not yet)",
+    "RNN": "around one SimpleRNNCell, LSTMCell or GRUCell (also in Bidirectional): runs as that layer",
     **{name: spec.summary for name, spec in LAYERS.items()},
 }
 #: Keras operations that only compute masks between layers.
@@ -210,11 +210,17 @@ def _wrapped(entry, what: str, problems: list[str]) -> tuple[str, Mapping]:
     return str(entry.get("class_name")), entry.get("config") or {}
 
 
+def _as_cell_layer(class_name: str, cfg: Mapping) -> tuple[str, Mapping]:
+    """An ``RNN`` around one built-in cell as that cell's layer; any other layer as it is."""
+    translated = as_layer(cfg) if class_name == "RNN" else None
+    return translated if translated is not None else (class_name, cfg)
+
+
 def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
     merge_mode = cfg.get("merge_mode", "concat")
     if merge_mode not in MERGE_MODES:
         problems.append(f"merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
-    inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
+    inner_class, inner_cfg = _as_cell_layer(*_wrapped(cfg.get("layer"), "the wrapped layer", problems))
     if inner_class not in CELLS:
         problems.append(f"wraps {inner_class}; only SimpleRNN, LSTM and GRU are supported")
         return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": {}}}
@@ -223,7 +229,7 @@ def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
         problems.append("the forward layer has go_backwards=True")
     backward_entry = cfg.get("backward_layer")
     if backward_entry is not None:
-        back_class, back_cfg = _wrapped(backward_entry, "backward_layer", problems)
+        back_class, back_cfg = _as_cell_layer(*_wrapped(backward_entry, "backward_layer", problems))
         backward = _recurrent(back_class, back_cfg, []) if back_class in CELLS else {}
         same = {k: v for k, v in backward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         want = {k: v for k, v in forward.items() if k not in ("go_backwards", "zero_output_for_mask")}

@@ -82,7 +82,8 @@ def rnn_cell(folder):
             keras.Input((6, 3)),
             L.Masking(name="masking"),
             L.RNN(L.LSTMCell(4), return_sequences=True, go_backwards=True, name="rnn_lstm"),
-            L.RNN(L.GRUCell(3, reset_after=False), name="rnn_gru"),
+            L.Bidirectional(L.RNN(L.GRUCell(3, reset_after=False), return_sequences=True), name="bi_rnn_gru"),
+            L.RNN(L.SimpleRNNCell(3), name="rnn_simple"),
             L.Dense(2, name="dense"),
         ]
     )
