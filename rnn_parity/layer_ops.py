@@ -33,6 +33,7 @@ __all__ = [
     "average_pooling1d",
     "batch_normalization",
     "conv1d",
+    "depthwise_conv1d",
     "cropping1d",
     "elu",
     "flatten",
@@ -44,6 +45,7 @@ __all__ = [
     "prelu",
     "relu",
     "rescaling",
+    "separable_conv1d",
     "reshape",
     "softmax",
     "unit_normalization",
@@ -58,6 +60,8 @@ PADDINGS = ("valid", "same", "causal")
 #: the mask of the first input of the list (Attention's query).
 MASK_RULES = {
     "Conv1D": "drop",
+    "DepthwiseConv1D": "drop",
+    "SeparableConv1D": "drop",
     "MaxPooling1D": "drop",
     "AveragePooling1D": "drop",
     "LayerNormalization": "keep",
@@ -157,6 +161,58 @@ def conv1d(
     if bias is not None:
         y += np.asarray(bias, dtype=x.dtype)
     return get_activation(activation)(y)
+
+
+def depthwise_conv1d(
+    x, kernel, bias=None, *, strides: int = 1, padding: str = "valid", dilation_rate: int = 1, activation=None
+):
+    """Keras's ``DepthwiseConv1D`` (``channels_last``): each channel convolved with its own filters.
+
+    ``y[:, t, c·m_max + m] = act(b + Σ_j x_pad[:, t·s + j·d, c] · K[j, c, m])``.
+
+    Args:
+        x: ``(batch, steps, channels)``.
+        kernel: ``(kernel_size, channels, depth_multiplier)``.
+        bias: ``(channels · depth_multiplier,)`` or None.
+    Returns:
+        ``(batch, out_steps, channels · depth_multiplier)``; the mask stops here.
+    """
+    x = np.asarray(x)
+    kernel = np.asarray(kernel, dtype=x.dtype)
+    size, channels, multiplier = kernel.shape
+    left, right, out_steps = padding_1d(x.shape[1], size, strides, padding, dilation_rate)
+    x_padded = np.pad(x, ((0, 0), (left, right), (0, 0)))
+    y = np.zeros((x.shape[0], out_steps, channels, multiplier), dtype=x.dtype)
+    for j, x_j in enumerate(_taps(x_padded, size, strides, dilation_rate, out_steps)):
+        y += x_j[..., None] * kernel[j]
+    y = y.reshape(x.shape[0], out_steps, channels * multiplier)
+    if bias is not None:
+        y += np.asarray(bias, dtype=x.dtype)
+    return get_activation(activation)(y)
+
+
+def separable_conv1d(
+    x,
+    depthwise_kernel,
+    pointwise_kernel,
+    bias=None,
+    *,
+    strides: int = 1,
+    padding: str = "valid",
+    dilation_rate: int = 1,
+    activation=None,
+):
+    """Keras's ``SeparableConv1D`` (``channels_last``): a depthwise convolution, then a 1×1 one.
+
+    Args:
+        depthwise_kernel: ``(kernel_size, channels, depth_multiplier)``.
+        pointwise_kernel: ``(1, channels · depth_multiplier, filters)``.
+        bias: ``(filters,)`` or None (added after the pointwise step).
+    Returns:
+        ``(batch, out_steps, filters)``; the mask stops here.
+    """
+    depthwise = depthwise_conv1d(x, depthwise_kernel, strides=strides, padding=padding, dilation_rate=dilation_rate)
+    return conv1d(depthwise, pointwise_kernel, bias, activation=activation)
 
 
 # --------------------------------------------------------------------------

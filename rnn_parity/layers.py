@@ -192,6 +192,42 @@ def _conv1d(cfg, weights, xs, masks):
     )
 
 
+def _depthwise_options(cfg, problems, *, separable=False):
+    _channels_last(cfg, problems)
+    out = {
+        "kernel_size": _int(cfg, "kernel_size", None, problems),
+        "strides": _int(cfg, "strides", 1, problems),
+        "padding": _choice(cfg, "padding", "valid", ("valid", "same"), problems),
+        "dilation_rate": _int(cfg, "dilation_rate", 1, problems),
+        "depth_multiplier": _int(cfg, "depth_multiplier", 1, problems),
+        "activation": _activation(cfg, problems),
+        "use_bias": bool(cfg.get("use_bias", True)),
+    }
+    if separable:
+        out["filters"] = _int(cfg, "filters", None, problems)
+    if out["strides"] > 1 and out["dilation_rate"] > 1:
+        problems.append("strides > 1 together with dilation_rate > 1 (Keras refuses it)")
+    return out
+
+
+def _depthwise_weights(cfg, features):
+    depthwise = (cfg["kernel_size"], features, cfg["depth_multiplier"])
+    if "filters" not in cfg:  # DepthwiseConv1D
+        bias = ("bias", (None if features is None else features * cfg["depth_multiplier"],))
+        return [("kernel", depthwise), *([bias] if cfg["use_bias"] else [])]
+    pointwise = (1, None if features is None else features * cfg["depth_multiplier"], cfg["filters"])
+    bias = ("bias", (cfg["filters"],))
+    return [("depthwise_kernel", depthwise), ("pointwise_kernel", pointwise), *([bias] if cfg["use_bias"] else [])]
+
+
+def _depthwise(cfg, weights, xs, masks):
+    options = {k: cfg[k] for k in ("strides", "padding", "dilation_rate", "activation")}
+    if "filters" in cfg:
+        bias = weights[2] if cfg["use_bias"] else None
+        return ops.separable_conv1d(xs[0], weights[0], weights[1], bias, **options)
+    return ops.depthwise_conv1d(xs[0], weights[0], weights[1] if cfg["use_bias"] else None, **options)
+
+
 def _pool_options(cfg, problems):
     _channels_last(cfg, problems)
     strides = cfg.get("strides")
@@ -335,6 +371,22 @@ LAYERS: dict[str, LayerSpec] = {
             _conv1d_options,
             _conv1d,
             weights=_conv1d_weights,
+            features=lambda cfg, features: cfg["filters"],
+        ),
+        _entry(
+            "DepthwiseConv1D",
+            "valid and same padding; strides, dilation, depth_multiplier; channels_last",
+            _depthwise_options,
+            _depthwise,
+            weights=_depthwise_weights,
+            features=lambda cfg, features: None if features is None else features * cfg["depth_multiplier"],
+        ),
+        _entry(
+            "SeparableConv1D",
+            "depthwise then pointwise; valid and same padding; strides, dilation; channels_last",
+            lambda cfg, problems: _depthwise_options(cfg, problems, separable=True),
+            _depthwise,
+            weights=_depthwise_weights,
             features=lambda cfg, features: cfg["filters"],
         ),
         _entry("MaxPooling1D", "valid and same padding; channels_last", _pool_options, _pool(ops.max_pooling1d)),

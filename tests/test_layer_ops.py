@@ -269,6 +269,8 @@ def test_mask_rules_are_keras_rules(keras, class_name):
     L = keras.layers
     needs = {
         "Conv1D": (2, 2),
+        "DepthwiseConv1D": (2,),
+        "SeparableConv1D": (2, 2),
         "MaxPooling1D": (2,),
         "AveragePooling1D": (2,),
         "Reshape": ((12,),),
@@ -297,3 +299,20 @@ def test_docs_carry_the_registry_table():
     docs = (Path(__file__).parent.parent / "docs" / "models.md").read_text(encoding="utf-8")
     assert supported_table() in docs
     assert set(LAYERS) == set(ops.MASK_RULES)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("kind", ["depthwise", "separable"])
+@pytest.mark.parametrize("padding, strides, dilation", [("valid", 1, 1), ("same", 2, 1), ("same", 1, 2)])
+def test_depthwise_and_separable_conv1d_match_keras(keras, kind, padding, strides, dilation):
+    x = _seeded((2, 9, 3))
+    options = {"strides": strides, "padding": padding, "dilation_rate": dilation, "activation": "tanh"}
+    if kind == "depthwise":
+        layer = keras.layers.DepthwiseConv1D(3, depth_multiplier=2, **options)
+        weights = [_seeded((3, 3, 2), 1), _seeded((6,), 2)]
+        reference = ops.depthwise_conv1d(x.astype(np.float64), *weights, **options)
+    else:
+        layer = keras.layers.SeparableConv1D(4, 3, depth_multiplier=2, **options)
+        weights = [_seeded((3, 3, 2), 1), _seeded((1, 6, 4), 2), _seeded((4,), 3)]
+        reference = ops.separable_conv1d(x.astype(np.float64), *weights, **options)
+    _close(_keras_layer(keras, layer, x, *weights), reference)

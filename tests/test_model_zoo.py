@@ -30,6 +30,8 @@ def cnn_lstm(folder):
             L.MaxPooling1D(2, name="pool"),
             L.Conv1D(4, 2, strides=2, padding="same", groups=2, name="conv2"),
             L.AveragePooling1D(2, strides=1, padding="same", name="avg"),
+            L.DepthwiseConv1D(2, depth_multiplier=2, padding="same", name="depthwise"),
+            L.SeparableConv1D(5, 2, dilation_rate=2, activation="tanh", name="separable"),
             L.LSTM(5, name="lstm"),
             L.Dense(2, name="dense"),
         ]
