@@ -547,15 +547,18 @@ def upgrade_table(report: dict):
     )
     layers = Table(box=box.SIMPLE_HEAVY, title="Layers, in execution order", title_justify="left", pad_edge=False)
     layers.add_column("layer", no_wrap=True)
-    layers.add_column("max |Δ|", justify="right")
+    layers.add_column("Keras 3 vs 2", justify="right")
     layers.add_column("")
     layers.add_column("why")
+    layers.add_column("NumPy vs 2", justify="right")
     for layer in report["layers"]:
+        reference = layer["reference"]
         layers.add_row(
             Text.assemble(layer["name"] + "\n", (layer["class_name"], "dim")),
             fmt(layer["max_abs"], 2),
             verdict_text(layer["same"], "same" if layer["same"] else "changed"),
             layer["reason"],
+            Text.assemble(fmt(reference["max_abs"], 2) + " ", verdict_text(reference["same"])),
         )
     parts = [title, header, layers]
     if report["rewrites"]:

@@ -3,12 +3,15 @@
 For a Keras 2 ``.h5`` file, :func:`run_upgrade` runs the same seeded inputs
 through
 
-* Keras 2 itself (``tf_keras``, the ``keras2`` extra), loading the file as it is, and
-* Keras 3, loading the configuration :func:`rnn_parity.keras2.translate` rewrote,
-  with the very same weights (copied layer by layer by name),
+* Keras 2 itself (``tf_keras``, the ``keras2`` extra), loading the file as it is,
+* Keras 3, loading the configuration :func:`rnn_parity.keras2.translate` rewrote
+  (a copy of the file, so the weights are Keras 3's reading of it), and
+* the NumPy runtime computing Keras 2's definitions (``keras2:hard_sigmoid``)
+  with Keras 2's weights, in float64,
 
-and compares every layer's output, Keras 3 against Keras 2, with the pass rule
-of :mod:`rnn_parity.compare`. A layer that differs is explained by the options
+and compares every layer's output, Keras 3 against Keras 2 (the verdict) and the
+reference against Keras 2 (proof that the reason is understood), with the pass
+rule of :mod:`rnn_parity.compare`. A layer that differs is explained by the options
 that changed meaning there (``hard_sigmoid``) or, when it has none, by the
 first differing layer upstream. Imports Keras (both versions) lazily.
 """
@@ -23,9 +26,10 @@ import numpy as np
 from .compare import compare
 from .errors import InvalidInput, Unsupported
 from .graph import build_graph, scan
-from .keras2 import Keras2File, Translation, detect, translate
+from .keras2 import Keras2File, Translation, detect, keras2_activation, translate
 from .model_file import read_model_file
 from .model_inputs import seeded
+from .runtime import GraphRuntime
 
 __all__ = ["UpgradeLayer", "UpgradeResult", "run_upgrade"]
 
@@ -41,6 +45,8 @@ class UpgradeLayer:
         same: Keras 3's output equals Keras 2's within the tolerance.
         max_abs: largest |Keras 3 − Keras 2| over the layer's output.
         reason: why it differs ("" when the same).
+        reference_same, reference_max_abs: the NumPy reference computing Keras 2's
+            definitions (``keras2:hard_sigmoid``), float64, against Keras 2, same rule.
     """
 
     name: str
@@ -48,6 +54,8 @@ class UpgradeLayer:
     same: bool
     max_abs: float
     reason: str = ""
+    reference_same: bool = True
+    reference_max_abs: float = 0.0
 
 
 @dataclass
@@ -95,6 +103,7 @@ class UpgradeResult:
                     "same": layer.same,
                     "max_abs": layer.max_abs,
                     "reason": layer.reason,
+                    "reference": {"same": layer.reference_same, "max_abs": layer.reference_max_abs},
                 }
                 for layer in self.layers
             ],
@@ -126,6 +135,18 @@ def _per_layer_outputs(framework, model, arrays: list[np.ndarray]) -> dict[str, 
     return {layer.name: np.asarray(out) for layer, out in zip(layers, outs, strict=True)}
 
 
+def _keras2_semantics(graph: dict) -> dict:
+    """A copy of ``graph`` whose activations mean what they meant in Keras 2 (``hard_sigmoid``)."""
+
+    def convert(cfg: dict) -> dict:
+        out = {k: (keras2_activation(v) if k in ("activation", "recurrent_activation") else v) for k, v in cfg.items()}
+        if isinstance(cfg.get("layer"), dict):
+            out["layer"] = {**cfg["layer"], "config": convert(cfg["layer"].get("config") or {})}
+        return out
+
+    return {**graph, "layers": [{**layer, "config": convert(layer.get("config") or {})} for layer in graph["layers"]]}
+
+
 def _explain(name: str, translation: Translation, upstream: str | None) -> str:
     changes = translation.changes_at(name)
     if changes:
@@ -152,20 +173,23 @@ def run_upgrade(
         raise InvalidInput(f"{where}: was not written by Keras 2 (keras_version {model_file.keras_version})")
     translation = translate(model_file.config, found.keras_version, where=where)
     scan(translation.config, where)
-    graph = build_graph(str(translation.config.get("class_name")), translation.config["config"], where)
-    feeds = seeded(graph, N=N, T=T, seed=seed)
-    arrays = [feeds.arrays[spec["name"]] for spec in graph["inputs"]]
-
     tf_keras = _import_tf_keras()
-    from .keras_model import load_translated
+    from .keras_model import load
     from .keras_runner import _stderr_parked, import_keras
 
-    keras = import_keras()
+    loaded = load(model_file, translation.config)
+    new = loaded.model
+    # The graph of Keras 3's model: its configuration records the masks Keras passes between layers.
+    graph = build_graph(loaded.class_name, loaded.config, where)
+    feeds = seeded(graph, N=N, T=T, seed=seed)
+    arrays = [feeds.arrays[spec["name"]] for spec in graph["inputs"]]
     with _stderr_parked():
         old = tf_keras.models.load_model(model_file.path, compile=False)
-        new = load_translated(keras, model_file.path, translation.config)
         old_outs = _per_layer_outputs(tf_keras, old, arrays)
-        new_outs = _per_layer_outputs(keras, new, arrays)
+        new_outs = _per_layer_outputs(import_keras(), new, arrays)
+
+    weights = {layer["name"]: old.get_layer(layer["name"]).get_weights() for layer in graph["layers"]}
+    trace = GraphRuntime(_keras2_semantics(graph), weights, dtype="float64").run(feeds.arrays)
 
     result = UpgradeResult(where, found.keras_version, found.evidence, atol, rtol, list(translation.rewrites))
     upstream = None
@@ -173,8 +197,19 @@ def run_upgrade(
         if layer.name not in new_outs:
             continue
         cmp = compare(new_outs[layer.name], old_outs[layer.name], atol=atol, rtol=rtol)
+        ours = compare(old_outs[layer.name], _first(trace.outputs[layer.name]), atol=atol, rtol=rtol)
         reason = "" if cmp.passed else _explain(layer.name, translation, upstream)
-        result.layers.append(UpgradeLayer(layer.name, type(layer).__name__, cmp.passed, cmp.max_abs_diff, reason))
+        result.layers.append(
+            UpgradeLayer(
+                layer.name,
+                type(layer).__name__,
+                cmp.passed,
+                cmp.max_abs_diff,
+                reason,
+                reference_same=ours.passed,
+                reference_max_abs=ours.max_abs_diff,
+            )
+        )
         if not cmp.passed and upstream is None:
             upstream = layer.name
     return result

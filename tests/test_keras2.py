@@ -159,6 +159,8 @@ def test_upgrade_names_the_hard_sigmoid_lstm(keras2_files):
     assert report["summary"].startswith("no: recurrent_activation=hard_sigmoid changed meaning")
     assert report["summary"].endswith("at layer lstm)")
     assert "lstm: dropped time_major=False (Keras 3 is always batch-major)" in report["rewrites"]
+    # The reference computing Keras 2's hard_sigmoid agrees with Keras 2 at every layer.
+    assert all(layer["reference"]["same"] and layer["reference"]["max_abs"] < 1e-5 for layer in report["layers"])
 
 
 @pytest.mark.keras
@@ -168,6 +170,7 @@ def test_upgrade_keeps_a_sigmoid_model(keras2_files):
     assert report["summary"] == "yes: Keras 3 computes the same model"
     assert [layer["name"] for layer in report["layers"]] == ["embedding", "bi", "gru", "tagger"]
     assert all(layer["max_abs"] < 1e-5 for layer in report["layers"])
+    assert all(layer["reference"]["same"] for layer in report["layers"])
 
 
 @pytest.mark.keras
