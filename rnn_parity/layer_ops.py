@@ -68,6 +68,7 @@ MASK_RULES = {
     "BatchNormalization": "keep",
     "UnitNormalization": "keep",
     "Attention": "query",
+    "AdditiveAttention": "query",
     "ReLU": "keep",
     "LeakyReLU": "keep",
     "ELU": "keep",
@@ -345,7 +346,8 @@ def attention(
     """Keras's ``Attention`` layer at inference.
 
     Scores: ``s = q·kᵀ`` (times ``scale`` when ``use_scale``), or with
-    ``score_mode="concat"`` ``s[i, j] = w · Σ tanh(scale·(q_i + k_j))``.
+    ``score_mode="concat"`` ``s[i, j] = w · Σ tanh(scale·(q_i + k_j))``, or with
+    ``score_mode="additive"`` (Keras's ``AdditiveAttention``) ``s[i, j] = Σ scale ⊙ tanh(q_i + k_j)``.
     Where the score mask is False (a padded value step, or ``j > i`` with
     ``use_causal_mask``) Keras subtracts 1e9 before ``a = softmax(s)``; the
     output is ``a·v``, set to 0 at padded query steps.
@@ -366,13 +368,16 @@ def attention(
         scores = q @ np.swapaxes(k, -2, -1)
         if scale is not None:
             scores = scores * np.asarray(scale, dtype=q.dtype)
+    elif score_mode == "additive":  # AdditiveAttention: s[i, j] = Σ scale · tanh(q_i + k_j), scale a (dim,) vector
+        pairs = np.tanh(q[..., :, None, :] + k[..., None, :, :])
+        scores = np.sum(pairs if scale is None else np.asarray(scale, dtype=q.dtype) * pairs, axis=-1)
     elif score_mode == "concat":
         pairs = q[..., :, None, :] + k[..., None, :, :]
         if scale is not None:
             pairs = np.asarray(scale, dtype=q.dtype) * pairs
         scores = np.asarray(concat_score_weight, dtype=q.dtype) * np.sum(np.tanh(pairs), axis=-1)
     else:
-        raise ValueError(f"score_mode must be 'dot' or 'concat', got {score_mode!r}")
+        raise ValueError(f"score_mode must be 'dot', 'concat' or 'additive', got {score_mode!r}")
     keep = None if value_mask is None else np.asarray(value_mask, dtype=bool)[:, None, :]
     if use_causal_mask:
         tq, tv = scores.shape[-2:]

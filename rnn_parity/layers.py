@@ -334,6 +334,20 @@ def _attention(cfg, weights, xs, masks):
     )
 
 
+def _additive_attention(cfg, weights, xs, masks):
+    masks = masks or [None, None]
+    return ops.attention(
+        xs[0],
+        xs[1],
+        xs[2] if len(xs) > 2 else None,
+        query_mask=masks[0],
+        value_mask=masks[1] if len(masks) > 1 else None,
+        use_causal_mask=bool(cfg.get("use_causal_mask", False)),
+        score_mode="additive",
+        scale=weights[0] if cfg["use_scale"] else None,
+    )
+
+
 def _relu_options(cfg, problems):
     max_value = cfg.get("max_value")
     return {
@@ -422,6 +436,16 @@ LAYERS: dict[str, LayerSpec] = {
             _attention_options,
             _attention,
             weights=_attention_weights,
+            inputs=(2, 3),
+            call_options=("use_causal_mask",),
+            call_mask=True,
+        ),
+        _entry(
+            "AdditiveAttention",
+            "scores Σ scale ⊙ tanh(q + k), use_scale, use_causal_mask, query and value masks",
+            lambda cfg, problems: {"use_scale": bool(cfg.get("use_scale", True))},
+            _additive_attention,
+            weights=lambda cfg, features: [("scale", (features,))] if cfg["use_scale"] else [],
             inputs=(2, 3),
             call_options=("use_causal_mask",),
             call_mask=True,

@@ -62,7 +62,6 @@ KNOWN_UNSUPPORTED = frozenset(
         "ConvLSTM3D",
         "Lambda",
         "Conv2D",
-        "AdditiveAttention",
         "MultiHeadAttention",
         "Dot",
         "StringLookup",

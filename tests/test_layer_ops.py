@@ -279,8 +279,9 @@ def test_mask_rules_are_keras_rules(keras, class_name):
     }
     layer = getattr(L, class_name)(*needs.get(class_name, ()))
     x, mask = _seeded((2, 4, 3)), np.array([[1, 1, 0, 0], [1, 1, 1, 0]], dtype=bool)
-    inputs = [x, x] if class_name == "Attention" else x
-    masks = [mask, None] if class_name == "Attention" else mask
+    attention = class_name in ("Attention", "AdditiveAttention")
+    inputs = [x, x] if attention else x
+    masks = [mask, None] if attention else mask
     layer(inputs)
     got = layer.compute_mask(inputs, masks) if layer.supports_masking else None
     rule = ops.MASK_RULES[class_name]
@@ -316,3 +317,27 @@ def test_depthwise_and_separable_conv1d_match_keras(keras, kind, padding, stride
         weights = [_seeded((3, 3, 2), 1), _seeded((1, 6, 4), 2), _seeded((4,), 3)]
         reference = ops.separable_conv1d(x.astype(np.float64), *weights, **options)
     _close(_keras_layer(keras, layer, x, *weights), reference)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("use_scale, causal, masked", [(True, False, False), (False, True, True), (True, True, True)])
+def test_additive_attention_matches_keras(keras, use_scale, causal, masked):
+    q, v = _seeded((2, 4, 3), 1), _seeded((2, 5, 3), 2)
+    layer = keras.layers.AdditiveAttention(use_scale=use_scale)
+    layer.build([q.shape, v.shape])
+    weights = [_seeded((3,), 4)] if use_scale else []
+    layer.set_weights(weights)
+    masks = None
+    if masked:
+        masks = [np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool), np.array([[1, 1, 1, 0, 0], [1, 0, 1, 1, 0]], bool)]
+    keras_out = layer([q, v], mask=masks, use_causal_mask=causal)
+    reference = ops.attention(
+        q.astype(np.float64),
+        v,
+        query_mask=None if masks is None else masks[0],
+        value_mask=None if masks is None else masks[1],
+        use_causal_mask=causal,
+        score_mode="additive",
+        scale=weights[0] if weights else None,
+    )
+    _close(keras.ops.convert_to_numpy(keras_out), reference)
