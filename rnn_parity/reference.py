@@ -35,6 +35,15 @@ import numpy as np
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_GRADIENTS",
+    "BACKWARD",
+    "bidirectional_backward",
+    "dense_backward",
+    "get_activation_gradient",
+    "gru_backward",
+    "lstm_backward",
+    "recurrent_backward",
+    "simple_rnn_backward",
     "UnsupportedActivation",
     "get_activation",
     "bidirectional",
@@ -623,3 +632,703 @@ def dense(x, kernel, bias=None, *, activation=None):
     if bias is not None:
         y += np.asarray(bias, dtype=x.dtype)
     return act(y)
+
+
+# ==========================================================================
+# Backward pass: backpropagation through time (BPTT)
+# ==========================================================================
+#
+# Every ``*_backward`` function takes the forward function's arguments plus the
+# upstream gradient of its output, and returns the gradient of every argument.
+# It runs the forward pass again through the same :func:`recurrent` loop, with a
+# step that records on a *tape* what its backward step needs, then
+# :func:`recurrent_backward` walks the tape from the last processed step to the
+# first. The input projection ``x_t·W + b`` is differentiated once for all steps
+# at the end (three 2-D GEMMs), the way the forward computes it.
+#
+# Derivatives at the kinks of piecewise functions follow TensorFlow's gradient
+# kernels, which Keras's TensorFlow backend uses (see ACTIVATION_GRADIENTS).
+
+
+def _flag(condition: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A boolean array as 0/1 in ``like``'s dtype."""
+    return condition.astype(like.dtype)
+
+
+def _choose(condition, a, b, like):
+    """``np.where`` in ``like``'s dtype (Python scalars would promote float32 to float64)."""
+    return np.where(condition, _c(a, like) if np.isscalar(a) else a, _c(b, like) if np.isscalar(b) else b)
+
+
+def _hard_sigmoid_derivative(z):  # relu6(z + 3) / 6: TensorFlow's Relu6Grad passes 0 < z + 3 < 6
+    return _flag((z > -3) & (z < 3), z) / _c(6.0, z)
+
+
+def _gelu_derivative(z):  # d/dz z·Φ(z) = Φ(z) + z·φ(z), the exact form's derivative
+    cdf = _c(0.5, z) * (1 + _erf(z / _c(math.sqrt(2.0), z)).astype(z.dtype))
+    pdf = np.exp(-z * z / 2) / _c(math.sqrt(2.0 * math.pi), z)
+    return cdf + z * pdf
+
+
+def _silu_derivative(z):
+    s = _sigmoid(z)
+    return s * (1 + z * (1 - s))
+
+
+def _mish_derivative(z):
+    t = np.tanh(_softplus(z))
+    return t + z * (1 - t * t) * _sigmoid(z)
+
+
+#: Elementwise derivatives ``f'(z)`` given the pre-activation ``z`` and the output ``y = f(z)``.
+#: At a kink the value is the one TensorFlow's gradient returns there:
+#: relu 0 at 0 (ReluGrad passes z > 0); relu6 and hard_sigmoid 0 at both ends (open interval);
+#: leaky_relu 0.2 at 0; elu and selu take the right-hand slope at 0; celu 2 at 0 (``maximum`` and
+#: ``minimum`` both pass the gradient on ties); hard_tanh 1 at ±1 (``clip_by_value`` passes the
+#: closed interval); sparse_sigmoid 0 at ±1; soft_shrink and hard_shrink 0 at ±0.5.
+_DERIVATIVES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "tanh": lambda z, y: 1 - y * y,
+    "sigmoid": lambda z, y: y * (1 - y),
+    "hard_sigmoid": lambda z, y: _hard_sigmoid_derivative(z),
+    "relu": lambda z, y: _flag(z > 0, z),
+    "relu6": lambda z, y: _flag((z > 0) & (z < 6), z),
+    "leaky_relu": lambda z, y: _choose(z > 0, 1.0, 0.2, z),
+    "elu": lambda z, y: _choose(z > 0, 1.0, y + 1, z),
+    "selu": lambda z, y: _choose(z > 0, _SELU_SCALE, y + _c(_SELU_SCALE * _SELU_ALPHA, z), z),
+    "celu": lambda z, y: _flag(z >= 0, z) + _flag(z <= 0, z) * np.exp(np.minimum(z, 0)),
+    "softplus": lambda z, y: _sigmoid(z),
+    "softsign": lambda z, y: 1 / np.square(1 + np.abs(z)),
+    "squareplus": lambda z, y: (1 + z / np.sqrt(z * z + _c(4.0, z))) / 2,
+    "sparse_plus": lambda z, y: _choose(z <= -1, 0.0, _choose(z < 1, (z + 1) / 2, 1.0, z), z),
+    "sparse_sigmoid": lambda z, y: _flag((z > -1) & (z < 1), z) / _c(2.0, z),
+    "silu": lambda z, y: _silu_derivative(z),
+    "swish": lambda z, y: _silu_derivative(z),
+    "hard_silu": lambda z, y: _hard_sigmoid(z) + z * _hard_sigmoid_derivative(z),
+    "hard_swish": lambda z, y: _hard_sigmoid(z) + z * _hard_sigmoid_derivative(z),
+    "hard_tanh": lambda z, y: _flag((z >= -1) & (z <= 1), z),
+    "tanh_shrink": lambda z, y: np.square(np.tanh(z)),
+    "soft_shrink": lambda z, y: _flag(np.abs(z) > 0.5, z),
+    "hard_shrink": lambda z, y: _flag(np.abs(z) > 0.5, z),
+    "log_sigmoid": lambda z, y: _sigmoid(-z),
+    "mish": lambda z, y: _mish_derivative(z),
+    "gelu": lambda z, y: _gelu_derivative(z),
+    "exponential": lambda z, y: y,
+}
+
+ActivationGradient = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _elementwise_gradient(derivative) -> ActivationGradient:
+    return lambda z, y, dy: dy * derivative(z, y)
+
+
+def _softmax_gradient(z, y, dy):  # y = softmax(z) over the last axis: dz = y * (dy - <dy, y>)
+    return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
+
+
+def _log_softmax_gradient(z, y, dy):  # y = log softmax(z): dz = dy - softmax(z) * sum(dy)
+    return dy - np.exp(y) * np.sum(dy, axis=-1, keepdims=True)
+
+
+#: ``gradient(z, y, dy) -> dz`` for every activation of :data:`ACTIVATIONS`: the vector-Jacobian
+#: product of ``y = f(z)`` (over the last axis for the softmax family, elementwise otherwise).
+ACTIVATION_GRADIENTS: dict[str, ActivationGradient] = {
+    "linear": lambda z, y, dy: dy,
+    **{name: _elementwise_gradient(d) for name, d in _DERIVATIVES.items()},
+    "softmax": _softmax_gradient,
+    "log_softmax": _log_softmax_gradient,
+}
+
+
+def get_activation_gradient(name: str | None) -> ActivationGradient:
+    """The :data:`ACTIVATION_GRADIENTS` entry for a Keras activation name (None is linear)."""
+    get_activation(name)  # the same error for an unknown name
+    return ACTIVATION_GRADIENTS["linear" if name is None else name]
+
+
+# --------------------------------------------------------------------------
+# The backward loop shared by every cell.
+# --------------------------------------------------------------------------
+
+StepBackward = Callable[[object, list[np.ndarray]], tuple[np.ndarray, list[np.ndarray]]]
+
+
+def recurrent_backward(
+    step_backward: StepBackward,
+    tape: Sequence,
+    d_output: np.ndarray,
+    d_final_states: Sequence[np.ndarray],
+    *,
+    return_sequences: bool = False,
+    go_backwards: bool = False,
+    mask: np.ndarray | None = None,
+    zero_output_for_mask: bool = False,
+):
+    """Run :func:`recurrent` backwards over a recorded forward pass.
+
+    Every cell here emits its first new state as its output, so the gradient
+    reaching a step's output is added to the gradient of that state.
+
+    Args:
+        step_backward: ``step_backward(cache, d_new_states) -> (d_xw_t, d_states)``
+            for one step: from the gradients of the states the step returned to the
+            gradient of its projected input ``x_t·W + b`` ``(batch, G * units)`` and
+            of the states it received.
+        tape: what the step recorded, one entry per processed step, in processing order.
+        d_output: the gradient of :func:`recurrent`'s output (same shape, processing order).
+        d_final_states: the gradients of the final states.
+        return_sequences, go_backwards, mask, zero_output_for_mask: as in the forward pass.
+
+    Returns:
+        ``(d_xw, d_initial_states)``: ``d_xw`` is ``(timesteps, batch, G * units)``
+        indexed by *input* step; ``d_initial_states`` a list like the initial state.
+    """
+    timesteps = len(tape)
+    d_states = [np.array(d, copy=True) for d in d_final_states]
+    zeros = np.zeros_like(d_states[0])
+    # The gradient reaching a step's emitted output from after it: the final output is the
+    # last step's, and at a masked step the emitted output repeats the previous one.
+    d_later = zeros if return_sequences else np.asarray(d_output, dtype=zeros.dtype)
+    d_xw = None
+    for k in range(timesteps - 1, -1, -1):  # processing order, last step first
+        t = timesteps - 1 - k if go_backwards else k
+        d_out = d_output[:, k] + d_later if return_sequences else d_later
+        d_carried = None
+        if mask is not None:
+            keep = mask[:, t][:, None]
+            # output_k = output of the cell where keep, else output_{k-1} (zeros at the first
+            # step or with zero_output_for_mask); state_k = new state where keep, else state_{k-1}.
+            d_later = zeros if (k == 0 or zero_output_for_mask) else np.where(keep, 0, d_out)
+            d_out = np.where(keep, d_out, 0)
+            d_carried = [np.where(keep, 0, d) for d in d_states]
+            d_states = [np.where(keep, d, 0) for d in d_states]
+        else:
+            d_later = zeros
+        d_states[0] = d_states[0] + d_out
+        d_xw_t, d_states = step_backward(tape[k], d_states)
+        if d_carried is not None:
+            d_states = [d + carried for d, carried in zip(d_states, d_carried)]
+        if d_xw is None:
+            d_xw = np.empty((timesteps,) + d_xw_t.shape, dtype=d_xw_t.dtype)
+        d_xw[t] = d_xw_t
+    return d_xw, d_states
+
+
+def _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, n_states, dtype):
+    """:func:`_prepare` in the requested dtype (float64 unless asked otherwise)."""
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"dtype must be a floating type, got {dtype}")
+    return _prepare(np.asarray(x, dtype=dtype), kernel, recurrent_kernel, bias, mask, initial_state, n_states)
+
+
+def _upstream(d_output, d_states, *, x_tm, units, n_states, return_sequences, return_state):
+    """Check and cast the upstream gradients; missing state gradients are zeros."""
+    batch, timesteps = x_tm.shape[1], x_tm.shape[0]
+    shape = (batch, timesteps, units) if return_sequences else (batch, units)
+    d_output = np.asarray(d_output, dtype=x_tm.dtype)
+    if d_output.shape != shape:
+        raise ValueError(f"d_output must have the output's shape {shape}, got {d_output.shape}")
+    if d_states is None:
+        return d_output, [np.zeros((batch, units), dtype=x_tm.dtype) for _ in range(n_states)]
+    if not return_state:
+        raise ValueError("d_states needs return_state=True (only returned states have an upstream gradient)")
+    if len(d_states) != n_states:
+        raise ValueError(f"d_states needs {n_states} array(s), got {len(d_states)}")
+    d_states = [np.asarray(d, dtype=x_tm.dtype) for d in d_states]
+    for d in d_states:
+        if d.shape != (batch, units):
+            raise ValueError(f"each of d_states must be {(batch, units)}, got {d.shape}")
+    return d_output, d_states
+
+
+def _bptt(
+    cell, x_tm, W, b_x, states, d_output, d_states, *, return_sequences, go_backwards, mask, zero_output_for_mask
+):
+    """Forward with a tape, backward through time, then the input projection's gradients.
+
+    Returns ``(d_x, d_kernel, d_input_bias, d_initial_states)``; ``d_x`` is batch-major.
+    """
+    tape = []
+
+    def step(xw_t, states):
+        output, new_states, cache = cell.step(xw_t, states)
+        tape.append(cache)
+        return output, new_states
+
+    recurrent(step, x_tm, _projector(W, b_x), states, go_backwards=go_backwards, mask=mask)
+    if not tape:  # no timesteps: the output is the initial state's, nothing reaches the weights
+        d_bias = None if b_x is None else np.zeros_like(b_x)
+        return np.zeros(x_tm.shape[1:2] + (0, x_tm.shape[2]), x_tm.dtype), np.zeros_like(W), d_bias, d_states
+    d_xw, d_initial = recurrent_backward(
+        cell.step_backward,
+        tape,
+        d_output,
+        d_states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+    # xw = x·W + b for every step at once: (T·N, D) and (T·N, G·M) as in the forward.
+    timesteps, batch, features = x_tm.shape
+    d_xw_2d = d_xw.reshape(timesteps * batch, -1)
+    d_kernel = x_tm.reshape(timesteps * batch, features).T @ d_xw_2d
+    d_x = (d_xw_2d @ W.T).reshape(timesteps, batch, features).transpose(1, 0, 2)
+    d_bias = None if b_x is None else d_xw_2d.sum(axis=0)
+    return np.ascontiguousarray(d_x), d_kernel, d_bias, d_initial
+
+
+def _gradients(x, kernel, recurrent_kernel, bias, initial_state):
+    return {
+        "x": x,
+        "kernel": kernel,
+        "recurrent_kernel": recurrent_kernel,
+        "bias": bias,
+        "initial_state": initial_state,
+    }
+
+
+# --------------------------------------------------------------------------
+# One step backward, per cell. ``step`` is the forward step returning what the
+# backward step needs as a third value; ``step_backward`` adds this step's share
+# of the recurrent weights' gradients to ``self.d_recurrent_kernel``.
+# --------------------------------------------------------------------------
+
+
+class _SimpleRNNStep:
+    """``h_t = φ(z)``, ``z = xw_t + h_{t-1}·U``."""
+
+    def __init__(self, U, activation):
+        self.U = U
+        self.phi, self.phi_grad = get_activation(activation), get_activation_gradient(activation)
+        self.d_recurrent_kernel = np.zeros_like(U)
+
+    def step(self, xw_t, states):
+        (h,) = states
+        z = xw_t + h @ self.U
+        h_new = self.phi(z)
+        return h_new, [h_new], (h, z, h_new)
+
+    def step_backward(self, cache, d_states):
+        h, z, h_new = cache
+        (d_h_new,) = d_states
+        dz = self.phi_grad(z, h_new, d_h_new)  # dL/dz = dL/dh_t · φ'(z)
+        self.d_recurrent_kernel += h.T @ dz  # dL/dU += h_{t-1}ᵀ · dz
+        return dz, [dz @ self.U.T]  # dL/dh_{t-1} = dz · Uᵀ
+
+
+class _LSTMStep:
+    """``z = xw_t + h_{t-1}·U``; ``i, f, o = σ(z_i, z_f, z_o)``; ``g = φ(z_c)``;
+    ``c_t = f·c_{t-1} + i·g``; ``h_t = o·φ(c_t)``."""
+
+    def __init__(self, U, activation, recurrent_activation):
+        self.U, self.m = U, U.shape[0]
+        self.phi, self.phi_grad = get_activation(activation), get_activation_gradient(activation)
+        self.sigma, self.sigma_grad = (
+            get_activation(recurrent_activation),
+            get_activation_gradient(recurrent_activation),
+        )
+        self.d_recurrent_kernel = np.zeros_like(U)
+
+    def step(self, xw_t, states):
+        h, c = states
+        m = self.m
+        z = xw_t + h @ self.U
+        i, f = self.sigma(z[:, :m]), self.sigma(z[:, m : 2 * m])
+        g, o = self.phi(z[:, 2 * m : 3 * m]), self.sigma(z[:, 3 * m :])
+        c_new = f * c + i * g
+        phi_c = self.phi(c_new)
+        h_new = o * phi_c
+        return h_new, [h_new, c_new], (h, c, z, i, f, g, o, c_new, phi_c)
+
+    def step_backward(self, cache, d_states):
+        h, c, z, i, f, g, o, c_new, phi_c = cache
+        d_h, d_c = d_states
+        m = self.m
+        d_o = d_h * phi_c  # h_t = o·φ(c_t)
+        d_c = d_c + self.phi_grad(c_new, phi_c, d_h * o)  # c_t reaches L directly and through h_t
+        dz = np.empty_like(z)
+        dz[:, :m] = self.sigma_grad(z[:, :m], i, d_c * g)  # c_t = f·c_{t-1} + i·g
+        dz[:, m : 2 * m] = self.sigma_grad(z[:, m : 2 * m], f, d_c * c)
+        dz[:, 2 * m : 3 * m] = self.phi_grad(z[:, 2 * m : 3 * m], g, d_c * i)
+        dz[:, 3 * m :] = self.sigma_grad(z[:, 3 * m :], o, d_o)
+        self.d_recurrent_kernel += h.T @ dz
+        return dz, [dz @ self.U.T, d_c * f]  # dL/dh_{t-1}, dL/dc_{t-1}
+
+
+class _GRUStep:
+    """Both GRU forms (see :func:`gru`); ``h_t = z·h_{t-1} + (1 - z)·ĥ``.
+
+    The recurrent activation is applied to the z and r blocks together, as :func:`gru` does.
+    """
+
+    def __init__(self, U, b_h, activation, recurrent_activation, reset_after):
+        self.U, self.b_h, self.m, self.reset_after = U, b_h, U.shape[0], reset_after
+        self.phi, self.phi_grad = get_activation(activation), get_activation_gradient(activation)
+        self.sigma, self.sigma_grad = (
+            get_activation(recurrent_activation),
+            get_activation_gradient(recurrent_activation),
+        )
+        self.d_recurrent_kernel = np.zeros_like(U)
+        self.d_recurrent_bias = np.zeros(U.shape[1], dtype=U.dtype)  # b[1] with reset_after
+
+    def step(self, xw_t, states):
+        (h,) = states
+        m = self.m
+        if self.reset_after:  # mh = h·U + b[1]; ĥ = φ(mx_h + r·mh_h)
+            mh = h @ self.U
+            if self.b_h is not None:
+                mh += self.b_h
+            a_zr = xw_t[:, : 2 * m] + mh[:, : 2 * m]
+            zr = self.sigma(a_zr)
+            rec_h = mh[:, 2 * m :]
+        else:  # ĥ = φ(mx_h + (r·h)·U_h)
+            mh = None
+            a_zr = xw_t[:, : 2 * m] + h @ self.U[:, : 2 * m]
+            zr = self.sigma(a_zr)
+            rec_h = (zr[:, m:] * h) @ self.U[:, 2 * m :]
+        z, r = zr[:, :m], zr[:, m:]
+        a_h = xw_t[:, 2 * m :] + (r * rec_h if self.reset_after else rec_h)
+        hh = self.phi(a_h)
+        h_new = z * h + (1 - z) * hh
+        return h_new, [h_new], (h, mh, a_zr, zr, a_h, hh)
+
+    def step_backward(self, cache, d_states):
+        h, mh, a_zr, zr, a_h, hh = cache
+        (d_h,) = d_states
+        m, U = self.m, self.U
+        z, r = zr[:, :m], zr[:, m:]
+        d_a_h = self.phi_grad(a_h, hh, d_h * (1 - z))  # h_t = z·h + (1 - z)·ĥ
+        d_zr = np.empty_like(zr)
+        d_zr[:, :m] = d_h * (h - hh)
+        d_h_prev = d_h * z
+        d_xw = np.empty((h.shape[0], 3 * m), dtype=h.dtype)
+        d_xw[:, 2 * m :] = d_a_h
+        if self.reset_after:
+            d_zr[:, m:] = d_a_h * mh[:, 2 * m :]  # a_h = mx_h + r·mh_h
+            d_xw[:, : 2 * m] = self.sigma_grad(a_zr, zr, d_zr)
+            d_mh = d_xw.copy()  # a_zr = mx_zr + mh_zr, so both receive d_a_zr
+            d_mh[:, 2 * m :] = d_a_h * r
+            self.d_recurrent_kernel += h.T @ d_mh
+            self.d_recurrent_bias += d_mh.sum(axis=0)
+            d_h_prev += d_mh @ U.T
+        else:
+            U_zr, U_h = U[:, : 2 * m], U[:, 2 * m :]
+            self.d_recurrent_kernel[:, 2 * m :] += (r * h).T @ d_a_h  # a_h = mx_h + (r·h)·U_h
+            d_rh = d_a_h @ U_h.T
+            d_zr[:, m:] = d_rh * h
+            d_h_prev += d_rh * r
+            d_a_zr = self.sigma_grad(a_zr, zr, d_zr)  # a_zr = mx_zr + h·U_zr
+            self.d_recurrent_kernel[:, : 2 * m] += h.T @ d_a_zr
+            d_h_prev += d_a_zr @ U_zr.T
+            d_xw[:, : 2 * m] = d_a_zr
+        return d_xw, [d_h_prev]
+
+
+# --------------------------------------------------------------------------
+# The public backward functions.
+# --------------------------------------------------------------------------
+
+
+def simple_rnn_backward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias,
+    d_output,
+    *,
+    activation="tanh",
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    mask=None,
+    initial_state=None,
+    zero_output_for_mask=False,
+    d_states=None,
+    dtype=np.float64,
+):
+    """The gradients of :func:`simple_rnn` by backpropagation through time.
+
+    Args:
+        x, kernel, recurrent_kernel, bias and the keyword options: as for :func:`simple_rnn`.
+        d_output: ``dL/d output``, the forward output's shape: ``(batch, units)``, or
+            ``(batch, timesteps, units)`` with ``return_sequences`` (processing order).
+        d_states: with ``return_state``, ``[dL/dh_final]``; None means zeros.
+        dtype: the computation dtype, float64 unless float32 is asked for.
+
+    Returns:
+        a dict of ``dL/d…``: ``"x"`` ``(batch, timesteps, features)``, ``"kernel"``,
+        ``"recurrent_kernel"``, ``"bias"`` (None without bias) and ``"initial_state"``
+        (``[dL/dh_0]``, also when the initial state was the default zeros).
+
+    Per step (processing order, last first), with ``dh`` the gradient reaching ``h_t``::
+
+        dz = dh · φ'(z_t);   dW += x_tᵀ·dz;   dU += h_{t-1}ᵀ·dz;   db += Σ_batch dz
+        dx_t = dz·Wᵀ;   dh_{t-1} = dz·Uᵀ (+ the output gradient of step t-1)
+    """
+    x_tm, W, U, b, mask, states = _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, 1, dtype)
+    d_output, d_states = _upstream(
+        d_output,
+        d_states,
+        x_tm=x_tm,
+        units=U.shape[0],
+        n_states=1,
+        return_sequences=return_sequences,
+        return_state=return_state,
+    )
+    cell = _SimpleRNNStep(U, activation)
+    d_x, d_kernel, d_bias, d_initial = _bptt(
+        cell,
+        x_tm,
+        W,
+        b,
+        states,
+        d_output,
+        d_states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+    return _gradients(d_x, d_kernel, cell.d_recurrent_kernel, d_bias, d_initial)
+
+
+def lstm_backward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias,
+    d_output,
+    *,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    mask=None,
+    initial_state=None,
+    zero_output_for_mask=False,
+    d_states=None,
+    dtype=np.float64,
+):
+    """The gradients of :func:`lstm` by backpropagation through time.
+
+    Arguments and result as for :func:`simple_rnn_backward`; ``d_states`` is
+    ``[dL/dh_final, dL/dc_final]`` and ``"initial_state"`` is ``[dL/dh_0, dL/dc_0]``.
+
+    Per step, with ``dh``, ``dc`` the gradients reaching ``h_t``, ``c_t``::
+
+        do = dh·φ(c_t);   dc += dh·o·φ'(c_t)
+        di = dc·g;   df = dc·c_{t-1};   dg = dc·i;   dc_{t-1} = dc·f
+        dz = [di·σ'(z_i), df·σ'(z_f), dg·φ'(z_c), do·σ'(z_o)]
+        dU += h_{t-1}ᵀ·dz;   dh_{t-1} = dz·Uᵀ;   dW, db, dx as for SimpleRNN
+    """
+    x_tm, W, U, b, mask, states = _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, 2, dtype)
+    d_output, d_states = _upstream(
+        d_output,
+        d_states,
+        x_tm=x_tm,
+        units=U.shape[0],
+        n_states=2,
+        return_sequences=return_sequences,
+        return_state=return_state,
+    )
+    cell = _LSTMStep(U, activation, recurrent_activation)
+    d_x, d_kernel, d_bias, d_initial = _bptt(
+        cell,
+        x_tm,
+        W,
+        b,
+        states,
+        d_output,
+        d_states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+    return _gradients(d_x, d_kernel, cell.d_recurrent_kernel, d_bias, d_initial)
+
+
+def gru_backward(
+    x,
+    kernel,
+    recurrent_kernel,
+    bias,
+    d_output,
+    *,
+    activation="tanh",
+    recurrent_activation="sigmoid",
+    reset_after=True,
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    mask=None,
+    initial_state=None,
+    zero_output_for_mask=False,
+    d_states=None,
+    dtype=np.float64,
+):
+    """The gradients of :func:`gru` by backpropagation through time.
+
+    Arguments and result as for :func:`simple_rnn_backward`; with ``reset_after``
+    ``"bias"`` has the ``(2, 3 * units)`` layout (row 0 the input bias, row 1 the
+    recurrent bias).
+
+    Per step, with ``dh`` the gradient reaching ``h_t``::
+
+        dz = dh·(h_{t-1} - ĥ);   dĥ = dh·(1 - z);   dh_{t-1} = dh·z + …
+        da_h = dĥ·φ'(a_h)                                (a_h: ĥ's pre-activation)
+        reset_after:  dr = da_h·mh_h;   dmh = [da_zr, da_h·r];   dU += h_{t-1}ᵀ·dmh;  db[1] += Σ dmh
+        reset_before: dU_h += (r·h_{t-1})ᵀ·da_h;  dr = (da_h·U_hᵀ)·h_{t-1};  dU_zr += h_{t-1}ᵀ·da_zr
+        da_zr = [dz, dr]·σ'(a_zr);   dx_t, dW, db[0] from [da_zr, da_h]
+    """
+    x_tm, W, U, b, mask, states = _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, 1, dtype)
+    m = U.shape[0]
+    if b is not None:
+        if reset_after and b.shape != (2, 3 * m):
+            raise ValueError(f"GRU with reset_after needs bias (2, {3 * m}), got {b.shape}")
+        if not reset_after and b.shape != (3 * m,):
+            raise ValueError(f"GRU without reset_after needs bias ({3 * m},), got {b.shape}")
+    b_x = None if b is None else (b[0] if reset_after else b)
+    b_h = b[1] if (b is not None and reset_after) else None
+    d_output, d_states = _upstream(
+        d_output,
+        d_states,
+        x_tm=x_tm,
+        units=m,
+        n_states=1,
+        return_sequences=return_sequences,
+        return_state=return_state,
+    )
+    cell = _GRUStep(U, b_h, activation, recurrent_activation, reset_after)
+    d_x, d_kernel, d_bias, d_initial = _bptt(
+        cell,
+        x_tm,
+        W,
+        b_x,
+        states,
+        d_output,
+        d_states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+    if b is not None and reset_after:
+        d_bias = np.stack([d_bias if d_bias is not None else np.zeros(3 * m, U.dtype), cell.d_recurrent_bias])
+    return _gradients(d_x, d_kernel, cell.d_recurrent_kernel, d_bias, d_initial)
+
+
+#: The backward function of each layer function.
+BACKWARD = {simple_rnn: simple_rnn_backward, lstm: lstm_backward, gru: gru_backward}
+
+
+def bidirectional_backward(
+    layer: Callable,
+    x,
+    forward_weights: Sequence,
+    backward_weights: Sequence,
+    d_output,
+    *,
+    merge_mode: str | None = "concat",
+    return_sequences: bool = False,
+    return_state: bool = False,
+    mask=None,
+    initial_state=None,
+    d_states=None,
+    dtype=np.float64,
+    **layer_kwargs,
+):
+    """The gradients of :func:`bidirectional`.
+
+    Args:
+        layer, x, forward_weights, backward_weights and the keyword options: as for
+            :func:`bidirectional`.
+        d_output: the merged output's gradient (a list of two with ``merge_mode=None``).
+        d_states: with ``return_state``, the forward states' gradients then the backward's.
+        dtype: float64 unless float32 is asked for.
+
+    Returns:
+        ``{"x": dL/dx, "forward": {...}, "backward": {...}, "initial_state": [...]}``:
+        ``"forward"`` and ``"backward"`` are each direction's gradients as the layer's
+        backward function returns them; ``"initial_state"`` lists the forward states'
+        gradients then the backward's.
+    """
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+    try:
+        layer_backward = BACKWARD[layer]
+    except (KeyError, TypeError):
+        raise ValueError("layer must be simple_rnn, lstm or gru") from None
+    if initial_state is not None:
+        half = len(initial_state) // 2
+        fwd_state, bwd_state = list(initial_state[:half]), list(initial_state[half:])
+    else:
+        fwd_state = bwd_state = None
+    fwd_d_states = bwd_d_states = None
+    if d_states is not None:
+        half = len(d_states) // 2
+        fwd_d_states, bwd_d_states = list(d_states[:half]), list(d_states[half:])
+    common = dict(layer_kwargs, return_sequences=return_sequences, mask=mask, zero_output_for_mask=return_sequences)
+
+    # The gradients of the two directions' outputs, both in input order.
+    if merge_mode is None:
+        d_y, d_y_rev = (np.asarray(d, dtype=dtype) for d in d_output)
+    else:
+        d_output = np.asarray(d_output, dtype=dtype)
+        if merge_mode == "concat":
+            units = d_output.shape[-1] // 2
+            d_y, d_y_rev = d_output[..., :units], d_output[..., units:]
+        elif merge_mode == "sum":
+            d_y = d_y_rev = d_output
+        elif merge_mode == "ave":
+            d_y = d_y_rev = d_output / 2
+        else:  # mul: each direction's gradient is scaled by the other direction's output
+            x_cast = np.asarray(x, dtype=dtype)
+            y = layer(x_cast, *forward_weights, initial_state=fwd_state, **common)
+            y_rev = layer(x_cast, *backward_weights, initial_state=bwd_state, go_backwards=True, **common)
+            if return_sequences:
+                y_rev = y_rev[:, ::-1]
+            d_y, d_y_rev = d_output * y_rev, d_output * y
+    if return_sequences:
+        d_y_rev = d_y_rev[:, ::-1]  # back to the backward layer's processing order
+    common.update(return_state=return_state, dtype=dtype)
+    fwd = layer_backward(x, *forward_weights, d_y, initial_state=fwd_state, d_states=fwd_d_states, **common)
+    bwd = layer_backward(
+        x, *backward_weights, d_y_rev, initial_state=bwd_state, d_states=bwd_d_states, go_backwards=True, **common
+    )
+    return {
+        "x": fwd["x"] + bwd["x"],
+        "forward": fwd,
+        "backward": bwd,
+        "initial_state": [*fwd["initial_state"], *bwd["initial_state"]],
+    }
+
+
+def dense_backward(x, kernel, bias, d_output, *, activation=None, dtype=np.float64):
+    """The gradients of :func:`dense`.
+
+    Args:
+        x: ``(..., M)``; kernel: ``(M, K)``; bias: ``(K,)`` or None.
+        d_output: ``dL/dy``, ``(..., K)``.
+        activation: as for :func:`dense`; dtype: float64 unless float32 is asked for.
+
+    Returns:
+        ``{"x": (..., M), "kernel": (M, K), "bias": (K,) or None}``::
+
+            dz = dy·act'(z);   dx = dz·Wᵀ;   dW = Σ xᵀ·dz;   db = Σ dz
+    """
+    x = np.asarray(x, dtype=dtype)
+    W = np.asarray(kernel, dtype=dtype)
+    z = x @ W
+    if bias is not None:
+        z += np.asarray(bias, dtype=dtype)
+    y = get_activation(activation)(z)
+    d_output = np.asarray(d_output, dtype=dtype)
+    if d_output.shape != y.shape:
+        raise ValueError(f"d_output must have the output's shape {y.shape}, got {d_output.shape}")
+    dz = get_activation_gradient(activation)(z, y, d_output)
+    dz_2d, x_2d = dz.reshape(-1, W.shape[1]), x.reshape(-1, W.shape[0])
+    return {"x": dz @ W.T, "kernel": x_2d.T @ dz_2d, "bias": None if bias is None else dz_2d.sum(axis=0)}
