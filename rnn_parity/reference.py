@@ -44,6 +44,8 @@ __all__ = [
     "lstm_backward",
     "recurrent_backward",
     "simple_rnn_backward",
+    "bidirectional_vjp",
+    "vjp",
     "UnsupportedActivation",
     "get_activation",
     "bidirectional",
@@ -814,14 +816,6 @@ def recurrent_backward(
     return d_xw, d_states
 
 
-def _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, n_states, dtype):
-    """:func:`_prepare` in the requested dtype (float64 unless asked otherwise)."""
-    dtype = np.dtype(dtype)
-    if not np.issubdtype(dtype, np.floating):
-        raise ValueError(f"dtype must be a floating type, got {dtype}")
-    return _prepare(np.asarray(x, dtype=dtype), kernel, recurrent_kernel, bias, mask, initial_state, n_states)
-
-
 def _upstream(d_output, d_states, *, x_tm, units, n_states, return_sequences, return_state):
     """Check and cast the upstream gradients; missing state gradients are zeros."""
     batch, timesteps = x_tm.shape[1], x_tm.shape[0]
@@ -842,55 +836,8 @@ def _upstream(d_output, d_states, *, x_tm, units, n_states, return_sequences, re
     return d_output, d_states
 
 
-def _bptt(
-    cell, x_tm, W, b_x, states, d_output, d_states, *, return_sequences, go_backwards, mask, zero_output_for_mask
-):
-    """Forward with a tape, backward through time, then the input projection's gradients.
-
-    Returns ``(d_x, d_kernel, d_input_bias, d_initial_states)``; ``d_x`` is batch-major.
-    """
-    tape = []
-
-    def step(xw_t, states):
-        output, new_states, cache = cell.step(xw_t, states)
-        tape.append(cache)
-        return output, new_states
-
-    recurrent(step, x_tm, _projector(W, b_x), states, go_backwards=go_backwards, mask=mask)
-    if not tape:  # no timesteps: the output is the initial state's, nothing reaches the weights
-        d_bias = None if b_x is None else np.zeros_like(b_x)
-        return np.zeros(x_tm.shape[1:2] + (0, x_tm.shape[2]), x_tm.dtype), np.zeros_like(W), d_bias, d_states
-    d_xw, d_initial = recurrent_backward(
-        cell.step_backward,
-        tape,
-        d_output,
-        d_states,
-        return_sequences=return_sequences,
-        go_backwards=go_backwards,
-        mask=mask,
-        zero_output_for_mask=zero_output_for_mask,
-    )
-    # xw = x·W + b for every step at once: (T·N, D) and (T·N, G·M) as in the forward.
-    timesteps, batch, features = x_tm.shape
-    d_xw_2d = d_xw.reshape(timesteps * batch, -1)
-    d_kernel = x_tm.reshape(timesteps * batch, features).T @ d_xw_2d
-    d_x = (d_xw_2d @ W.T).reshape(timesteps, batch, features).transpose(1, 0, 2)
-    d_bias = None if b_x is None else d_xw_2d.sum(axis=0)
-    return np.ascontiguousarray(d_x), d_kernel, d_bias, d_initial
-
-
-def _gradients(x, kernel, recurrent_kernel, bias, initial_state):
-    return {
-        "x": x,
-        "kernel": kernel,
-        "recurrent_kernel": recurrent_kernel,
-        "bias": bias,
-        "initial_state": initial_state,
-    }
-
-
 # --------------------------------------------------------------------------
-# One step backward, per cell. ``step`` is the forward step returning what the
+# One step backward, per cell. ``step`` is the forward step, returning what the
 # backward step needs as a third value; ``step_backward`` adds this step's share
 # of the recurrent weights' gradients to ``self.d_recurrent_kernel``.
 # --------------------------------------------------------------------------
@@ -899,16 +846,20 @@ def _gradients(x, kernel, recurrent_kernel, bias, initial_state):
 class _SimpleRNNStep:
     """``h_t = φ(z)``, ``z = xw_t + h_{t-1}·U``."""
 
-    def __init__(self, U, activation):
-        self.U = U
+    n_states = 1
+
+    def __init__(self, U, b, *, activation="tanh"):
+        self.U, self.input_bias = U, b
         self.phi, self.phi_grad = get_activation(activation), get_activation_gradient(activation)
-        self.d_recurrent_kernel = np.zeros_like(U)
 
     def step(self, xw_t, states):
         (h,) = states
         z = xw_t + h @ self.U
         h_new = self.phi(z)
         return h_new, [h_new], (h, z, h_new)
+
+    def start_backward(self):
+        self.d_recurrent_kernel = np.zeros_like(self.U)
 
     def step_backward(self, cache, d_states):
         h, z, h_new = cache
@@ -917,19 +868,21 @@ class _SimpleRNNStep:
         self.d_recurrent_kernel += h.T @ dz  # dL/dU += h_{t-1}ᵀ · dz
         return dz, [dz @ self.U.T]  # dL/dh_{t-1} = dz · Uᵀ
 
+    def bias_gradient(self, d_input_bias):
+        return d_input_bias
+
 
 class _LSTMStep:
     """``z = xw_t + h_{t-1}·U``; ``i, f, o = σ(z_i, z_f, z_o)``; ``g = φ(z_c)``;
     ``c_t = f·c_{t-1} + i·g``; ``h_t = o·φ(c_t)``."""
 
-    def __init__(self, U, activation, recurrent_activation):
-        self.U, self.m = U, U.shape[0]
+    n_states = 2
+
+    def __init__(self, U, b, *, activation="tanh", recurrent_activation="sigmoid"):
+        self.U, self.input_bias, self.m = U, b, U.shape[0]
         self.phi, self.phi_grad = get_activation(activation), get_activation_gradient(activation)
-        self.sigma, self.sigma_grad = (
-            get_activation(recurrent_activation),
-            get_activation_gradient(recurrent_activation),
-        )
-        self.d_recurrent_kernel = np.zeros_like(U)
+        self.sigma = get_activation(recurrent_activation)
+        self.sigma_grad = get_activation_gradient(recurrent_activation)
 
     def step(self, xw_t, states):
         h, c = states
@@ -941,6 +894,9 @@ class _LSTMStep:
         phi_c = self.phi(c_new)
         h_new = o * phi_c
         return h_new, [h_new, c_new], (h, c, z, i, f, g, o, c_new, phi_c)
+
+    def start_backward(self):
+        self.d_recurrent_kernel = np.zeros_like(self.U)
 
     def step_backward(self, cache, d_states):
         h, c, z, i, f, g, o, c_new, phi_c = cache
@@ -956,6 +912,9 @@ class _LSTMStep:
         self.d_recurrent_kernel += h.T @ dz
         return dz, [dz @ self.U.T, d_c * f]  # dL/dh_{t-1}, dL/dc_{t-1}
 
+    def bias_gradient(self, d_input_bias):
+        return d_input_bias
+
 
 class _GRUStep:
     """Both GRU forms (see :func:`gru`); ``h_t = z·h_{t-1} + (1 - z)·ĥ``.
@@ -963,36 +922,45 @@ class _GRUStep:
     The recurrent activation is applied to the z and r blocks together, as :func:`gru` does.
     """
 
-    def __init__(self, U, b_h, activation, recurrent_activation, reset_after):
-        self.U, self.b_h, self.m, self.reset_after = U, b_h, U.shape[0], reset_after
+    n_states = 1
+
+    def __init__(self, U, b, *, activation="tanh", recurrent_activation="sigmoid", reset_after=True):
+        m = U.shape[0]
+        if b is not None:
+            if reset_after and b.shape != (2, 3 * m):
+                raise ValueError(f"GRU with reset_after needs bias (2, {3 * m}), got {b.shape}")
+            if not reset_after and b.shape != (3 * m,):
+                raise ValueError(f"GRU without reset_after needs bias ({3 * m},), got {b.shape}")
+        self.U, self.m, self.reset_after, self.has_bias = U, m, reset_after, b is not None
+        self.input_bias = None if b is None else (b[0] if reset_after else b)
+        self.recurrent_bias = b[1] if (b is not None and reset_after) else None
         self.phi, self.phi_grad = get_activation(activation), get_activation_gradient(activation)
-        self.sigma, self.sigma_grad = (
-            get_activation(recurrent_activation),
-            get_activation_gradient(recurrent_activation),
-        )
-        self.d_recurrent_kernel = np.zeros_like(U)
-        self.d_recurrent_bias = np.zeros(U.shape[1], dtype=U.dtype)  # b[1] with reset_after
+        self.sigma = get_activation(recurrent_activation)
+        self.sigma_grad = get_activation_gradient(recurrent_activation)
 
     def step(self, xw_t, states):
         (h,) = states
         m = self.m
         if self.reset_after:  # mh = h·U + b[1]; ĥ = φ(mx_h + r·mh_h)
             mh = h @ self.U
-            if self.b_h is not None:
-                mh += self.b_h
+            if self.recurrent_bias is not None:
+                mh += self.recurrent_bias
             a_zr = xw_t[:, : 2 * m] + mh[:, : 2 * m]
             zr = self.sigma(a_zr)
-            rec_h = mh[:, 2 * m :]
+            a_h = xw_t[:, 2 * m :] + zr[:, m:] * mh[:, 2 * m :]
         else:  # ĥ = φ(mx_h + (r·h)·U_h)
             mh = None
             a_zr = xw_t[:, : 2 * m] + h @ self.U[:, : 2 * m]
             zr = self.sigma(a_zr)
-            rec_h = (zr[:, m:] * h) @ self.U[:, 2 * m :]
-        z, r = zr[:, :m], zr[:, m:]
-        a_h = xw_t[:, 2 * m :] + (r * rec_h if self.reset_after else rec_h)
+            a_h = xw_t[:, 2 * m :] + (zr[:, m:] * h) @ self.U[:, 2 * m :]
+        z = zr[:, :m]
         hh = self.phi(a_h)
         h_new = z * h + (1 - z) * hh
         return h_new, [h_new], (h, mh, a_zr, zr, a_h, hh)
+
+    def start_backward(self):
+        self.d_recurrent_kernel = np.zeros_like(self.U)
+        self.d_recurrent_bias = np.zeros(self.U.shape[1], dtype=self.U.dtype)  # b[1] with reset_after
 
     def step_backward(self, cache, d_states):
         h, mh, a_zr, zr, a_h, hh = cache
@@ -1008,7 +976,7 @@ class _GRUStep:
         if self.reset_after:
             d_zr[:, m:] = d_a_h * mh[:, 2 * m :]  # a_h = mx_h + r·mh_h
             d_xw[:, : 2 * m] = self.sigma_grad(a_zr, zr, d_zr)
-            d_mh = d_xw.copy()  # a_zr = mx_zr + mh_zr, so both receive d_a_zr
+            d_mh = d_xw.copy()  # a_zr = mx_zr + mh_zr: both receive d_a_zr
             d_mh[:, 2 * m :] = d_a_h * r
             self.d_recurrent_kernel += h.T @ d_mh
             self.d_recurrent_bias += d_mh.sum(axis=0)
@@ -1024,6 +992,119 @@ class _GRUStep:
             d_h_prev += d_a_zr @ U_zr.T
             d_xw[:, : 2 * m] = d_a_zr
         return d_xw, [d_h_prev]
+
+    def bias_gradient(self, d_input_bias):
+        if not self.has_bias or not self.reset_after:
+            return d_input_bias
+        return np.stack([d_input_bias, self.d_recurrent_bias])  # the (2, 3M) layout
+
+
+# --------------------------------------------------------------------------
+# Forward once, backward on demand: the vector-Jacobian product of a layer.
+# --------------------------------------------------------------------------
+
+
+def vjp(
+    layer: Callable,
+    x,
+    kernel,
+    recurrent_kernel,
+    bias=None,
+    *,
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    mask=None,
+    initial_state=None,
+    zero_output_for_mask=False,
+    dtype=np.float64,
+    **cell_options,
+):
+    """Run a recurrent layer forward once, keeping what its backward pass needs.
+
+    Args:
+        layer: :func:`simple_rnn`, :func:`lstm` or :func:`gru`.
+        x, kernel, recurrent_kernel, bias and the keyword options: as for ``layer``
+            (``cell_options``: activation, recurrent_activation, reset_after).
+        dtype: the computation dtype, float64 unless float32 is asked for.
+
+    Returns:
+        ``(result, backward)``: ``result`` is what ``layer`` returns (in ``dtype``);
+        ``backward(d_output, d_states=None)`` returns the gradients as
+        :func:`simple_rnn_backward` describes. A stack or a Bidirectional wrapper
+        uses this to run each layer forward only once.
+    """
+    try:
+        step_class = _STEPS[layer]
+    except (KeyError, TypeError):
+        raise ValueError("layer must be simple_rnn, lstm or gru") from None
+    dtype = np.dtype(dtype)
+    if not np.issubdtype(dtype, np.floating):
+        raise ValueError(f"dtype must be a floating type, got {dtype}")
+    n_states = step_class.n_states
+    x_tm, W, U, b, mask, states = _prepare(
+        np.asarray(x, dtype=dtype), kernel, recurrent_kernel, bias, mask, initial_state, n_states
+    )
+    cell = step_class(U, b, **cell_options)
+    tape = []
+
+    def step(xw_t, states):
+        output, new_states, cache = cell.step(xw_t, states)
+        tape.append(cache)
+        return output, new_states
+
+    outputs, final_states = recurrent(
+        step,
+        x_tm,
+        _projector(W, cell.input_bias),
+        states,
+        return_sequences=return_sequences,
+        go_backwards=go_backwards,
+        mask=mask,
+        zero_output_for_mask=zero_output_for_mask,
+    )
+
+    def backward(d_output, d_states=None):
+        d_output, d_states = _upstream(
+            d_output,
+            d_states,
+            x_tm=x_tm,
+            units=U.shape[0],
+            n_states=n_states,
+            return_sequences=return_sequences,
+            return_state=return_state,
+        )
+        cell.start_backward()
+        timesteps, batch, features = x_tm.shape
+        if not tape:  # no timesteps: nothing reaches the weights
+            d_xw, d_initial = np.zeros((0, batch, W.shape[1]), dtype), d_states
+        else:
+            d_xw, d_initial = recurrent_backward(
+                cell.step_backward,
+                tape,
+                d_output,
+                d_states,
+                return_sequences=return_sequences,
+                go_backwards=go_backwards,
+                mask=mask,
+                zero_output_for_mask=zero_output_for_mask,
+            )
+        # xw = x·W + b for every step at once: (T·N, D) and (T·N, G·M), as the forward projects.
+        d_xw_2d = d_xw.reshape(timesteps * batch, W.shape[1])
+        d_x = (d_xw_2d @ W.T).reshape(timesteps, batch, features).transpose(1, 0, 2)
+        d_input_bias = None if cell.input_bias is None else d_xw_2d.sum(axis=0)
+        return {
+            "x": np.ascontiguousarray(d_x),
+            "kernel": x_tm.reshape(timesteps * batch, features).T @ d_xw_2d,
+            "recurrent_kernel": cell.d_recurrent_kernel,
+            "bias": cell.bias_gradient(d_input_bias),
+            "initial_state": d_initial,
+        }
+
+    return _finish(outputs, final_states, return_state), backward
+
+
+_STEPS = {simple_rnn: _SimpleRNNStep, lstm: _LSTMStep, gru: _GRUStep}
 
 
 # --------------------------------------------------------------------------
@@ -1064,34 +1145,25 @@ def simple_rnn_backward(
 
     Per step (processing order, last first), with ``dh`` the gradient reaching ``h_t``::
 
-        dz = dh · φ'(z_t);   dW += x_tᵀ·dz;   dU += h_{t-1}ᵀ·dz;   db += Σ_batch dz
-        dx_t = dz·Wᵀ;   dh_{t-1} = dz·Uᵀ (+ the output gradient of step t-1)
+        dz = dh · φ'(z_t);   dU += h_{t-1}ᵀ·dz;   dh_{t-1} = dz·Uᵀ (+ step t-1's output gradient)
+        then for all steps at once:   dW = Σ x_tᵀ·dz_t;   db = Σ dz_t;   dx_t = dz_t·Wᵀ
     """
-    x_tm, W, U, b, mask, states = _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, 1, dtype)
-    d_output, d_states = _upstream(
-        d_output,
-        d_states,
-        x_tm=x_tm,
-        units=U.shape[0],
-        n_states=1,
+    _, backward = vjp(
+        simple_rnn,
+        x,
+        kernel,
+        recurrent_kernel,
+        bias,
+        activation=activation,
         return_sequences=return_sequences,
         return_state=return_state,
-    )
-    cell = _SimpleRNNStep(U, activation)
-    d_x, d_kernel, d_bias, d_initial = _bptt(
-        cell,
-        x_tm,
-        W,
-        b,
-        states,
-        d_output,
-        d_states,
-        return_sequences=return_sequences,
         go_backwards=go_backwards,
         mask=mask,
+        initial_state=initial_state,
         zero_output_for_mask=zero_output_for_mask,
+        dtype=dtype,
     )
-    return _gradients(d_x, d_kernel, cell.d_recurrent_kernel, d_bias, d_initial)
+    return backward(d_output, d_states)
 
 
 def lstm_backward(
@@ -1124,31 +1196,23 @@ def lstm_backward(
         dz = [di·σ'(z_i), df·σ'(z_f), dg·φ'(z_c), do·σ'(z_o)]
         dU += h_{t-1}ᵀ·dz;   dh_{t-1} = dz·Uᵀ;   dW, db, dx as for SimpleRNN
     """
-    x_tm, W, U, b, mask, states = _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, 2, dtype)
-    d_output, d_states = _upstream(
-        d_output,
-        d_states,
-        x_tm=x_tm,
-        units=U.shape[0],
-        n_states=2,
+    _, backward = vjp(
+        lstm,
+        x,
+        kernel,
+        recurrent_kernel,
+        bias,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
         return_sequences=return_sequences,
         return_state=return_state,
-    )
-    cell = _LSTMStep(U, activation, recurrent_activation)
-    d_x, d_kernel, d_bias, d_initial = _bptt(
-        cell,
-        x_tm,
-        W,
-        b,
-        states,
-        d_output,
-        d_states,
-        return_sequences=return_sequences,
         go_backwards=go_backwards,
         mask=mask,
+        initial_state=initial_state,
         zero_output_for_mask=zero_output_for_mask,
+        dtype=dtype,
     )
-    return _gradients(d_x, d_kernel, cell.d_recurrent_kernel, d_bias, d_initial)
+    return backward(d_output, d_states)
 
 
 def gru_backward(
@@ -1184,45 +1248,116 @@ def gru_backward(
         reset_before: dU_h += (r·h_{t-1})ᵀ·da_h;  dr = (da_h·U_hᵀ)·h_{t-1};  dU_zr += h_{t-1}ᵀ·da_zr
         da_zr = [dz, dr]·σ'(a_zr);   dx_t, dW, db[0] from [da_zr, da_h]
     """
-    x_tm, W, U, b, mask, states = _prepare_backward(x, kernel, recurrent_kernel, bias, mask, initial_state, 1, dtype)
-    m = U.shape[0]
-    if b is not None:
-        if reset_after and b.shape != (2, 3 * m):
-            raise ValueError(f"GRU with reset_after needs bias (2, {3 * m}), got {b.shape}")
-        if not reset_after and b.shape != (3 * m,):
-            raise ValueError(f"GRU without reset_after needs bias ({3 * m},), got {b.shape}")
-    b_x = None if b is None else (b[0] if reset_after else b)
-    b_h = b[1] if (b is not None and reset_after) else None
-    d_output, d_states = _upstream(
-        d_output,
-        d_states,
-        x_tm=x_tm,
-        units=m,
-        n_states=1,
+    _, backward = vjp(
+        gru,
+        x,
+        kernel,
+        recurrent_kernel,
+        bias,
+        activation=activation,
+        recurrent_activation=recurrent_activation,
+        reset_after=reset_after,
         return_sequences=return_sequences,
         return_state=return_state,
-    )
-    cell = _GRUStep(U, b_h, activation, recurrent_activation, reset_after)
-    d_x, d_kernel, d_bias, d_initial = _bptt(
-        cell,
-        x_tm,
-        W,
-        b_x,
-        states,
-        d_output,
-        d_states,
-        return_sequences=return_sequences,
         go_backwards=go_backwards,
         mask=mask,
+        initial_state=initial_state,
         zero_output_for_mask=zero_output_for_mask,
+        dtype=dtype,
     )
-    if b is not None and reset_after:
-        d_bias = np.stack([d_bias if d_bias is not None else np.zeros(3 * m, U.dtype), cell.d_recurrent_bias])
-    return _gradients(d_x, d_kernel, cell.d_recurrent_kernel, d_bias, d_initial)
+    return backward(d_output, d_states)
 
 
 #: The backward function of each layer function.
 BACKWARD = {simple_rnn: simple_rnn_backward, lstm: lstm_backward, gru: gru_backward}
+
+
+def bidirectional_vjp(
+    layer: Callable,
+    x,
+    forward_weights: Sequence,
+    backward_weights: Sequence,
+    *,
+    merge_mode: str | None = "concat",
+    return_sequences: bool = False,
+    return_state: bool = False,
+    mask=None,
+    initial_state=None,
+    dtype=np.float64,
+    **layer_kwargs,
+):
+    """:func:`bidirectional` run once, with its backward pass: ``(result, backward)``.
+
+    ``backward(d_output, d_states=None)`` returns the gradients as
+    :func:`bidirectional_backward` describes.
+    """
+    if merge_mode not in MERGE_MODES:
+        raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
+    if initial_state is not None:
+        half = len(initial_state) // 2
+        fwd_state, bwd_state = list(initial_state[:half]), list(initial_state[half:])
+    else:
+        fwd_state = bwd_state = None
+    common = dict(
+        layer_kwargs,
+        return_sequences=return_sequences,
+        return_state=True,
+        mask=mask,
+        zero_output_for_mask=return_sequences,
+        dtype=dtype,
+    )
+    (y, *fwd_states), fwd_backward = vjp(layer, x, *forward_weights, initial_state=fwd_state, **common)
+    (y_rev, *bwd_states), bwd_backward = vjp(
+        layer, x, *backward_weights, initial_state=bwd_state, go_backwards=True, **common
+    )
+    if return_sequences:
+        y_rev = y_rev[:, ::-1]  # input order
+    if merge_mode == "concat":
+        output = np.concatenate([y, y_rev], axis=-1)
+    elif merge_mode == "sum":
+        output = y + y_rev
+    elif merge_mode == "ave":
+        output = (y + y_rev) / 2
+    elif merge_mode == "mul":
+        output = y * y_rev
+    else:
+        output = [y, np.ascontiguousarray(y_rev)]
+
+    def backward(d_output, d_states=None):
+        # The gradients of the two directions' outputs, both in input order.
+        if merge_mode is None:
+            d_y, d_y_rev = (np.asarray(d, dtype=dtype) for d in d_output)
+        else:
+            d_output = np.asarray(d_output, dtype=dtype)
+            if merge_mode == "concat":
+                d_y, d_y_rev = d_output[..., : y.shape[-1]], d_output[..., y.shape[-1] :]
+            elif merge_mode == "sum":
+                d_y = d_y_rev = d_output
+            elif merge_mode == "ave":
+                d_y = d_y_rev = d_output / 2
+            else:  # mul: each direction's gradient is scaled by the other direction's output
+                d_y, d_y_rev = d_output * y_rev, d_output * y
+        if return_sequences:
+            d_y_rev = d_y_rev[:, ::-1]  # the backward layer's processing order
+        if d_states is None:
+            fwd_d = [np.zeros_like(s) for s in fwd_states]
+            bwd_d = [np.zeros_like(s) for s in bwd_states]
+        elif not return_state:
+            raise ValueError("d_states needs return_state=True (only returned states have an upstream gradient)")
+        else:
+            half = len(d_states) // 2
+            fwd_d, bwd_d = list(d_states[:half]), list(d_states[half:])
+        fwd = fwd_backward(d_y, fwd_d)
+        bwd = bwd_backward(d_y_rev, bwd_d)
+        return {
+            "x": fwd["x"] + bwd["x"],
+            "forward": fwd,
+            "backward": bwd,
+            "initial_state": [*fwd["initial_state"], *bwd["initial_state"]],
+        }
+
+    result = (output, *fwd_states, *bwd_states) if return_state else output
+    return result, backward
 
 
 def bidirectional_backward(
@@ -1252,59 +1387,26 @@ def bidirectional_backward(
 
     Returns:
         ``{"x": dL/dx, "forward": {...}, "backward": {...}, "initial_state": [...]}``:
-        ``"forward"`` and ``"backward"`` are each direction's gradients as the layer's
-        backward function returns them; ``"initial_state"`` lists the forward states'
-        gradients then the backward's.
+        ``"forward"`` and ``"backward"`` are each direction's gradients as
+        :func:`simple_rnn_backward` describes them; ``"initial_state"`` lists the
+        forward states' gradients then the backward's. Merges: ``concat`` splits the
+        gradient, ``sum`` passes it to both, ``ave`` halves it, ``mul`` scales each
+        by the other direction's output.
     """
-    if merge_mode not in MERGE_MODES:
-        raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
-    try:
-        layer_backward = BACKWARD[layer]
-    except (KeyError, TypeError):
-        raise ValueError("layer must be simple_rnn, lstm or gru") from None
-    if initial_state is not None:
-        half = len(initial_state) // 2
-        fwd_state, bwd_state = list(initial_state[:half]), list(initial_state[half:])
-    else:
-        fwd_state = bwd_state = None
-    fwd_d_states = bwd_d_states = None
-    if d_states is not None:
-        half = len(d_states) // 2
-        fwd_d_states, bwd_d_states = list(d_states[:half]), list(d_states[half:])
-    common = dict(layer_kwargs, return_sequences=return_sequences, mask=mask, zero_output_for_mask=return_sequences)
-
-    # The gradients of the two directions' outputs, both in input order.
-    if merge_mode is None:
-        d_y, d_y_rev = (np.asarray(d, dtype=dtype) for d in d_output)
-    else:
-        d_output = np.asarray(d_output, dtype=dtype)
-        if merge_mode == "concat":
-            units = d_output.shape[-1] // 2
-            d_y, d_y_rev = d_output[..., :units], d_output[..., units:]
-        elif merge_mode == "sum":
-            d_y = d_y_rev = d_output
-        elif merge_mode == "ave":
-            d_y = d_y_rev = d_output / 2
-        else:  # mul: each direction's gradient is scaled by the other direction's output
-            x_cast = np.asarray(x, dtype=dtype)
-            y = layer(x_cast, *forward_weights, initial_state=fwd_state, **common)
-            y_rev = layer(x_cast, *backward_weights, initial_state=bwd_state, go_backwards=True, **common)
-            if return_sequences:
-                y_rev = y_rev[:, ::-1]
-            d_y, d_y_rev = d_output * y_rev, d_output * y
-    if return_sequences:
-        d_y_rev = d_y_rev[:, ::-1]  # back to the backward layer's processing order
-    common.update(return_state=return_state, dtype=dtype)
-    fwd = layer_backward(x, *forward_weights, d_y, initial_state=fwd_state, d_states=fwd_d_states, **common)
-    bwd = layer_backward(
-        x, *backward_weights, d_y_rev, initial_state=bwd_state, d_states=bwd_d_states, go_backwards=True, **common
+    _, backward = bidirectional_vjp(
+        layer,
+        x,
+        forward_weights,
+        backward_weights,
+        merge_mode=merge_mode,
+        return_sequences=return_sequences,
+        return_state=return_state,
+        mask=mask,
+        initial_state=initial_state,
+        dtype=dtype,
+        **layer_kwargs,
     )
-    return {
-        "x": fwd["x"] + bwd["x"],
-        "forward": fwd,
-        "backward": bwd,
-        "initial_state": [*fwd["initial_state"], *bwd["initial_state"]],
-    }
+    return backward(d_output, d_states)
 
 
 def dense_backward(x, kernel, bias, d_output, *, activation=None, dtype=np.float64):
