@@ -782,8 +782,10 @@ def recurrent_backward(
         return_sequences, go_backwards, mask, zero_output_for_mask: as in the forward pass.
 
     Returns:
-        ``(d_xw, d_initial_states)``: ``d_xw`` is ``(timesteps, batch, G * units)``
-        indexed by *input* step; ``d_initial_states`` a list like the initial state.
+        ``(d_xw, d_initial_states, d_hidden)``: ``d_xw`` is ``(timesteps, batch, G * units)``
+        indexed by *input* step; ``d_initial_states`` a list like the initial state;
+        ``d_hidden`` is ``(timesteps, batch, units)`` in processing order: ``dL/dh_t``, the
+        gradient reaching the hidden state the cell computed at each step (zero where masked).
     """
     timesteps = len(tape)
     d_states = [np.array(d, copy=True) for d in d_final_states]
@@ -792,6 +794,7 @@ def recurrent_backward(
     # last step's, and at a masked step the emitted output repeats the previous one.
     d_later = zeros if return_sequences else np.asarray(d_output, dtype=zeros.dtype)
     d_xw = None
+    d_hidden = np.empty((timesteps,) + zeros.shape, dtype=zeros.dtype)
     for k in range(timesteps - 1, -1, -1):  # processing order, last step first
         t = timesteps - 1 - k if go_backwards else k
         d_out = d_output[:, k] + d_later if return_sequences else d_later
@@ -807,13 +810,14 @@ def recurrent_backward(
         else:
             d_later = zeros
         d_states[0] = d_states[0] + d_out
+        d_hidden[k] = d_states[0]
         d_xw_t, d_states = step_backward(tape[k], d_states)
         if d_carried is not None:
             d_states = [d + carried for d, carried in zip(d_states, d_carried)]
         if d_xw is None:
             d_xw = np.empty((timesteps,) + d_xw_t.shape, dtype=d_xw_t.dtype)
         d_xw[t] = d_xw_t
-    return d_xw, d_states
+    return d_xw, d_states, d_hidden
 
 
 def _upstream(d_output, d_states, *, x_tm, units, n_states, return_sequences, return_state):
@@ -1077,9 +1081,13 @@ def vjp(
         cell.start_backward()
         timesteps, batch, features = x_tm.shape
         if not tape:  # no timesteps: nothing reaches the weights
-            d_xw, d_initial = np.zeros((0, batch, W.shape[1]), dtype), d_states
+            d_xw, d_initial, d_hidden = (
+                np.zeros((0, batch, W.shape[1]), dtype),
+                d_states,
+                np.zeros((0, batch, U.shape[0]), dtype),
+            )
         else:
-            d_xw, d_initial = recurrent_backward(
+            d_xw, d_initial, d_hidden = recurrent_backward(
                 cell.step_backward,
                 tape,
                 d_output,
@@ -1099,6 +1107,7 @@ def vjp(
             "recurrent_kernel": cell.d_recurrent_kernel,
             "bias": cell.bias_gradient(d_input_bias),
             "initial_state": d_initial,
+            "dh": np.ascontiguousarray(d_hidden.transpose(1, 0, 2)),
         }
 
     return _finish(outputs, final_states, return_state), backward
@@ -1141,7 +1150,10 @@ def simple_rnn_backward(
     Returns:
         a dict of ``dL/d…``: ``"x"`` ``(batch, timesteps, features)``, ``"kernel"``,
         ``"recurrent_kernel"``, ``"bias"`` (None without bias) and ``"initial_state"``
-        (``[dL/dh_0]``, also when the initial state was the default zeros).
+        (``[dL/dh_0]``, also when the initial state was the default zeros); and ``"dh"``,
+        ``(batch, timesteps, units)`` in processing order: ``dL/dh_t``, the gradient reaching
+        the hidden state the cell computed at step t (all of it, through every later step;
+        zero at a masked step, whose computed state is discarded).
 
     Per step (processing order, last first), with ``dh`` the gradient reaching ``h_t``::
 

@@ -284,3 +284,41 @@ def test_bad_upstream_gradients_are_refused():
         ref.lstm_backward(*args, np.zeros((N, M)), return_state=True, d_states=[np.zeros((N, M))])
     with pytest.raises(ValueError, match="dtype must be a floating type"):
         ref.lstm_backward(*args, np.zeros((N, M)), dtype=np.int32)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm"])
+def test_dh_is_the_gradient_of_each_steps_hidden_state(cell):
+    """``dh[:, k]`` against finite differences of a probe added to the state the cell computes at step k."""
+    rng = np.random.default_rng(9)
+    params, mask = cell_case(cell, rng, mask=True)
+    x, W, U, b = params["x"], params["kernel"], params["recurrent_kernel"], params["bias"]
+    g = rng.standard_normal((N, T, M))
+    probe = np.zeros((T, N, M))  # processing order
+
+    def loss():
+        k = iter(range(T))
+
+        def step(xw_t, states):
+            if cell == "simple_rnn":
+                h = np.tanh(xw_t + states[0] @ U) + probe[next(k)]
+                return h, [h]
+            z = xw_t + states[0] @ U
+            i, f, c_, o = (z[:, j * M : (j + 1) * M] for j in range(4))
+            c = ref.ACTIVATIONS["sigmoid"](f) * states[1] + ref.ACTIVATIONS["sigmoid"](i) * np.tanh(c_)
+            h = ref.ACTIVATIONS["sigmoid"](o) * np.tanh(c) + probe[next(k)]
+            return h, [h, c]
+
+        zeros = [np.zeros((N, M)) for _ in range(N_STATES[cell])]
+        out, _ = ref.recurrent(
+            step,
+            x.transpose(1, 0, 2).copy(),
+            lambda xb: xb @ W + b,
+            zeros,
+            return_sequences=True,
+            go_backwards=True,
+            mask=mask,
+        )
+        return np.sum(g * out)
+
+    grads = ref.BACKWARD[FORWARD[cell]](x, W, U, b, g, return_sequences=True, go_backwards=True, mask=mask)
+    assert_gradient("dh", grads["dh"], numeric_gradient(loss, probe).transpose(1, 0, 2))
