@@ -1,0 +1,247 @@
+"""Gradients of a check model's loss by backpropagation through time in NumPy.
+
+The loss is a seeded random linear functional of the model's output,
+``L = Σ G·y`` with ``G`` drawn from a standard normal (:func:`loss_weights`),
+so that every output element matters. :func:`model_gradients` runs the chain of
+layers forward once with :func:`rnn_parity.reference.vjp` (and its
+Bidirectional and Dense counterparts), then backward, and returns ``dL/d…``
+for the input, every weight and every initial state, by name:
+
+* ``input``: ``(batch, timesteps, features)``;
+* ``<layer>/<weight>``: e.g. ``lstm/kernel``, ``bidirectional_gru/backward_bias``,
+  ``dense/kernel`` (the weight names of :class:`~rnn_parity.architecture.LayerDesc`);
+* ``<layer>/initial_state/<state>``: e.g. ``lstm/initial_state/h``,
+  ``lstm/initial_state/c`` (only for layers started from given states).
+
+It also keeps ``dL/dh_t`` of every recurrent layer (see the ``"dh"`` entry of
+:func:`rnn_parity.reference.simple_rnn_backward`): the picture of vanishing and
+exploding gradients. Like the runtime, this module imports only NumPy, the
+reference and the package's pure-Python descriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import reference
+from .errors import InvalidInput
+from .runtime import RECURRENT_FUNCTIONS, _cell_kwargs, _inner, _layer_parts, _split_bias
+
+__all__ = ["ModelGradients", "loss_weights", "model_gradients", "step_norms", "state_labels"]
+
+#: Layers the backward pass goes through.
+SUPPORTED = frozenset({*RECURRENT_FUNCTIONS, "Bidirectional", "Masking", "Dense"})
+
+
+@dataclass(frozen=True)
+class ModelGradients:
+    """``dL/d…`` of one model.
+
+    Attributes:
+        arrays: gradient name → array, in the order input, then layer by layer.
+        dh: recurrent layer name → ``dL/dh_t`` ``(batch, timesteps, units)`` in
+            processing order; a Bidirectional layer gives ``<layer>/forward`` and
+            ``<layer>/backward``.
+        loss: the loss value ``Σ G·y``.
+    """
+
+    arrays: dict[str, np.ndarray]
+    dh: dict[str, np.ndarray]
+    loss: float
+
+
+def loss_weights(shapes: Sequence[tuple[int, ...]], seed: int) -> list[np.ndarray]:
+    """``G``: one standard-normal float64 array per model output, drawn from ``seed``."""
+    rng = np.random.default_rng([seed, 13])
+    return [rng.standard_normal(shape) for shape in shapes]
+
+
+def state_labels(class_name: str, cfg: Mapping) -> list[str]:
+    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional."""
+    inner, _ = _inner(class_name, cfg)
+    names = ["h", "c"] if inner == "LSTM" else ["h"]
+    if class_name == "Bidirectional":
+        return [f"{side}_{n}" for side in ("forward", "backward") for n in names]
+    return names
+
+
+def step_norms(dh: np.ndarray) -> list[float]:
+    """``‖dL/dh_t‖`` at every step: the Euclidean norm over batch and units of ``(batch, timesteps, units)``."""
+    d = np.asarray(dh, dtype=np.float64)
+    return [float(v) for v in np.sqrt(np.sum(d * d, axis=(0, 2)))]
+
+
+def _weight_names(layer, n: int) -> list[str]:
+    names = [w.name for w in getattr(layer, "weights", ())]
+    return names if len(names) == n else [f"weight{i}" for i in range(n)]
+
+
+def model_gradients(
+    layers,
+    weights: Mapping[str, Sequence[np.ndarray]],
+    x,
+    upstream: Sequence[np.ndarray],
+    *,
+    initial_states: Mapping[str, Sequence[np.ndarray]] | None = None,
+    dtype="float64",
+) -> ModelGradients:
+    """``dL/d…`` for ``L = Σ upstream·outputs`` of the chain ``layers`` (a check model).
+
+    Args:
+        layers: :class:`~rnn_parity.architecture.LayerDesc` (or dicts), input to output:
+            Masking, SimpleRNN/LSTM/GRU, Bidirectional, Dense.
+        weights: layer name → ``get_weights()`` list.
+        x: the input ``(batch, timesteps, features)``.
+        upstream: ``G``, one array per model output (two after ``Bidirectional(merge_mode=None)``).
+        initial_states: recurrent layer name → its start states.
+        dtype: the computation dtype (float64 by default).
+
+    Every recurrent layer receives the mask of a Masking layer before it, as the check model passes it.
+
+    Raises:
+        InvalidInput: a layer the backward pass does not cover, or a stateful layer.
+    """
+    initial_states = initial_states or {}
+    h = np.asarray(x, dtype=dtype)
+    mask = None
+    tape = []  # (name, class_name, cfg, backward per branch) in execution order
+    for desc in layers:
+        name, class_name, cfg = _layer_parts(desc)
+        if class_name not in SUPPORTED:
+            raise InvalidInput(f"layer {name} ({class_name}): gradients cover {', '.join(sorted(SUPPORTED))}")
+        if class_name != "Dense" and class_name != "Masking" and _inner(class_name, cfg)[1].get("stateful"):
+            raise InvalidInput(f"layer {name}: gradients of a stateful layer are not computed (they span calls)")
+        ws = [np.asarray(w, dtype=dtype) for w in weights.get(name, [])]
+        parts = h if isinstance(h, list) else [h]
+        outs, backs = [], []
+        for part in parts:
+            out, back = _layer_vjp(class_name, cfg, ws, part, mask, initial_states.get(name), dtype)
+            outs.append(out)
+            backs.append(back)
+        if class_name == "Masking":
+            mask = outs[0][1]
+            outs = [outs[0][0]]
+        tape.append((desc, name, class_name, cfg, backs))
+        if isinstance(h, list):
+            h = outs
+        else:
+            h = outs[0]
+
+    finals = h if isinstance(h, list) else [h]
+    if len(finals) != len(upstream):
+        raise InvalidInput(f"the model has {len(finals)} output(s), got {len(upstream)} loss weight array(s)")
+    loss = float(sum(np.sum(np.asarray(g, np.float64) * np.asarray(y, np.float64)) for g, y in zip(upstream, finals)))
+    d_h = [np.asarray(g, dtype=dtype) for g in upstream]
+    if not isinstance(h, list):
+        d_h = d_h[0]
+
+    arrays: dict[str, np.ndarray] = {}
+    dh_by_layer: dict[str, dict[str, np.ndarray]] = {}
+    for desc, name, class_name, cfg, backs in reversed(tape):
+        branches = d_h if isinstance(d_h, list) and len(backs) == 2 else [d_h]
+        results = [back(d) for back, d in zip(backs, branches)]
+        layer_grads = _merge_branches(results)
+        d_in = layer_grads.pop("x")
+        states = layer_grads.pop("initial_state", None)
+        dh_by_layer[name] = {
+            (name if key is None else f"{name}/{key}"): value for key, value in layer_grads.pop("dh", {}).items()
+        }
+        names = _weight_names(desc, len(layer_grads["weights"]))
+        entries = {f"{name}/{w}": g for w, g in zip(names, layer_grads["weights"])}
+        if states is not None and name in initial_states:
+            entries.update(
+                {f"{name}/initial_state/{label}": s for label, s in zip(state_labels(class_name, cfg), states)}
+            )
+        arrays = {**entries, **arrays}
+        d_h = d_in
+    dh = {key: value for entry in tape for key, value in dh_by_layer[entry[1]].items()}
+    return ModelGradients({"input": d_h, **arrays}, dh, loss)
+
+
+def _merge_branches(results: list[dict]) -> dict:
+    """One layer applied to each of two branches: its weight gradients add up, its input gradients stay apart."""
+    if len(results) == 1:
+        return results[0]
+    merged = dict(results[0])
+    merged["x"] = [r["x"] for r in results]
+    merged["weights"] = [sum(ws) for ws in zip(*(r["weights"] for r in results))]
+    return merged
+
+
+def _layer_vjp(class_name, cfg, weights, x, mask, initial_state, dtype):
+    """``(output, backward)`` of one layer; ``backward(d_output)`` gives ``{"x", "weights", ...}``."""
+    if class_name == "Masking":
+        keep = np.any(x != np.asarray(cfg.get("mask_value", 0.0), dtype=x.dtype), axis=-1)
+        out = np.where(keep[..., None], x, np.zeros((), dtype=x.dtype))
+        return (out, keep), lambda d: {"x": d * keep[..., None], "weights": []}
+    if class_name == "Dense":
+        kernel, bias = weights[0], (weights[1] if len(weights) > 1 else None)
+        activation = cfg.get("activation", "linear")
+        out = reference.dense(x, kernel, bias, activation=activation)
+
+        def dense_back(d):
+            g = reference.dense_backward(x, kernel, bias, d, activation=activation, dtype=dtype)
+            return {"x": g["x"], "weights": [g["kernel"]] + ([g["bias"]] if bias is not None else [])}
+
+        return out, dense_back
+    inner_class, inner_cfg = _inner(class_name, cfg)
+    function = RECURRENT_FUNCTIONS[inner_class]
+    return_sequences = inner_cfg.get("return_sequences", False)
+    return_state = inner_cfg.get("return_state", False)
+    if class_name == "Bidirectional":
+        half = len(weights) // 2
+        result, back = reference.bidirectional_vjp(
+            function,
+            x,
+            _split_bias(weights[:half]),
+            _split_bias(weights[half:]),
+            merge_mode=cfg.get("merge_mode", "concat"),
+            return_sequences=return_sequences,
+            return_state=return_state,
+            mask=mask,
+            initial_state=initial_state,
+            dtype=dtype,
+            **_cell_kwargs(inner_class, inner_cfg),
+        )
+
+        def bidirectional_back(d):
+            g = back(d)
+            direction_weights = [
+                g[side][key]
+                for side in ("forward", "backward")
+                for key in ("kernel", "recurrent_kernel", "bias")
+                if g[side][key] is not None
+            ]
+            return {
+                "x": g["x"],
+                "weights": direction_weights,
+                "initial_state": g["initial_state"],
+                "dh": {"forward": g["forward"]["dh"], "backward": g["backward"]["dh"]},
+            }
+
+        output = result[0] if return_state else result
+        return output, bidirectional_back
+    result, back = reference.vjp(
+        function,
+        x,
+        *_split_bias(weights),
+        return_sequences=return_sequences,
+        return_state=return_state,
+        go_backwards=inner_cfg.get("go_backwards", False),
+        mask=mask,
+        initial_state=initial_state,
+        zero_output_for_mask=inner_cfg.get("zero_output_for_mask", False),
+        dtype=dtype,
+        **_cell_kwargs(inner_class, inner_cfg),
+    )
+
+    def recurrent_back(d):
+        g = back(d)
+        ws = [g["kernel"], g["recurrent_kernel"]] + ([g["bias"]] if g["bias"] is not None else [])
+        return {"x": g["x"], "weights": ws, "initial_state": g["initial_state"], "dh": {None: g["dh"]}}
+
+    output = result[0] if return_state else result
+    return output, recurrent_back
