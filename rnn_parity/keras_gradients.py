@@ -22,10 +22,10 @@ import numpy as np
 
 from .errors import InvalidInput
 from .gradients import state_labels
-from .keras_runner import build_model, import_keras
+from .keras_runner import _make_layer, _n_states, build_model, import_keras
 from .runtime import _layer_parts
 
-__all__ = ["keras_gradients"]
+__all__ = ["keras_gradients", "keras_step_gradients"]
 
 
 def keras_gradients(
@@ -98,6 +98,121 @@ def keras_gradients(
 def _layer_index(layers, gradient_name: str) -> int:
     layer = gradient_name.split("/", 1)[0]
     return next(i for i, desc in enumerate(layers) if _layer_parts(desc)[0] == layer)
+
+
+def keras_step_gradients(
+    layers,
+    weights: Mapping[str, Sequence[np.ndarray]],
+    x: np.ndarray,
+    upstream: Sequence[np.ndarray],
+    target: str,
+    *,
+    initial_states: Mapping[str, Sequence[np.ndarray]] | None = None,
+    dtype: str = "float64",
+) -> np.ndarray:
+    """``dL/dh_t`` of recurrent layer ``target`` at every step, by the backend's autodiff.
+
+    The layer is rebuilt as ``keras.layers.RNN`` around its own Keras cell, wrapped so
+    that a zero *probe* input is added to the hidden state the cell computes at each
+    step; the gradient of ``L`` with respect to the probe is ``dL/dh_t``. Returns
+    ``(batch, timesteps, units)`` in processing order, as
+    :func:`rnn_parity.gradients.model_gradients` gives it. Bidirectional layers are
+    not probed.
+    """
+    keras = import_keras()
+    initial_states = initial_states or {}
+    desc = next(d for d in layers if _layer_parts(d)[0] == target)
+    name, class_name, cfg = _layer_parts(desc)
+    if class_name == "Bidirectional":
+        raise InvalidInput(f"layer {name}: dL/dh_t is probed in single-direction layers only")
+    units = cfg["units"]
+    model = _probe_model(keras, layers, target, units, x.shape[-1], bool(initial_states), dtype)
+    for d in layers:
+        layer_name = _layer_parts(d)[0]
+        if layer_name in weights:
+            model.get_layer(layer_name).set_weights(list(weights[layer_name]))
+    in_dtype = "float64" if dtype == "float64" else "float32"
+    inputs = [np.asarray(x, dtype=in_dtype)]
+    for d in layers:
+        inputs += [np.asarray(s, dtype=in_dtype) for s in initial_states.get(_layer_parts(d)[0], [])]
+    inputs.append(np.zeros(x.shape[:2] + (units,), dtype=in_dtype))
+    n_out = len(model.outputs)
+    compute = {"tensorflow": _tensorflow, "jax": _jax, "torch": _torch}[keras.backend.backend()]
+    g = [np.asarray(u, dtype=in_dtype) for u in upstream]
+    d_inputs, _ = compute(model, inputs, [], list(range(n_out)), g)
+    d_probe = d_inputs[-1]  # input order: reversed with go_backwards, as the layer reads its input
+    return np.ascontiguousarray(d_probe[:, ::-1] if cfg.get("go_backwards") else d_probe)
+
+
+_PROBE_CELL = None
+
+
+def _probe_cell_class(keras):
+    """A Keras cell running another cell and adding the last ``units`` input features to its new state."""
+    global _PROBE_CELL
+    if _PROBE_CELL is not None:
+        return _PROBE_CELL
+
+    class ProbeCell(keras.layers.Layer):
+        def __init__(self, cell, units, **kwargs):
+            super().__init__(**kwargs)
+            self.cell, self.units = cell, units
+            self.state_size, self.output_size = cell.state_size, cell.output_size
+
+        def build(self, input_shape):
+            self.cell.build((input_shape[0], input_shape[-1] - self.units))
+
+        def call(self, inputs, states, training=False):
+            x, probe = inputs[:, : -self.units], inputs[:, -self.units :]
+            output, new_states = self.cell(x, states, training=training)
+            output = output + probe  # every cell's output is its new hidden state
+            if isinstance(new_states, (list, tuple)):
+                return output, [output, *new_states[1:]]
+            return output, output
+
+    _PROBE_CELL = ProbeCell
+    return ProbeCell
+
+
+def _probe_model(keras, layers, target, units, features, with_states, dtype):
+    """The check model with ``target`` as ``RNN(ProbeCell(cell))``; inputs ``[x, *states, probe]``."""
+    in_dtype = "float64" if dtype == "float64" else "float32"
+    x_in = keras.Input(shape=(None, features), name="x", dtype=in_dtype)
+    probe_in = keras.Input(shape=(None, units), name="probe", dtype=in_dtype)
+    inputs, h, mask = [x_in], x_in, None
+    for desc in layers:
+        name, class_name, cfg = _layer_parts(desc)
+        layer = _make_layer(keras, desc, dtype)
+        if class_name == "Masking":
+            mask = layer.compute_mask(x_in)
+            h = layer(h)
+            continue
+        if not desc.is_recurrent:
+            h = [layer(part) for part in h] if isinstance(h, list) else layer(h)
+            continue
+        kwargs = {} if mask is None else {"mask": mask}
+        if with_states:
+            m = desc.cell_config["units"]
+            states = [keras.Input(shape=(m,), name=f"{name}_state{i}", dtype=in_dtype) for i in range(_n_states(desc))]
+            inputs += states
+            kwargs["initial_state"] = states
+        if name == target:
+            layer = keras.layers.RNN(
+                _probe_cell_class(keras)(layer.cell, units, dtype=dtype),
+                return_sequences=cfg.get("return_sequences", False),
+                return_state=cfg.get("return_state", False),
+                go_backwards=cfg.get("go_backwards", False),
+                unroll=cfg.get("unroll", False),
+                name=name,
+                dtype=dtype,
+            )
+            h = keras.layers.Concatenate(dtype=dtype)([h, probe_in])
+        result = layer(h, **kwargs)
+        parts = list(result) if isinstance(result, (list, tuple)) else [result]
+        two = class_name == "Bidirectional" and cfg.get("merge_mode") is None
+        h = parts[:2] if two else parts[0]
+    outputs = h if isinstance(h, list) else [h]
+    return keras.Model([*inputs, probe_in], outputs)
 
 
 def _tensorflow(model, inputs, variables, picks, upstream):

@@ -217,3 +217,56 @@ def test_gelu_agrees_to_tensorflows_erfc(keras, tf):
     exact = ref.get_activation_gradient("gelu")(z.numpy(), None, np.ones(3))
     assert 1e-10 < np.max(np.abs(tape.gradient(y, z).numpy() - exact)) < 1e-8
     run_case(keras, tf, "simple_rnn", CASES["return_sequences"], layer_kwargs={"activation": "gelu"}, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- whole check models
+
+
+MODELS = {
+    "SimpleRNN": {"cell": "simple_rnn"},
+    "masked LSTM returning sequences": {"cell": "lstm", "mask": "post", "return_sequences": True},
+    "GRU go_backwards + initial state": {"cell": "gru", "go_backwards": True, "initial_state": True},
+    "Bidirectional LSTM stack": {"cell": "lstm", "bidirectional": "concat", "M": (4, 3)},
+    "masked GRU reset_after=False": {"cell": "gru", "reset_after": False, "mask": "pre"},
+    "Bidirectional GRU merge None + states": {
+        "cell": "gru",
+        "bidirectional": "none",
+        "return_state": True,
+        "initial_state": True,
+    },
+}
+
+
+def check_model(options: dict):
+    from rnn_parity.architecture import layers_for
+    from rnn_parity.case import make_case
+    from rnn_parity.spec import build_spec
+
+    options = dict(options)
+    spec = build_spec(N=3, T=6, D=2, M=options.pop("M", (3,)), K=2, **options)
+    layers = layers_for(spec)
+    return layers, make_case(spec, layers)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_gradients_match_the_backend(keras, model):
+    from rnn_parity.gradients import loss_weights, model_gradients
+    from rnn_parity.keras_gradients import keras_gradients, keras_step_gradients
+    from rnn_parity.runtime import SequentialRuntime
+
+    layers, case = check_model(MODELS[model])
+    x, starts = case.batches[-1], case.initial_states
+    out = SequentialRuntime(layers, case.weights, explicit_masks=True).run(x, initial_states=starts).output
+    upstream = loss_weights([o.shape for o in out] if isinstance(out, list) else [out.shape], seed=0)
+    ours = model_gradients(layers, case.weights, x, upstream, initial_states=starts)
+    theirs = keras_gradients(layers, case.weights, x, upstream, initial_states=starts)
+    assert list(ours.arrays) == list(theirs)
+    assert "input" in theirs and any(name.endswith("recurrent_kernel") for name in theirs)
+    assert any("/initial_state/" in name for name in theirs) == bool(starts)
+    for name, grad in theirs.items():
+        assert_close(name, ours.arrays[name], grad)
+    for name, dh in ours.dh.items():
+        if "/" not in name:  # single-direction layers are probed
+            assert_close(
+                f"{name} dh", dh, keras_step_gradients(layers, case.weights, x, upstream, name, initial_states=starts)
+            )
