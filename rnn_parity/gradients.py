@@ -28,9 +28,22 @@ import numpy as np
 
 from . import reference
 from .errors import InvalidInput
-from .runtime import RECURRENT_FUNCTIONS, _cell_kwargs, _inner, _layer_parts, _split_bias
+from .runtime import RECURRENT_FUNCTIONS, SequentialRuntime, _cell_kwargs, _inner, _layer_parts, _split_bias
 
-__all__ = ["ModelGradients", "loss_weights", "model_gradients", "step_norms", "state_labels"]
+__all__ = [
+    "FD_STEP",
+    "FD_TOLERANCE",
+    "FiniteDifferences",
+    "ModelGradients",
+    "finite_differences",
+    "loss_weights",
+    "model_gradients",
+    "step_norms",
+    "state_labels",
+]
+
+#: The central-difference step (float64) and the relative agreement ``--fd-check`` asks for.
+FD_STEP, FD_TOLERANCE = 1e-6, 1e-6
 
 #: Layers the backward pass goes through.
 SUPPORTED = frozenset({*RECURRENT_FUNCTIONS, "Bidirectional", "Masking", "Dense"})
@@ -245,3 +258,101 @@ def _layer_vjp(class_name, cfg, weights, x, mask, initial_state, dtype):
 
     output = result[0] if return_state else result
     return output, recurrent_back
+
+
+@dataclass(frozen=True)
+class FiniteDifferences:
+    """The BPTT gradients against central differences of the NumPy forward pass, in float64.
+
+    Attributes:
+        errors: gradient name → ``max |bptt - numeric| / max |numeric|`` over the checked elements.
+        checked: gradient name → how many elements were perturbed.
+        tolerance: the largest relative error that passes.
+    """
+
+    errors: dict[str, float]
+    checked: dict[str, int]
+    tolerance: float = FD_TOLERANCE
+
+    @property
+    def passed(self) -> bool:
+        return all(np.isfinite(e) and e <= self.tolerance for e in self.errors.values())
+
+    @property
+    def max_error(self) -> float:
+        return max(self.errors.values(), default=0.0)
+
+
+def finite_differences(
+    layers,
+    weights: Mapping[str, Sequence[np.ndarray]],
+    x,
+    upstream: Sequence[np.ndarray],
+    gradients: ModelGradients,
+    *,
+    initial_states: Mapping[str, Sequence[np.ndarray]] | None = None,
+    max_elements: int = 24,
+    seed: int = 0,
+) -> FiniteDifferences:
+    """Check ``gradients`` by central differences ``(L(p + ε) - L(p - ε)) / 2ε`` of the forward pass.
+
+    An independent check of the backward pass: it uses only the forward reference
+    (:class:`~rnn_parity.runtime.SequentialRuntime`), so a misreading shared by the
+    two Keras-facing sides cannot pass it. Up to ``max_elements`` elements of each
+    gradient (all of them when the array is that small; else a seeded sample) are
+    perturbed by :data:`FD_STEP`, two forward passes each.
+    """
+    # C-ordered float64 copies, so that a flat view of each perturbs the array itself.
+    weights = {name: [np.array(w, dtype=np.float64, order="C") for w in ws] for name, ws in weights.items()}
+    starts = {
+        name: [np.array(s, dtype=np.float64, order="C") for s in ss] for name, ss in (initial_states or {}).items()
+    }
+    x = np.array(x, dtype=np.float64, order="C")
+    g = [np.asarray(u, dtype=np.float64) for u in upstream]
+    runtime = SequentialRuntime(layers, weights, dtype="float64", explicit_masks=True)
+    runtime.weights = weights  # the same arrays, perturbed in place below
+
+    def loss() -> float:
+        out = runtime.run(x, initial_states=starts).output
+        outs = out if isinstance(out, list) else [out]
+        return float(sum(np.sum(a * b) for a, b in zip(g, outs)))
+
+    targets = {"input": x}
+    for desc in layers:
+        name, class_name, cfg = _layer_parts(desc)
+        names = _weight_names(desc, len(weights.get(name, [])))
+        targets.update({f"{name}/{w}": array for w, array in zip(names, weights.get(name, []))})
+        targets.update(
+            {
+                f"{name}/initial_state/{label}": s
+                for label, s in zip(state_labels(class_name, cfg), starts.get(name, []))
+            }
+        )
+    # A Masking layer's mask is a step function of the input: a padded step (all features equal to
+    # mask_value) would stop being padded when perturbed. Only the input's real steps are checked.
+    candidates = {name: np.arange(array.size) for name, array in targets.items()}
+    masking = next((_layer_parts(d)[2] for d in layers if _layer_parts(d)[1] == "Masking"), None)
+    if masking is not None:
+        real = np.any(x != masking.get("mask_value", 0.0), axis=-1)
+        candidates["input"] = np.flatnonzero(np.broadcast_to(real[..., None], x.shape))
+    rng = np.random.default_rng([seed, 17])
+    errors, checked = {}, {}
+    for name, array in targets.items():
+        analytic = np.asarray(gradients.arrays[name], dtype=np.float64)
+        flat = array.reshape(-1)  # a view (C order): perturbing it perturbs the runtime's array
+        pool = candidates[name]
+        picks = pool if pool.size <= max_elements else rng.choice(pool, max_elements, replace=False)
+        numeric = np.empty(len(picks))
+        for j, index in enumerate(picks):
+            saved = flat[index]
+            flat[index] = saved + FD_STEP
+            up = loss()
+            flat[index] = saved - FD_STEP
+            down = loss()
+            flat[index] = saved
+            numeric[j] = (up - down) / (2 * FD_STEP)
+        expected = analytic.reshape(-1)[picks]
+        scale = max(float(np.max(np.abs(numeric), initial=0.0)), float(np.max(np.abs(expected), initial=0.0)), 1e-12)
+        errors[name] = float(np.max(np.abs(expected - numeric), initial=0.0)) / scale
+        checked[name] = len(picks)
+    return FiniteDifferences(errors, checked)

@@ -322,3 +322,45 @@ def test_dh_is_the_gradient_of_each_steps_hidden_state(cell):
 
     grads = ref.BACKWARD[FORWARD[cell]](x, W, U, b, g, return_sequences=True, go_backwards=True, mask=mask)
     assert_gradient("dh", grads["dh"], numeric_gradient(loss, probe).transpose(1, 0, 2))
+
+
+# ---------------------------------------------------------------- whole check models, no TensorFlow
+
+
+def check_model(**options):
+    from rnn_parity.architecture import layers_for
+    from rnn_parity.case import make_case
+    from rnn_parity.spec import build_spec
+
+    spec = build_spec(N=2, T=4, D=2, K=2, **options)
+    layers = layers_for(spec)
+    return layers, make_case(spec, layers)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cell": "lstm", "mask": "post", "return_sequences": True, "M": (3,)},
+        {"cell": "gru", "bidirectional": "mul", "initial_state": True, "M": (2, 3)},
+        {"cell": "simple_rnn", "bidirectional": "none", "mask": "pre", "M": (3,)},
+        {"cell": "gru", "reset_after": False, "go_backwards": True, "initial_state": True, "M": (3,)},
+    ],
+)
+def test_model_gradients_pass_the_finite_difference_check(options):
+    from rnn_parity.gradients import finite_differences, loss_weights, model_gradients
+    from rnn_parity.runtime import SequentialRuntime
+
+    layers, case = check_model(**options)
+    x, starts = case.batches[-1], case.initial_states
+    out = SequentialRuntime(layers, case.weights).run(x, initial_states=starts).output
+    upstream = loss_weights([o.shape for o in out] if isinstance(out, list) else [out.shape], seed=1)
+    grads = model_gradients(layers, case.weights, x, upstream, initial_states=starts)
+    fd = finite_differences(layers, case.weights, x, upstream, grads, initial_states=starts, max_elements=8)
+    assert fd.passed, fd.errors
+    assert set(fd.errors) == set(grads.arrays) and fd.max_error < 1e-6
+    assert all(0 < n <= 8 for n in fd.checked.values())
+
+    # A wrong gradient fails the check.
+    first = next(name for name in grads.arrays if name.endswith("recurrent_kernel"))
+    grads.arrays[first] = grads.arrays[first] * 1.001
+    assert not finite_differences(layers, case.weights, x, upstream, grads, initial_states=starts).passed
