@@ -150,6 +150,18 @@ def spec_options(fn):
             default=None,
             help="compare the last recurrent layer at every timestep [default: on]",
         ),
+        click.option(
+            "--gradients",
+            is_flag=True,
+            default=None,
+            help="also compare gradients of a seeded linear loss: NumPy BPTT against Keras's autodiff",
+        ),
+        click.option(
+            "--fd-check",
+            is_flag=True,
+            default=None,
+            help="with --gradients: check the NumPy gradients by central finite differences (float64)",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -21,7 +21,7 @@ reference and the package's pure-Python descriptions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,11 +59,13 @@ class ModelGradients:
             processing order; a Bidirectional layer gives ``<layer>/forward`` and
             ``<layer>/backward``.
         loss: the loss value ``Σ G·y``.
+        upstream: ``G``, one array per model output.
     """
 
     arrays: dict[str, np.ndarray]
     dh: dict[str, np.ndarray]
     loss: float
+    upstream: list[np.ndarray]
 
 
 def loss_weights(shapes: Sequence[tuple[int, ...]], seed: int) -> list[np.ndarray]:
@@ -96,7 +98,7 @@ def model_gradients(
     layers,
     weights: Mapping[str, Sequence[np.ndarray]],
     x,
-    upstream: Sequence[np.ndarray],
+    upstream: Sequence[np.ndarray] | Callable[[list[tuple[int, ...]]], Sequence[np.ndarray]],
     *,
     initial_states: Mapping[str, Sequence[np.ndarray]] | None = None,
     dtype="float64",
@@ -108,7 +110,8 @@ def model_gradients(
             Masking, SimpleRNN/LSTM/GRU, Bidirectional, Dense.
         weights: layer name → ``get_weights()`` list.
         x: the input ``(batch, timesteps, features)``.
-        upstream: ``G``, one array per model output (two after ``Bidirectional(merge_mode=None)``).
+        upstream: ``G``, one array per model output (two after ``Bidirectional(merge_mode=None)``),
+            or a function of the outputs' shapes returning them (e.g. ``lambda s: loss_weights(s, seed)``).
         initial_states: recurrent layer name → its start states.
         dtype: the computation dtype (float64 by default).
 
@@ -144,6 +147,8 @@ def model_gradients(
             h = outs[0]
 
     finals = h if isinstance(h, list) else [h]
+    if callable(upstream):
+        upstream = upstream([tuple(y.shape) for y in finals])
     if len(finals) != len(upstream):
         raise InvalidInput(f"the model has {len(finals)} output(s), got {len(upstream)} loss weight array(s)")
     loss = float(sum(np.sum(np.asarray(g, np.float64) * np.asarray(y, np.float64)) for g, y in zip(upstream, finals)))
@@ -171,7 +176,7 @@ def model_gradients(
         arrays = {**entries, **arrays}
         d_h = d_in
     dh = {key: value for entry in tape for key, value in dh_by_layer[entry[1]].items()}
-    return ModelGradients({"input": d_h, **arrays}, dh, loss)
+    return ModelGradients({"input": d_h, **arrays}, dh, loss, [np.asarray(g) for g in upstream])
 
 
 def _merge_branches(results: list[dict]) -> dict:

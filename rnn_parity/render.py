@@ -24,6 +24,7 @@ __all__ = [
     "review_order",
     "sizes_text",
     "sparkline",
+    "gradients_table",
     "stop_line",
     "summary_line",
     "summary_lines",
@@ -266,7 +267,10 @@ def check_table(report: dict):
     )
 
     result = _output_table(report, report["states"])
-    return Group(title, _config_lines(report["config"]), layers, result, environment_text(report["environment"]))
+    parts = [title, _config_lines(report["config"]), layers, result]
+    if report.get("gradients"):
+        parts.append(gradients_table(report["gradients"]))
+    return Group(*parts, environment_text(report["environment"]))
 
 
 def _mask_text(masks: list[dict]) -> Text:
@@ -521,3 +525,47 @@ def cases_table(cases: list[dict]) -> Table:
     for i, case in enumerate(cases, 1):
         table.add_row(str(i), case["name"], case["config_file"], sizes_text(case["config"]), case["options"])
     return table
+
+
+def gradients_table(gradients: dict):
+    """The ``gradients`` object of a check report: every gradient, dL/dh_t over time, the FD check."""
+    table = Table(
+        box=box.SIMPLE_HEAVY,
+        title="Gradients of L = Σ G·y  (NumPy BPTT vs Keras's autodiff)",
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("gradient")
+    table.add_column("shape")
+    table.add_column("max |Δ|", justify="right")
+    table.add_column("tolerance", justify="right")
+    table.add_column("")
+    for name, entry in gradients["arrays"].items():
+        table.add_row(
+            name,
+            _shape(entry["shape"]),
+            fmt(entry["max_abs_diff"], 2),
+            f"{entry['atol']:.2g} + {entry['rtol']:.2g}·|g|",
+            verdict_text(entry["passed"]),
+        )
+    lines = []
+    steps = gradients.get("dh_norm")
+    if steps:
+        ref = steps["reference"]
+        lines.append(f"‖dL/dh_t‖ over processing steps ({steps['layer']}), log scale, t = 0 … {len(ref) - 1}:")
+        lines.append(f"  NumPy  {sparkline(ref)}  {fmt(ref[0], 2)} … {fmt(ref[-1], 2)}" if ref else "  NumPy  -")
+        if steps["keras"] is not None:
+            keras = steps["keras"]
+            lines.append(f"  Keras  {sparkline(keras)}  {fmt(keras[0], 2)} … {fmt(keras[-1], 2)}" if keras else "")
+        else:
+            lines.append("  Keras  (a Bidirectional layer is not probed)")
+    fd = gradients.get("fd_check")
+    if fd:
+        lines.append(
+            f"finite differences (float64, step {fd['step']:g}): max relative error {fmt(fd['max_rel_error'], 2)}"
+            f" (≤ {fd['tolerance']:g})"
+        )
+    verdict = Text.assemble("gradients: ", verdict_text(gradients["passed"]))
+    if fd:
+        verdict = Text.assemble(verdict, "   finite differences: ", verdict_text(fd["passed"]))
+    return Group(table, Text("\n".join(lines)), verdict)

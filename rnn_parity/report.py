@@ -16,6 +16,7 @@ __all__ = [
     "check_report",
     "exit_code",
     "export_report",
+    "gradients_report",
     "installed_versions",
     "sweep_exit_code",
     "sweep_report",
@@ -316,3 +317,39 @@ def sweep_report(result) -> dict:
         },
         "versions": versions,
     }
+
+
+def gradients_report(result) -> dict:
+    """The ``gradients`` object of a check report (see docs/gradients.md, "JSON report")."""
+    from .gradients import FD_STEP
+
+    report = {
+        "passed": result.passed,
+        "max_abs_diff": result.max_abs_diff,
+        "loss": result.loss,
+        "arrays": {
+            name: {**entry.comparison.to_dict(), "tolerance": entry.tolerance.to_dict()}
+            for name, entry in result.parity.arrays.items()
+        },
+        "dh_norm": None,
+        "fd_check": None,
+        "seconds": result.seconds,
+    }
+    if result.steps is not None:
+        report["dh_norm"] = {
+            "layer": result.steps.layer,
+            "reference": result.steps.reference,
+            "keras": result.steps.keras,
+        }
+    if result.fd is not None:
+        report["fd_check"] = {
+            "passed": result.fd.passed,
+            "max_rel_error": result.fd.max_error,
+            "tolerance": result.fd.tolerance,
+            "step": FD_STEP,
+            "arrays": {
+                name: {"rel_error": error, "checked": result.fd.checked[name]}
+                for name, error in result.fd.errors.items()
+            },
+        }
+    return report
