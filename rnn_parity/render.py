@@ -25,6 +25,7 @@ __all__ = [
     "sizes_text",
     "sparkline",
     "gradients_table",
+    "gradient_explain_view",
     "stop_line",
     "summary_line",
     "summary_lines",
@@ -569,3 +570,45 @@ def gradients_table(gradients: dict):
     if fd:
         verdict = Text.assemble(verdict, "   finite differences: ", verdict_text(fd["passed"]))
     return Group(table, Text("\n".join(lines)), verdict)
+
+
+def gradient_explain_view(story):
+    """``rnn-parity explain --gradients``: the BPTT equations, the gradients' shapes, dL/dh_t by step."""
+    parts = [Text("Backpropagation through time", style="bold"), Text(story.loss)]
+    for layer, lines in story.equations:
+        parts.append(
+            Group(
+                Text(f"{layer}: one step backward, newest step first", style="bold"),
+                *(Text("  " + line) for line in lines),
+                Text(""),
+            )
+        )
+    shapes = Table(box=box.SIMPLE_HEAVY, title="Gradients", title_justify="left", pad_edge=False)
+    for col, just in (("dL/d…", "left"), ("shape", "left"), ("max |Δ| Keras vs NumPy", "right"), ("", "left")):
+        shapes.add_column(col, justify=just)
+    for entry in story.gradients:
+        shapes.add_row(
+            entry["name"], _shape(entry["shape"]), fmt(entry["max_abs_diff"], 2), verdict_text(entry["passed"])
+        )
+    parts.append(shapes)
+    if story.steps:
+        steps = Table(
+            box=box.SIMPLE_HEAVY,
+            title=f"dL/dh_t step by step ({story.step_note})",
+            title_justify="left",
+            pad_edge=False,
+        )
+        for col in ("t", "NumPy", "Keras", "÷ step t+1"):
+            steps.add_column(col, justify="right")
+        for row in story.steps:
+            if row is None:
+                steps.add_row("…", "", "", "")
+                continue
+            steps.add_row(
+                str(row["t"]),
+                fmt(row["numpy"], 3),
+                "-" if row["keras"] is None else fmt(row["keras"], 3),
+                "" if row["ratio"] is None else f"{row['ratio']:.3g}",
+            )
+        parts.append(steps)
+    return Group(*parts)
