@@ -724,6 +724,20 @@ def _elementwise_gradient(derivative) -> ActivationGradient:
     return lambda z, y, dy: dy * derivative(z, y)
 
 
+def _tanh_gradient(z, y, dy):  # dy·(1 - y²), with one temporary
+    out = np.multiply(y, y)
+    np.subtract(1, out, out=out)
+    out *= dy
+    return out
+
+
+def _sigmoid_gradient(z, y, dy):  # dy·y·(1 - y), with one temporary
+    out = np.subtract(1, y)
+    out *= y
+    out *= dy
+    return out
+
+
 def _softmax_gradient(z, y, dy):  # y = softmax(z) over the last axis: dz = y * (dy - <dy, y>)
     return y * (dy - np.sum(dy * y, axis=-1, keepdims=True))
 
@@ -737,6 +751,8 @@ def _log_softmax_gradient(z, y, dy):  # y = log softmax(z): dz = dy - softmax(z)
 ACTIVATION_GRADIENTS: dict[str, ActivationGradient] = {
     "linear": lambda z, y, dy: dy,
     **{name: _elementwise_gradient(d) for name, d in _DERIVATIVES.items()},
+    "tanh": _tanh_gradient,  # the defaults, the same values computed in fewer passes
+    "sigmoid": _sigmoid_gradient,
     "softmax": _softmax_gradient,
     "log_softmax": _log_softmax_gradient,
 }
@@ -809,7 +825,7 @@ def recurrent_backward(
             d_states = [np.where(keep, d, 0) for d in d_states]
         else:
             d_later = zeros
-        d_states[0] = d_states[0] + d_out
+        d_states[0] += d_out  # a fresh array: copied above, or made by the step or np.where
         d_hidden[k] = d_states[0]
         d_xw_t, d_states = step_backward(tape[k], d_states)
         if d_carried is not None:
@@ -1107,7 +1123,7 @@ def vjp(
             "recurrent_kernel": cell.d_recurrent_kernel,
             "bias": cell.bias_gradient(d_input_bias),
             "initial_state": d_initial,
-            "dh": np.ascontiguousarray(d_hidden.transpose(1, 0, 2)),
+            "dh": d_hidden.transpose(1, 0, 2),  # a batch-major view of the time-major array
         }
 
     return _finish(outputs, final_states, return_state), backward
