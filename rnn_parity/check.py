@@ -22,6 +22,7 @@ from .case import CaseData, make_case
 from .compare import Comparison
 from .environment import environment
 from .errors import RnnParityError
+from .gradient_check import GradientResult, run_gradient_check
 from .parity import StepProfile, compare_side, named_arrays, run_reference
 from .recurrent import state_names
 from .runtime import SequentialRuntime, Trace
@@ -104,10 +105,16 @@ class CheckResult:
     #: with ``keep_sequences``: the last batch's input ``x`` and the last recurrent
     #: layer's output at every step from Keras and from the reference (``keras``, ``reference``)
     sequences: dict | None = None
+    #: with ``spec.gradients``: the gradients compared (:mod:`rnn_parity.gradient_check`)
+    gradients: GradientResult | None = None
 
     @property
     def passed(self) -> bool:
-        return all(layer.comparison.passed for layer in self.layers) and all(c.passed for c in self.states.values())
+        return (
+            all(layer.comparison.passed for layer in self.layers)
+            and all(c.passed for c in self.states.values())
+            and (self.gradients is None or self.gradients.passed)
+        )
 
 
 def _namer(layers: list[LayerDesc]):
@@ -190,6 +197,7 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
     if profiled:
         k_seq = keras.sequences[last.name] if twin is not None else keras.outputs[last.name]
         profile = TimeProfile.of(last.name, reference.profile(SEQUENCE, k_seq))
+    gradients = run_gradient_check(spec, layers, keras.weights, case) if spec.gradients else None
     return CheckResult(
         spec=spec,
         layers=tuple(
@@ -208,4 +216,5 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
         sequences={"x": case.batches[-1], "keras": k_seq, "reference": reference.expected.get(SEQUENCE)}
         if keep_sequences
         else None,
+        gradients=gradients,
     )

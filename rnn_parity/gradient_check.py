@@ -83,7 +83,7 @@ def run_gradient_check(spec: CheckSpec, layers: list[LayerDesc], weights: dict, 
             return truth
         return model_gradients(layers, weights, x, upstream, initial_states=starts, dtype=dtype)
 
-    rule = ToleranceRule(spec.tolerance, spec.atol, spec.rtol, spec.compute_dtype, spec.max_mismatch_frac)
+    rule = ToleranceRule.of(spec, spec.compute_dtype)
     runs = run_reference(run, rule, spec.reference_dtype)
     reference = runs.reference(rule, arrays=lambda r: r.arrays)
     reference_seconds = time.perf_counter() - started

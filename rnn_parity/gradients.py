@@ -28,7 +28,8 @@ import numpy as np
 
 from . import reference
 from .errors import InvalidInput
-from .runtime import RECURRENT_FUNCTIONS, SequentialRuntime, _cell_kwargs, _inner, _layer_parts, _split_bias
+from .recurrent import is_bidirectional, is_recurrent, is_stateful, state_names, unwrap
+from .runtime import RECURRENT_FUNCTIONS, SequentialRuntime, _cell_kwargs, _layer_parts, _split_bias
 
 __all__ = [
     "FD_STEP",
@@ -39,7 +40,6 @@ __all__ = [
     "loss_weights",
     "model_gradients",
     "step_norms",
-    "state_labels",
 ]
 
 #: The central-difference step (float64) and the relative agreement ``--fd-check`` asks for.
@@ -72,15 +72,6 @@ def loss_weights(shapes: Sequence[tuple[int, ...]], seed: int) -> list[np.ndarra
     """``G``: one standard-normal float64 array per model output, drawn from ``seed``."""
     rng = np.random.default_rng([seed, 13])
     return [rng.standard_normal(shape) for shape in shapes]
-
-
-def state_labels(class_name: str, cfg: Mapping) -> list[str]:
-    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional."""
-    inner, _ = _inner(class_name, cfg)
-    names = ["h", "c"] if inner == "LSTM" else ["h"]
-    if class_name == "Bidirectional":
-        return [f"{side}_{n}" for side in ("forward", "backward") for n in names]
-    return names
 
 
 def step_norms(dh: np.ndarray) -> list[float]:
@@ -128,7 +119,7 @@ def model_gradients(
         name, class_name, cfg = _layer_parts(desc)
         if class_name not in SUPPORTED:
             raise InvalidInput(f"layer {name} ({class_name}): gradients cover {', '.join(sorted(SUPPORTED))}")
-        if class_name != "Dense" and class_name != "Masking" and _inner(class_name, cfg)[1].get("stateful"):
+        if is_recurrent(class_name) and is_stateful(class_name, cfg):
             raise InvalidInput(f"layer {name}: gradients of a stateful layer are not computed (they span calls)")
         ws = [np.asarray(w, dtype=dtype) for w in weights.get(name, [])]
         parts = h if isinstance(h, list) else [h]
@@ -171,7 +162,7 @@ def model_gradients(
         entries = {f"{name}/{w}": g for w, g in zip(names, layer_grads["weights"])}
         if states is not None and name in initial_states:
             entries.update(
-                {f"{name}/initial_state/{label}": s for label, s in zip(state_labels(class_name, cfg), states)}
+                {f"{name}/initial_state/{label}": s for label, s in zip(state_names(class_name, cfg), states)}
             )
         arrays = {**entries, **arrays}
         d_h = d_in
@@ -205,11 +196,11 @@ def _layer_vjp(class_name, cfg, weights, x, mask, initial_state, dtype):
             return {"x": g["x"], "weights": [g["kernel"]] + ([g["bias"]] if bias is not None else [])}
 
         return out, dense_back
-    inner_class, inner_cfg = _inner(class_name, cfg)
+    inner_class, inner_cfg = unwrap(class_name, cfg)
     function = RECURRENT_FUNCTIONS[inner_class]
     return_sequences = inner_cfg.get("return_sequences", False)
     return_state = inner_cfg.get("return_state", False)
-    if class_name == "Bidirectional":
+    if is_bidirectional(class_name):
         half = len(weights) // 2
         result, back = reference.bidirectional_vjp(
             function,
@@ -328,10 +319,7 @@ def finite_differences(
         names = _weight_names(desc, len(weights.get(name, [])))
         targets.update({f"{name}/{w}": array for w, array in zip(names, weights.get(name, []))})
         targets.update(
-            {
-                f"{name}/initial_state/{label}": s
-                for label, s in zip(state_labels(class_name, cfg), starts.get(name, []))
-            }
+            {f"{name}/initial_state/{label}": s for label, s in zip(state_names(class_name, cfg), starts.get(name, []))}
         )
     # A Masking layer's mask is a step function of the input: a padded step (all features equal to
     # mask_value) would stop being padded when perturbed. Only the input's real steps are checked.

@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .errors import InvalidInput
-from .gradients import state_labels
-from .keras_runner import _make_layer, _n_states, build_model, import_keras
+from .keras_runner import _make_layer, build_model, import_keras
+from .recurrent import is_bidirectional, n_states, state_names
 from .runtime import _layer_parts
 
 __all__ = ["keras_gradients", "keras_step_gradients"]
@@ -78,7 +78,7 @@ def keras_gradients(
     input_names = ["input"]
     for desc in layers:
         name, class_name, cfg = _layer_parts(desc)
-        for label, state in zip(state_labels(class_name, cfg), initial_states.get(name, [])):
+        for label, state in zip(state_names(class_name, cfg), initial_states.get(name, [])):
             inputs.append(np.asarray(state, dtype=in_dtype))
             input_names.append(f"{name}/initial_state/{label}")
     backend = keras.backend.backend()
@@ -123,7 +123,7 @@ def keras_step_gradients(
     initial_states = initial_states or {}
     desc = next(d for d in layers if _layer_parts(d)[0] == target)
     name, class_name, cfg = _layer_parts(desc)
-    if class_name == "Bidirectional":
+    if is_bidirectional(class_name):
         raise InvalidInput(f"layer {name}: dL/dh_t is probed in single-direction layers only")
     units = cfg["units"]
     model = _probe_model(keras, layers, target, units, x.shape[-1], bool(initial_states), dtype)
@@ -193,7 +193,10 @@ def _probe_model(keras, layers, target, units, features, with_states, dtype):
         kwargs = {} if mask is None else {"mask": mask}
         if with_states:
             m = desc.cell_config["units"]
-            states = [keras.Input(shape=(m,), name=f"{name}_state{i}", dtype=in_dtype) for i in range(_n_states(desc))]
+            states = [
+                keras.Input(shape=(m,), name=f"{name}_state{i}", dtype=in_dtype)
+                for i in range(n_states(class_name, cfg))
+            ]
             inputs += states
             kwargs["initial_state"] = states
         if name == target:
@@ -209,7 +212,7 @@ def _probe_model(keras, layers, target, units, features, with_states, dtype):
             h = keras.layers.Concatenate(dtype=dtype)([h, probe_in])
         result = layer(h, **kwargs)
         parts = list(result) if isinstance(result, (list, tuple)) else [result]
-        two = class_name == "Bidirectional" and cfg.get("merge_mode") is None
+        two = is_bidirectional(class_name) and cfg.get("merge_mode") is None
         h = parts[:2] if two else parts[0]
     outputs = h if isinstance(h, list) else [h]
     return keras.Model([*inputs, probe_in], outputs)

@@ -99,7 +99,7 @@ def check_report(result: CheckResult) -> dict:
     """The ``check --format json`` object (README, "JSON report")."""
     three = result.three_way
     timeline = result.time
-    return {
+    report = {
         **_headline(result.passed, result.output),
         "tolerance": result.tolerance.to_dict(),
         "roundoff_ratio": three.roundoff_ratio,
@@ -117,6 +117,9 @@ def check_report(result: CheckResult) -> dict:
         "environment": result.environment,
         "seconds": result.seconds,
     }
+    if result.gradients is not None:
+        report["gradients"] = gradients_report(result.gradients)
+    return report
 
 
 def exit_code(result) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -117,5 +120,9 @@ def test_sweep_gradients_key(cfg):
         grid: {cell: [lstm, gru]}
         """
     )
-    report = invoke_json(["sweep", name], 0)  # --format json
+    invoke(["sweep", name, "--json", "r.json"], 0)
+    report = json.loads(Path("r.json").read_text(encoding="utf-8"))
     assert [c["gradients"]["passed"] for c in report["cases"]] == [True, True]
+    assert all(
+        "lstm/kernel" in c["gradients"]["arrays"] or "gru/kernel" in c["gradients"]["arrays"] for c in report["cases"]
+    )
