@@ -226,7 +226,8 @@ def _tensorflow(model, inputs, variables, picks, upstream):
         tape.watch(tensors)
         outputs = model(tensors, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        loss = tf.add_n([tf.reduce_sum(tf.constant(g) * outputs[i]) for i, g in zip(picks, upstream)])
+        # The loss in G's dtype: a mixed_float16 model's float16 output is cast up first.
+        loss = tf.add_n([tf.reduce_sum(tf.constant(g) * tf.cast(outputs[i], g.dtype)) for i, g in zip(picks, upstream)])
     grads = tape.gradient(loss, tensors + variables)
     grads = [_zeros_if_none(g, ref) for g, ref in zip(grads, [*inputs, *variables])]
     return [g.numpy() for g in grads[: len(inputs)]], [g.numpy() for g in grads[len(inputs) :]]
@@ -243,7 +244,7 @@ def _jax(model, inputs, variables, picks, upstream):
     def loss_fn(values, xs):
         outputs, _ = model.stateless_call(values, non_trainable, xs, training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return sum(jnp.sum(jnp.asarray(g) * outputs[i]) for i, g in zip(picks, upstream))
+        return sum(jnp.sum(jnp.asarray(g) * outputs[i].astype(g.dtype)) for i, g in zip(picks, upstream))
 
     d_values, d_inputs = jax.grad(loss_fn, argnums=(0, 1))(
         [v.value for v in trainable], [jnp.asarray(a) for a in inputs]
@@ -259,7 +260,10 @@ def _torch(model, inputs, variables, picks, upstream):
         v.value.grad = None
     outputs = model(tensors, training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    loss = sum(torch.sum(torch.as_tensor(g, device=outputs[i].device) * outputs[i]) for i, g in zip(picks, upstream))
+    loss = sum(
+        torch.sum(torch.as_tensor(g, device=outputs[i].device) * outputs[i].to(torch.as_tensor(g).dtype))
+        for i, g in zip(picks, upstream)
+    )
     loss.backward()
 
     def numpy(t, like):

@@ -126,3 +126,11 @@ def test_sweep_gradients_key(cfg):
     assert all(
         "lstm/kernel" in c["gradients"]["arrays"] or "gru/kernel" in c["gradients"]["arrays"] for c in report["cases"]
     )
+
+
+def test_mixed_float16_gradients_under_the_auto_tolerance():
+    """A float16 model's output is cast up before the loss; auto tolerances scale with float16's rounding."""
+    args = ["check", *SMALL, "--cell", "gru", "--keras-dtype", "mixed_float16", "--tolerance", "auto", "--gradients"]
+    grads = invoke_json(args, 0)["gradients"]
+    assert grads["passed"] and all(a["tolerance"]["mode"] == "auto" for a in grads["arrays"].values())
+    assert 1e-6 < grads["max_abs_diff"] < 1e-2  # float16 rounding, not float32's
