@@ -509,8 +509,7 @@ def gru(
             mh += b_h
         zr = mx[:, : 2 * m]
         zr += mh[:, : 2 * m]
-        zr = sigma_(zr)
-        z, r = zr[:, :m], zr[:, m:]
+        z, r = sigma_(zr[:, :m]), sigma_(zr[:, m:])  # per gate, as Keras (it matters for softmax)
         hh = mx[:, 2 * m :]
         hh += r * mh[:, 2 * m :]
         hh = phi_(hh)
@@ -521,8 +520,7 @@ def gru(
         (h,) = states
         zr = mx[:, : 2 * m]
         zr += np.matmul(h, U_zr, out=h_Uzr)
-        zr = sigma_(zr)
-        z, r = zr[:, :m], zr[:, m:]
+        z, r = sigma_(zr[:, :m]), sigma_(zr[:, m:])
         hh = mx[:, 2 * m :]
         hh += np.matmul(r * h, U_h, out=rh_Uh)
         hh = phi_(hh)
@@ -937,10 +935,7 @@ class _LSTMStep:
 
 
 class _GRUStep:
-    """Both GRU forms (see :func:`gru`); ``h_t = z·h_{t-1} + (1 - z)·ĥ``.
-
-    The recurrent activation is applied to the z and r blocks together, as :func:`gru` does.
-    """
+    """Both GRU forms (see :func:`gru`); ``h_t = z·h_{t-1} + (1 - z)·ĥ``."""
 
     n_states = 1
 
@@ -966,17 +961,32 @@ class _GRUStep:
             if self.recurrent_bias is not None:
                 mh += self.recurrent_bias
             a_zr = xw_t[:, : 2 * m] + mh[:, : 2 * m]
-            zr = self.sigma(a_zr)
+            zr = self._gates(a_zr)
             a_h = xw_t[:, 2 * m :] + zr[:, m:] * mh[:, 2 * m :]
         else:  # ĥ = φ(mx_h + (r·h)·U_h)
             mh = None
             a_zr = xw_t[:, : 2 * m] + h @ self.U[:, : 2 * m]
-            zr = self.sigma(a_zr)
+            zr = self._gates(a_zr)
             a_h = xw_t[:, 2 * m :] + (zr[:, m:] * h) @ self.U[:, 2 * m :]
         z = zr[:, :m]
         hh = self.phi(a_h)
         h_new = z * h + (1 - z) * hh
         return h_new, [h_new], (h, mh, a_zr, zr, a_h, hh)
+
+    def _gates(self, a_zr):
+        """``[σ(a_z), σ(a_r)]``: the recurrent activation applied to each gate, as Keras calls it."""
+        m = self.m
+        return np.concatenate([self.sigma(a_zr[:, :m]), self.sigma(a_zr[:, m:])], axis=1)
+
+    def _gates_gradient(self, a_zr, zr, d_zr):
+        m = self.m
+        return np.concatenate(
+            [
+                self.sigma_grad(a_zr[:, :m], zr[:, :m], d_zr[:, :m]),
+                self.sigma_grad(a_zr[:, m:], zr[:, m:], d_zr[:, m:]),
+            ],
+            axis=1,
+        )
 
     def start_backward(self):
         self.d_recurrent_kernel = np.zeros_like(self.U)
@@ -995,7 +1005,7 @@ class _GRUStep:
         d_xw[:, 2 * m :] = d_a_h
         if self.reset_after:
             d_zr[:, m:] = d_a_h * mh[:, 2 * m :]  # a_h = mx_h + r·mh_h
-            d_xw[:, : 2 * m] = self.sigma_grad(a_zr, zr, d_zr)
+            d_xw[:, : 2 * m] = self._gates_gradient(a_zr, zr, d_zr)
             d_mh = d_xw.copy()  # a_zr = mx_zr + mh_zr: both receive d_a_zr
             d_mh[:, 2 * m :] = d_a_h * r
             self.d_recurrent_kernel += h.T @ d_mh
@@ -1007,7 +1017,7 @@ class _GRUStep:
             d_rh = d_a_h @ U_h.T
             d_zr[:, m:] = d_rh * h
             d_h_prev += d_rh * r
-            d_a_zr = self.sigma_grad(a_zr, zr, d_zr)  # a_zr = mx_zr + h·U_zr
+            d_a_zr = self._gates_gradient(a_zr, zr, d_zr)  # a_zr = mx_zr + h·U_zr
             self.d_recurrent_kernel[:, : 2 * m] += h.T @ d_a_zr
             d_h_prev += d_a_zr @ U_zr.T
             d_xw[:, : 2 * m] = d_a_zr

@@ -138,6 +138,13 @@ def test_activations_match_gradient_tape(keras, tf, activation):
     )
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_gru_softmax_gates_match_gradient_tape(keras, tf, reset_after):
+    """Keras applies the recurrent activation to each gate: for softmax, z and r are normalised apart."""
+    layer_kwargs = {"recurrent_activation": "softmax", "reset_after": reset_after}
+    run_case(keras, tf, "gru", CASES["initial_state sequences go_backwards"], layer_kwargs=layer_kwargs)
+
+
 @pytest.mark.parametrize("merge_mode", ["concat", "sum", "mul", "ave", None])
 def test_bidirectional_matches_gradient_tape(keras, tf, merge_mode):
     rng = np.random.default_rng(4)
