@@ -31,6 +31,9 @@ TESTS = Path(__file__).resolve().parent
 
 @pytest.hookimpl(trylast=True)  # after -m has deselected
 def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items if "keras" in item.fixturenames and not item.get_closest_marker("keras")]
+    if unmarked:
+        raise pytest.UsageError(f"these tests use the keras fixture: mark them @pytest.mark.keras: {unmarked[:5]}")
     if BLOCKING and any(item.get_closest_marker("keras") for item in items):
         raise pytest.UsageError("RNN_PARITY_BLOCK_FRAMEWORKS=1 blocks Keras: add -m 'not keras'")
 
@@ -114,11 +117,9 @@ def python_without(
     return Child(done.returncode, done.stdout, done.stderr, seen["attempted"], seen["loaded"])
 
 
-@pytest.fixture
-def keras(request):
-    """Keras, imported as the tool imports it; only for tests marked ``keras``."""
-    if request.node.get_closest_marker("keras") is None:
-        pytest.fail("this test uses Keras: mark it @pytest.mark.keras")
+@pytest.fixture(scope="session")
+def keras():
+    """Keras, imported as the tool imports it; only for tests marked ``keras`` (checked at collection)."""
     from rnn_parity.keras_runner import import_keras
 
     return import_keras()
