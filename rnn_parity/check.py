@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import keras_runner
+from . import backend, keras_runner
 from .architecture import LayerDesc, last_recurrent, layers_for, sequence_twin
 from .case import CaseData, make_case
 from .compare import Comparison, compare, max_abs_error
@@ -157,6 +157,7 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
     ``keep_sequences`` keeps the arrays behind the time profile (for ``explain``);
     ``time_profile`` overrides the spec's (a sweep runs without it first).
     """
+    backend.select(spec.backend)
     layers = layers_for(spec)
     # The time profile needs the last recurrent layer's full sequence: its own output when it
     # returns sequences, else a twin that does (skipped with time_profile off: it costs a layer).

@@ -146,6 +146,12 @@ def spec_options(fn):
         ),
         click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
         click.option(
+            "--backend",
+            type=click.Choice(["tensorflow", "jax", "torch", "all"]),
+            help="Keras backend; all: every installed one, each in its own process "
+            "[default: KERAS_BACKEND, else tensorflow]",
+        ),
+        click.option(
             "--time-profile/--no-time-profile",
             default=None,
             help="compare the last recurrent layer at every timestep [default: on]",
@@ -192,9 +198,18 @@ def check(fmt, output, plot, debug, **options):
     def body():
         from .files import ensure_writable
 
-        spec = spec_from_options(options)
+        every = options.get("backend") == "all"
+        spec = spec_from_options({**options, "backend": None} if every else options)
         if output:
             ensure_writable(output, "--output")
+        if every:
+            if plot:
+                raise InvalidInput("--plot draws one backend's time profile; choose one with --backend")
+            from .all_backends import all_exit_code, run_all
+
+            report = run_all(spec)
+            _emit(report, fmt, output, table="all_backends_table")
+            return all_exit_code(report)
         if plot:
             if not spec.time_profile:
                 raise InvalidInput("--plot draws the time profile, which --no-time-profile turns off")
@@ -234,6 +249,8 @@ def explain(steps, debug, **options):
     """
 
     def body():
+        if options.get("backend") == "all":
+            raise InvalidInput("--backend all: explain walks through one backend; choose tensorflow, jax or torch")
         spec = spec_from_options(options)
         from rich.console import Console
 
@@ -310,17 +327,24 @@ def model_options(fn):
             show_default=True,
             help="fraction of elements allowed over tolerance",
         ),
+        click.option(
+            "--backend",
+            type=click.Choice(["tensorflow", "jax", "torch"]),
+            help="Keras backend that loads and runs the model [default: KERAS_BACKEND, else tensorflow]",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _verify_options(model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac):
+def _verify_options(
+    model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac, backend=None
+):
     from .verify import VerifyOptions
 
     return VerifyOptions(
-        model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac
+        model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac, backend
     ).validate()
 
 

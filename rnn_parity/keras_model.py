@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidInput, RnnParityError
-from .keras_runner import import_keras
+from .keras_runner import get_mask, import_keras, to_numpy
 from .model_file import ModelFile
 
 __all__ = ["KerasRun", "LoadedModel", "load", "run_marked"]
@@ -147,6 +147,6 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
         name = layer_desc["name"]
         chunk = raw[position : position + counts[name]]
         position += counts[name]
-        tensors[name] = [np.asarray(t) for t in chunk]
-        masks[name] = [None if getattr(t, "_keras_mask", None) is None else np.asarray(t._keras_mask) for t in chunk]
+        tensors[name] = [to_numpy(t) for t in chunk]
+        masks[name] = [None if (m := get_mask(t)) is None else to_numpy(m) for t in chunk]
     return KerasRun(tensors, masks, weights, weight_names, param_counts, int(model.count_params()))

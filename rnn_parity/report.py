@@ -242,6 +242,8 @@ def installed_versions() -> dict[str, str | None]:
         "numpy": version("numpy"),
         "keras": version("keras"),
         "tensorflow": version("tensorflow"),
+        "jax": version("jax"),
+        "torch": version("torch"),
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
     }
 

@@ -51,6 +51,8 @@ class VerifyOptions:
     reference_dtype: str = "float64"
     tolerance: str = "explicit"
     max_mismatch_frac: float = 0.0
+    #: the Keras backend (None: ``KERAS_BACKEND``, else tensorflow; see :mod:`rnn_parity.backend`)
+    backend: str | None = None
 
     #: ``check``'s defaults, with the same rationale (README, "Default tolerances and why").
     DEFAULT_ATOL: ClassVar[float] = 1e-5
@@ -75,6 +77,10 @@ class VerifyOptions:
             raise InvalidInput(f"--max-mismatch-frac must be between 0 and 1, got {self.max_mismatch_frac!r}")
         if self.reference_dtype not in ("float64", "float32"):
             raise InvalidInput(f"--reference-dtype must be one of float64, float32, got {self.reference_dtype!r}")
+        if self.backend is not None:
+            from .backend import validate
+
+            validate(self.backend)
         if self.input is not None:
             given = [
                 flag for flag, value in (("--N", self.N), ("--T", self.T), ("--seed", self.seed)) if value is not None
@@ -110,6 +116,7 @@ class VerifyOptions:
             ("--reference-dtype", self.reference_dtype, "float64"),
             ("--tolerance", self.tolerance, "explicit"),
             ("--max-mismatch-frac", self.max_mismatch_frac, 0.0),
+            ("--backend", self.backend, None),
         ):
             if value != default:
                 parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
@@ -267,7 +274,10 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     scan(model_file.config, where)
     arrays = read_arrays(options.input) if options.input is not None else None
 
-    from . import keras_model, keras_runner  # imports TensorFlow
+    from . import keras_model, keras_runner
+    from .backend import select
+
+    select(options.backend)  # before Keras is imported; TensorFlow only on its own backend
 
     loaded = keras_model.load(model_file)
     graph = build_graph(loaded.class_name, loaded.config, where)
