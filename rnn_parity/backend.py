@@ -108,13 +108,13 @@ def select(name: str | None = None) -> str:
     origin = "--backend" if name is not None else "KERAS_BACKEND"
     chosen = name if name is not None else default()
     current = bound()
-    if current is not None:
-        if current != chosen:
-            raise InvalidInput(
-                f"{_where(chosen, origin)}: Keras is already running on {current} in this process "
-                "(a backend is fixed when Keras is first imported)"
-            )
+    if current == chosen:
         return chosen
     validate(chosen, origin)
+    if current is not None:
+        raise InvalidInput(
+            f"{_where(chosen, origin)}: Keras is already running on {current} in this process "
+            "(a backend is fixed when Keras is first imported)"
+        )
     os.environ["KERAS_BACKEND"] = chosen
     return chosen

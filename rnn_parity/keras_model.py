@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidInput, RnnParityError
-from .keras_runner import get_mask, import_keras, to_numpy
+from .keras_runner import get_mask, import_keras, tensorflow_kept_out, to_numpy
 from .model_file import ModelFile
 
 __all__ = ["KerasRun", "LoadedModel", "load", "run_marked"]
@@ -59,7 +59,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def load(model_file: ModelFile) -> LoadedModel:
-    """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file."""
+    """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file.
+
+    TensorFlow is not imported unless it is the backend: neither format needs it to load.
+    """
+    with tensorflow_kept_out():
+        return _load(model_file)
+
+
+def _load(model_file: ModelFile) -> LoadedModel:
     keras = import_keras()
     where = model_file.path
     try:
@@ -114,6 +122,11 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
     Stateful layers are reset first, so every layer starts from zero states, as
     the NumPy runtime does.
     """
+    with tensorflow_kept_out():
+        return _run_marked(loaded, graph, feeds)
+
+
+def _run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -> KerasRun:
     keras = import_keras()
     model = loaded.model
     graph_model, nodes = _model_nodes(model)

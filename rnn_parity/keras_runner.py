@@ -47,6 +47,7 @@ __all__ = [
     "clear_models",
     "import_keras",
     "get_mask",
+    "tensorflow_kept_out",
     "import_log",
     "run_keras",
     "to_numpy",
@@ -197,6 +198,34 @@ def backend_facts() -> dict:
         facts["torch_interop_threads"] = torch.get_num_interop_threads()
         facts["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
     return facts
+
+
+@contextlib.contextmanager
+def tensorflow_kept_out():
+    """Keep Keras from importing TensorFlow just to ask whether a value is one of its types.
+
+    Keras's serializers test ``isinstance(obj, tf.TensorShape)`` (``tf.DType``,
+    ``tf.TypeSpec``) behind a lazy module that imports TensorFlow when it is
+    installed: on jax or torch, ``model.get_config()`` would cost TensorFlow's
+    import (3-6 s) and its log lines. When TensorFlow is neither the backend nor
+    already imported, no value can be one of its types, so the lazy module is
+    told it is unavailable for the duration.
+    """
+    lazy = None
+    if import_keras().backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        with contextlib.suppress(ImportError):
+            from keras.src.utils import module_utils
+
+            lazy = getattr(module_utils, "tensorflow", None)
+    if lazy is None or not hasattr(lazy, "_available"):
+        yield
+        return
+    saved = lazy._available
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = saved
 
 
 def get_mask(tensor):
