@@ -270,12 +270,28 @@ class KerasResult:
     total_params: int
 
 
+def _buildable(config: dict, dtype: str) -> dict:
+    """A recurrent layer's config that builds in ``dtype`` on every backend.
+
+    Keras's default recurrent initializer, ``orthogonal``, takes a QR
+    decomposition in the layer's dtype, which JAX's and torch's CPU LAPACK do
+    not have for float16 (``Unsupported dtype float16``, ``"geqrf_cpu" not
+    implemented for 'Half'``). The case's weights replace the initial ones
+    anyway, so a float16 layer starts from zeros instead.
+    """
+    if dtype == "float16" and "units" in config:
+        return {**config, "recurrent_initializer": "zeros"}
+    return config
+
+
 def _make_layer(keras, desc: LayerDesc, dtype: str):
     cfg = dict(desc.config)
     if desc.class_name == "Bidirectional":
         inner = desc.config["layer"]
-        rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **inner["config"])
+        rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **_buildable(inner["config"], dtype))
         return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name, dtype=dtype)
+    if desc.is_recurrent:
+        cfg = _buildable(cfg, dtype)
     return getattr(keras.layers, desc.class_name)(name=desc.name, dtype=dtype, **cfg)
 
 
