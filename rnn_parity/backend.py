@@ -92,7 +92,9 @@ def _where(name: str | None, origin: str) -> str:
 def validate(name: str, origin: str = "--backend") -> str:
     """``name`` if it is a backend the tool runs on and is installed; else InvalidInput."""
     if name not in BACKENDS:
-        raise InvalidInput(f"{_where(name, origin)}: not a Keras backend this tool runs on (one of {', '.join(BACKENDS)})")
+        raise InvalidInput(
+            f"{_where(name, origin)}: not a Keras backend this tool runs on (one of {', '.join(BACKENDS)})"
+        )
     if not installed(name):
         raise InvalidInput(f"{_where(name, origin)}: the {name} backend is not installed; {install_command(name)}")
     return name

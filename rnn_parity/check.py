@@ -26,7 +26,7 @@ from .environment import environment
 from .errors import RnnParityError
 from .runtime import SequentialRuntime, Trace
 from .spec import CheckSpec
-from .tolerance import ThreeWay, Tolerance, resolve, three_way
+from .tolerance import ThreeWay, Tolerance, resolve, worst_three_way
 
 __all__ = ["CheckResult", "LayerResult", "TimeProfile", "run_check", "state_names"]
 
@@ -228,10 +228,14 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
                 got, expected.states[desc.name][i], truth.states[desc.name][i], low.states[desc.name][i]
             )
 
+    # Diagnosed over every compared array (the model output's unless another is worse).
     out_name = layers[-1].name
-    rounding = three_way(
-        keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name], spec.compute_dtype
-    )
+    diagnosed = [(out_name, keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name])]
+    diagnosed += [(d.name, keras_result.outputs[d.name], truth.outputs[d.name], low.outputs[d.name]) for d in layers]
+    for desc in layers:
+        for i, (label, got) in enumerate(zip(state_names(desc), keras_result.states.get(desc.name, []))):
+            diagnosed.append((f"{desc.name}.{label}", got, truth.states[desc.name][i], low.states[desc.name][i]))
+    rounding = worst_three_way(diagnosed, spec.compute_dtype)
 
     last = last_recurrent(layers)
     profile, k_seq, e_seq = None, None, None

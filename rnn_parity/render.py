@@ -114,11 +114,15 @@ def diagnosis_text(report: dict) -> Text:
             f"{what}: Keras's error is {ratio:.2g}× that of a correct {low} NumPy implementation{grows}",
             style="green",
         )
-    return Text(
-        f"a real discrepancy: Keras's error is {ratio:.3g}× that of a correct {low} NumPy "
+    where = f" in {three['array']}" if three.get("array") else ""
+    text = Text(
+        f"a real discrepancy{where}: Keras's error is {ratio:.3g}× that of a correct {low} NumPy "
         f"implementation, far above rounding",
         style="bold red",
     )
+    for known in report.get("known_differences") or []:
+        text.append(f"\nknown backend difference {known['name']}: {known['summary']}", style="yellow")
+    return text
 
 
 def _backend_text(env: dict) -> str:

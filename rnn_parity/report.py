@@ -114,7 +114,17 @@ def check_report(result: CheckResult) -> dict:
         "versions": result.versions,
         "environment": result.environment,
         "seconds": result.seconds,
+        "known_differences": _known_differences(result),
     }
+
+
+def _known_differences(result: CheckResult) -> list[dict]:
+    """The named backend behaviours (rnn_parity.backend_notes) that can explain a failing check."""
+    from .backend_notes import applying
+
+    if result.passed:
+        return []
+    return [d.to_dict() for d in applying(result.spec, result.environment.get("keras_backend", "tensorflow"))]
 
 
 def exit_code(result) -> int:

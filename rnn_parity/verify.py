@@ -32,7 +32,7 @@ from .graph import build_graph, scan
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
 from .runtime import GraphRuntime, expected_weights
-from .tolerance import ThreeWay, Tolerance, resolve, three_way
+from .tolerance import ThreeWay, Tolerance, resolve, worst_three_way
 
 __all__ = ["LayerCheck", "MaskCheck", "VerifyOptions", "VerifyResult", "run_verify", "state_labels"]
 
@@ -363,7 +363,19 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         tol = tol_for(truth.model_outputs[i], low.model_outputs[i])
         outputs[key] = _checked_compare(f"model output {key}", keras_value, value, tol)
         output_tol = output_tol or tol
-    rounding = three_way(keras_outputs[0], truth.model_outputs[0], low.model_outputs[0], compute_dtype)
+    # Diagnosed over every compared array (the model output's unless a layer's is worse).
+    first = next(iter(outputs))
+    diagnosed = [(first, keras_outputs[0], truth.model_outputs[0], low.model_outputs[0])]
+    for layer in graph["layers"]:
+        name = layer["name"]
+        n_out = len(trace.masks[name])
+        for i in range(n_out):
+            key = name if n_out == 1 else f"{name}[{i}]"
+            want, got = truth.outputs[name], keras_run.tensors[name][i]
+            diagnosed.append(
+                (key, got, want[i] if n_out > 1 else want, low.outputs[name][i] if n_out > 1 else low.outputs[name])
+            )
+    rounding = worst_three_way(diagnosed, compute_dtype)
     return VerifyResult(
         options=options,
         model_file=model_file,

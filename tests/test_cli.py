@@ -254,7 +254,10 @@ def test_an_unknown_backend_is_one_line_exit_2():
     proc = subprocess.run([sys.executable, "-m", "rnn_parity", "check"], capture_output=True, text=True,
                           env={**ENV, "KERAS_BACKEND": "bogus"}, timeout=300)  # fmt: skip
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr == "Error: KERAS_BACKEND=bogus: not a Keras backend this tool runs on (one of tensorflow, jax, torch)\n"
+    assert (
+        proc.stderr
+        == "Error: KERAS_BACKEND=bogus: not a Keras backend this tool runs on (one of tensorflow, jax, torch)\n"
+    )
     assert "tensorflow" not in proc.stdout
 
 
