@@ -38,6 +38,8 @@ __all__ = ["all_exit_code", "run_all"]
 
 _REPORT = "report.json"
 _ARRAYS = "arrays.npz"
+#: The interpreter each backend's process runs (this one).
+PYTHON = sys.executable
 #: A backend that takes longer than this on one case is reported as an error.
 TIMEOUT_SECONDS = 1800
 
@@ -87,7 +89,7 @@ def _run_one(name: str, spec: CheckSpec) -> tuple[dict, dict[str, np.ndarray]]:
         started = time.perf_counter()
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "rnn_parity.all_backends", tmp],
+                [PYTHON, "-m", "rnn_parity.all_backends", tmp],
                 input=spec.model_dump_json(),
                 capture_output=True,
                 text=True,
