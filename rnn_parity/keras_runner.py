@@ -403,6 +403,34 @@ def _cached_model(layers: list[LayerDesc], **dims):
     return entry
 
 
+def _compiled(model):
+    """The model's compiled forward pass, built on first use and kept on the model.
+
+    On TensorFlow: a ``tf.function`` of ``model(inputs, training=False)`` (what
+    ``predict_on_batch`` traces) with the input signature of the model's
+    ``Input`` layers, batch and time left open, so it is traced once per model
+    and a new sequence length or batch size never retraces. Elsewhere:
+    ``model.predict_on_batch``, the backend's own compiled predict step
+    (``jax.jit``, which compiles once per input shape; torch runs it eagerly
+    under ``torch.no_grad``).
+    """
+    fn = getattr(model, "_rnn_parity_compiled", None)
+    if fn is not None:
+        return fn
+    if import_keras().backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        signature = [tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype) for t in model.inputs]
+        traced = tf.function(lambda *xs: model(list(xs), training=False), input_signature=signature)
+
+        def fn(feed):
+            return traced(*[np.asarray(x, dtype=s.dtype.as_numpy_dtype) for x, s in zip(feed, signature, strict=True)])
+    else:
+        fn = model.predict_on_batch
+    model._rnn_parity_compiled = fn
+    return fn
+
+
 def _reset_states(model) -> None:
     for layer in model.layers:
         if getattr(layer, "stateful", False) or layer.__class__.__name__ == "Bidirectional":
@@ -463,7 +491,7 @@ def run_keras(
     for x in case.batches:
         feed = [x, *states_in]
         if mode == "compiled":
-            raw = model.predict_on_batch(feed)
+            raw = _compiled(model)(feed)
         elif mode == "predict":
             raw = model.predict(feed, batch_size=len(x), verbose=0)
         else:
