@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 import click
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
+from .recurrent import CELL_KEYS, MERGE_MODES
 from .spec import CheckSpec, build_spec, parse_size
+from .tolerance import AUTO_FACTOR, DEFAULT_MODE, MODES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -44,9 +47,22 @@ class OneLineErrors(click.Group):
 
 
 def run_guarded(debug: bool, body: Callable[[], int]) -> int:
-    """Run a command body; our errors become one line and their exit code, anything else exit 3."""
+    """Run a command body; our errors become one line and their exit code, anything else exit 3.
+
+    SIGTERM and SIGHUP interrupt it as Ctrl-C does; it then exits 128 + the signal's number.
+    """
+    from .signals import terminate_as_interrupt
+
+    with terminate_as_interrupt() as received:
+        return received.exit_code(_guarded(debug, body))
+
+
+def _guarded(debug: bool, body: Callable[[], int]) -> int:
     try:
-        return body()
+        with warnings.catch_warnings():
+            # NumPy's overflow warnings and library chatter are not results; the reports say what overflowed.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return body()
     except RnnParityError as exc:
         if debug:
             traceback.print_exc()
@@ -79,12 +95,47 @@ def _size(ctx, param, value):
 
 
 _FIELD = CheckSpec.model_fields
+_TOLERANCE_HELP = (
+    f"explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within {AUTO_FACTOR:g}× the rounding of "
+    f"a correct NumPy loop in Keras's dtype [default: {DEFAULT_MODE}]"
+)
 
 
 def _help(key: str) -> str:
     default = _FIELD[key].default
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
     return f"{_FIELD[key].description} [default: {shown}]"
+
+
+def _options(*options):
+    """One decorator applying ``options`` in the order given (as --help lists them)."""
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+#: The tolerance options, the same on every command that compares (None: not given, the defaults apply).
+tolerance_options = _options(
+    click.option("--atol", type=float, help=_help("atol")),
+    click.option("--rtol", type=float, help=_help("rtol")),
+    click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
+    click.option("--tolerance", type=click.Choice(MODES), help=_TOLERANCE_HELP),
+    click.option("--max-mismatch-frac", type=float, help=_help("max_mismatch_frac")),
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
+)
+debug_option = click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+#: How a report is written: ``--format``, ``--output``, ``--debug``.
+report_options = _options(
+    format_option,
+    click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout"),
+    debug_option,
+)
 
 
 def spec_options(fn):
@@ -96,25 +147,16 @@ def spec_options(fn):
         click.option("--M", "--units", "M", help=_help("M") + "; e.g. 64,32"),
         click.option("--K", "--outputs", "K", type=int, help=_help("K")),
         click.option("--seed", type=int, help=_help("seed")),
-        click.option("--atol", type=float, help=_help("atol")),
-        click.option("--rtol", type=float, help=_help("rtol")),
-        click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
+        tolerance_options,
         click.option(
             "--keras-dtype",
             type=click.Choice(["float32", "float64", "float16", "mixed_float16"]),
             help=_help("keras_dtype"),
         ),
         click.option(
-            "--tolerance",
-            type=click.Choice(["explicit", "dtype", "auto"]),
-            help="explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within 10× the rounding of "
-            "a correct NumPy loop in Keras's dtype [default: explicit]",
-        ),
-        click.option("--max-mismatch-frac", type=float, help=_help("max_mismatch_frac")),
-        click.option(
             "--max-memory", callback=_size, help="refuse cases whose arrays need more, e.g. 8GiB [default: 4GiB]"
         ),
-        click.option("--cell", type=click.Choice(["simple_rnn", "lstm", "gru"]), help=_help("cell")),
+        click.option("--cell", type=click.Choice(list(CELL_KEYS)), help=_help("cell")),
         click.option("--activation", help=_help("activation")),
         click.option("--recurrent-activation", help="gate activation of LSTM/GRU [default: sigmoid]"),
         click.option("--no-bias", "use_bias", flag_value=False, default=None, help="recurrent layers without bias"),
@@ -141,7 +183,7 @@ def spec_options(fn):
         ),
         click.option(
             "--bidirectional",
-            type=click.Choice(["concat", "sum", "mul", "ave", "none"]),
+            type=click.Choice([mode or "none" for mode in MERGE_MODES]),
             help="wrap in Bidirectional with this merge mode",
         ),
         click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
@@ -157,9 +199,7 @@ def spec_options(fn):
             help="compare the last recurrent layer at every timestep [default: on]",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _options(*options)(fn)
 
 
 def spec_from_options(values: dict) -> CheckSpec:
@@ -177,18 +217,15 @@ def main():
     export: your model as a NumPy-only .npz.
 
     Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
-    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted.
+    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted
+    (143 by SIGTERM, 129 by SIGHUP). See docs/guarantees.md.
     """
 
 
 @main.command(context_settings=CONTEXT)
 @spec_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
-)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
+@report_options
 @click.option("--plot", type=click.Path(dir_okay=False), help="draw error against timestep into FILE.png")
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def check(fmt, output, plot, debug, **options):
     """Build a random Input → recurrent → Dense Keras model, rerun it in NumPy, compare.
 
@@ -200,17 +237,16 @@ def check(fmt, output, plot, debug, **options):
 
         every = options.get("backend") == "all"
         spec = spec_from_options({**options, "backend": None} if every else options)
-        if output:
+        if output is not None:
             ensure_writable(output, "--output")
         if every:
-            if plot:
+            if plot is not None:
                 raise InvalidInput("--plot draws one backend's time profile; choose one with --backend")
             from .all_backends import all_exit_code, run_all
 
             report = run_all(spec)
-            _emit(report, fmt, output, table="all_backends_table")
-            return all_exit_code(report)
-        if plot:
+            return _emit(report, fmt, output, table="all_backends_table") or all_exit_code(report)
+        if plot is not None:
             if not spec.time_profile:
                 raise InvalidInput("--plot draws the time profile, which --no-time-profile turns off")
             from .plots import require_matplotlib
@@ -226,8 +262,7 @@ def check(fmt, output, plot, debug, **options):
             from .plots import check_plot
 
             check_plot(report, plot)
-        _emit(report, fmt, output)
-        return exit_code(result)
+        return _emit(report, fmt, output) or exit_code(result)
 
     return run_guarded(debug, body)
 
@@ -241,7 +276,7 @@ def check(fmt, output, plot, debug, **options):
     show_default=True,
     help="timesteps shown in the step table (the first and the last ones)",
 )
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@debug_option
 def explain(steps, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
 
@@ -266,9 +301,11 @@ def explain(steps, debug, **options):
     return run_guarded(debug, body)
 
 
-def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table") -> None:
+def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table", option: str = "--output") -> int:
     from . import render
-    from .files import write_atomic
+
+    """Print the report, or write it to ``output``; returns 2 when it had to go to a fallback file, else 0."""
+    from .files import write_or_fallback
 
     if fmt == "json":
         text = render.to_json(report)
@@ -278,84 +315,55 @@ def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table"
         renderable = getattr(render, table)(report)
         if output is None:
             Console(soft_wrap=False).print(renderable)
-            return
+            return 0
         import io
 
         buffer = io.StringIO()
         Console(file=buffer, width=120, color_system=None).print(renderable)
         text = buffer.getvalue()
-    if output:
-        write_atomic(output, text)
-    else:
+    if output is None:
         click.echo(text, nl=False)
+        return 0
+    return _lost([write_or_fallback(output, text, option)])
 
 
-def model_options(fn):
-    """The options of commands that run a saved model: its inputs and the tolerances."""
-    options = [
-        click.option(
-            "--input",
-            "input_path",
-            metavar="FILE.npy|FILE.npz",
-            help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones",
-        ),
-        click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]"),
-        click.option(
-            "--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]"
-        ),
-        click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
-        click.option("--atol", type=float, help="absolute tolerance [default: 1e-05]"),
-        click.option("--rtol", type=float, help="relative tolerance [default: 1.3e-06]"),
-        click.option(
-            "--reference-dtype",
-            type=click.Choice(["float64", "float32"]),
-            default="float64",
-            show_default=True,
-            help="dtype the NumPy runtime computes in",
-        ),
-        click.option(
-            "--tolerance",
-            type=click.Choice(["explicit", "dtype", "auto"]),
-            default="explicit",
-            show_default=True,
-            help="how the tolerance is chosen, as for check",
-        ),
-        click.option(
-            "--max-mismatch-frac",
-            type=float,
-            default=0.0,
-            show_default=True,
-            help="fraction of elements allowed over tolerance",
-        ),
-        click.option(
-            "--backend",
-            type=click.Choice(["tensorflow", "jax", "torch"]),
-            help="Keras backend that loads and runs the model [default: KERAS_BACKEND, else tensorflow]",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+def _lost(fallbacks) -> int:
+    """Name each report written to a fallback file on stderr; 2 when there is one, else 0."""
+    fallbacks = [f for f in fallbacks if f is not None]
+    for fallback in fallbacks:
+        _err(fallback.message())
+    return EXIT_INVALID if fallbacks else 0
 
 
-def _verify_options(
-    model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac, backend=None
-):
+#: The options of commands that run a saved model: its inputs and the tolerances.
+model_options = _options(
+    click.option(
+        "--input",
+        metavar="FILE.npy|FILE.npz",
+        help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones",
+    ),
+    click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]"),
+    click.option("--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]"),
+    click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
+    tolerance_options,
+    click.option(
+        "--backend",
+        type=click.Choice(["tensorflow", "jax", "torch"]),
+        help="Keras backend that loads and runs the model [default: KERAS_BACKEND, else tensorflow]",
+    ),
+)
+
+
+def _verify_options(model: str, options: dict):
     from .verify import VerifyOptions
 
-    return VerifyOptions(
-        model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac, backend
-    ).validate()
+    return VerifyOptions.build("cli", model=model, **options)
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("model", metavar="MODEL")
 @model_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
-)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@report_options
 def verify(model, fmt, output, debug, **options):
     """Verify a saved Keras model (.keras or .h5) layer by layer against the NumPy runtime.
 
@@ -365,15 +373,14 @@ def verify(model, fmt, output, debug, **options):
     def body():
         from .files import ensure_writable
 
-        opts = _verify_options(model, **options)
-        if output:
+        opts = _verify_options(model, options)
+        if output is not None:
             ensure_writable(output, "--output")
         from .report import exit_code, verify_report
         from .verify import run_verify
 
         result = run_verify(opts)
-        _emit(verify_report(result), fmt, output, table="verify_table")
-        return exit_code(result)
+        return _emit(verify_report(result), fmt, output, table="verify_table") or exit_code(result)
 
     return run_guarded(debug, body)
 
@@ -423,14 +430,15 @@ def _workers(ctx, param, value):
     help="draw max error against a swept key into PATH.png",
 )
 @click.option("--plot-x", default="T", show_default=True, metavar="KEY", help="the config key on the plot's x axis")
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@debug_option
 def sweep(
     configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, plot_path, plot_x, debug
 ):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.
 
-    Exit codes, first that applies: 130 interrupted; 2 config error (before
-    anything runs); 1 a case violated parity; 3 a case errored; 0 all passed.
+    Exit codes, first that applies: 130 interrupted (143 SIGTERM, 129 SIGHUP);
+    2 config error (before anything runs) or a report written to a fallback
+    file; 1 a case violated parity; 3 a case errored; 0 all passed.
 
     Example: rnn-parity sweep configs/smoke.yaml --junit-xml reports/smoke.xml
     """
@@ -448,7 +456,7 @@ def sweep(
             _print_cases(chosen)
             return 0
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
-        given = {option: path for option, path in outputs.items() if path}
+        given = {option: path for option, path in outputs.items() if path is not None}
         if plot_path:
             from .plots import require_matplotlib
 
@@ -469,13 +477,11 @@ def sweep(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .npz to write (only when parity holds)"
 )
 @model_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
-)
+@format_option
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout"
 )
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@debug_option
 def export(model, output, fmt, report_path, debug, **options):
     """Verify a saved Keras model, then write it as one .npz that runs with NumPy alone.
 
@@ -486,16 +492,17 @@ def export(model, output, fmt, report_path, debug, **options):
     def body():
         from .files import check_writable
 
-        opts = _verify_options(model, **options)
+        opts = _verify_options(model, options)
         check_writable(output, "-o")
-        if report_path:
+        if report_path is not None:
             check_writable(report_path, "--report")
         from .export import run_export
         from .report import exit_code, export_report
 
         result = run_export(opts, output)
-        _emit(export_report(result), fmt, report_path, table="verify_table")
-        return exit_code(result)
+        return _emit(export_report(result), fmt, report_path, table="verify_table", option="--report") or exit_code(
+            result
+        )
 
     return run_guarded(debug, body)
 
@@ -518,29 +525,41 @@ def _console():
 
 
 def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> int:
-    from .files import write_atomic
+    from pathlib import Path
+
+    from .files import Fallback, write_or_fallback
     from .junit import junit_xml
     from .markdown import markdown_summary
     from .progress import SweepProgress
     from .render import summary_lines, sweep_table, to_json
     from .report import sweep_exit_code, sweep_report
+    from .signals import active
     from .sweep import run_sweep
 
     with SweepProgress(len(cases)) as progress:
         result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
     report = sweep_report(result)
+    received = active()
+    if result.interrupted and received is not None and received.signum is not None:
+        report["summary"]["exit_code"] = received.exit_code(report["summary"]["exit_code"])  # 143 after SIGTERM
     renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
+    # A report that cannot be written where asked goes to a fallback file; the others and the summary still come.
+    fallbacks = []
     for option, path in outputs.items():
         if option == "--plot":
             from .plots import sweep_plot
 
-            sweep_plot(report["cases"], path, plot_x)
+            try:
+                sweep_plot(report["cases"], path, plot_x)
+            except OSError as exc:
+                fallbacks.append(Fallback(option, Path(path), exc.strerror or str(exc), None))
         else:
-            write_atomic(path, renderers[option](report))
+            fallbacks.append(write_or_fallback(path, renderers[option](report), option))
     _console().print(sweep_table(report))
     for line in summary_lines(report):
         click.echo(line)
-    return sweep_exit_code(result)
+    lost = _lost(fallbacks)
+    return sweep_exit_code(result) if result.interrupted else (lost or sweep_exit_code(result))
 
 
 @main.command(context_settings=CONTEXT)

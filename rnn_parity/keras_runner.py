@@ -39,6 +39,8 @@ from .architecture import LayerDesc
 from .backend import select as select_backend
 from .case import CaseData
 from .errors import InvalidInput
+from .model_checks import require_finite_weights
+from .recurrent import is_bidirectional, n_outputs, n_states
 
 __all__ = [
     "KerasResult",
@@ -87,6 +89,11 @@ def _stderr_parked():
             _import_log += sink.read().decode("utf-8", "replace")
 
 
+def _drop_never_used(record) -> bool:
+    """Drop tf_should_use's "Object was never used" stack dump, logged when a run is interrupted mid-operation."""
+    return not str(record.msg).startswith("Object was never used")
+
+
 def import_keras():
     """Import and return ``keras`` on the backend :func:`rnn_parity.backend.select` fixed, quietly.
 
@@ -109,6 +116,7 @@ def import_keras():
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")
+            tf.get_logger().addFilter(_drop_never_used)
             tf.autograph.set_verbosity(0)
         with contextlib.suppress(ImportError):
             from absl import logging as absl_logging
@@ -286,18 +294,13 @@ def _buildable(config: dict, dtype: str) -> dict:
 
 def _make_layer(keras, desc: LayerDesc, dtype: str):
     cfg = dict(desc.config)
-    if desc.class_name == "Bidirectional":
+    if desc.is_bidirectional:
         inner = desc.config["layer"]
         rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **_buildable(inner["config"], dtype))
         return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name, dtype=dtype)
     if desc.is_recurrent:
         cfg = _buildable(cfg, dtype)
     return getattr(keras.layers, desc.class_name)(name=desc.name, dtype=dtype, **cfg)
-
-
-def _n_states(desc: LayerDesc) -> int:
-    per_direction = 2 if desc.cell_class == "LSTM" else 1
-    return per_direction * (2 if desc.class_name == "Bidirectional" else 1)
 
 
 def _input_dtype(dtype_policy: str) -> str:
@@ -343,7 +346,7 @@ def build_model(
                 m = desc.cell_config["units"]
                 states = [
                     keras.Input(shape=(m,), name=f"{desc.name}_state{i}", dtype=in_dtype)
-                    for i in range(_n_states(desc))
+                    for i in range(n_states(desc.class_name, desc.config))
                 ]
                 inputs += states
                 kwargs["initial_state"] = states
@@ -359,8 +362,8 @@ def build_model(
                     keys.append(("sequence", desc.name, i))
             result = layer(h, **kwargs)
             returns_state = desc.cell_config.get("return_state", False)
-            n_out = 2 if desc.class_name == "Bidirectional" and desc.config["merge_mode"] is None else 1
-            parts = list(result) if (returns_state or n_out == 2) else [result]
+            n_out = n_outputs(desc.class_name, desc.config)
+            parts = list(result) if (returns_state or n_out > 1) else [result]
             h = parts[0] if n_out == 1 else parts[:2]
             for i, part in enumerate(parts[:n_out]):
                 outputs.append(part)
@@ -433,7 +436,7 @@ def _compiled(model):
 
 def _reset_states(model) -> None:
     for layer in model.layers:
-        if getattr(layer, "stateful", False) or layer.__class__.__name__ == "Bidirectional":
+        if getattr(layer, "stateful", False) or is_bidirectional(type(layer).__name__):
             layer.reset_states()
 
 
@@ -486,6 +489,7 @@ def run_keras(
             if twin is not None and twin.name == f"{desc.name}_sequence":
                 model.get_layer(twin.name).set_weights(case.weights[desc.name])
         weights[desc.name] = [np.asarray(w) for w in layer.get_weights()]
+        require_finite_weights(desc.name, [str(v.name) for v in layer.weights], weights[desc.name])
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
     for x in case.batches:
@@ -511,4 +515,11 @@ def run_keras(
         else:
             target[name] = value
     total = int(model.count_params()) - (int(model.get_layer(twin.name).count_params()) if twin else 0)
-    return KerasResult(outputs, states, sequences, weights, param_counts, total)
+    return KerasResult(
+        outputs=outputs,
+        states=states,
+        sequences=sequences,
+        weights=weights,
+        param_counts=param_counts,
+        total_params=total,
+    )

@@ -5,8 +5,9 @@
 cases finished in. An exception inside a case (a Keras error, a
 ``MemoryError``) becomes that case's ``error`` and the sweep goes on; a
 worker process that dies is replaced and the case it was running is recorded
-as an error. Ctrl-C stops the sweep and returns what finished, marked
-interrupted. Nothing here prints: ``on_done`` is called with each outcome.
+as an error. Ctrl-C, SIGTERM or SIGHUP (:mod:`rnn_parity.signals`) stops the
+sweep, stops every worker and returns what finished, marked interrupted.
+Nothing here prints: ``on_done`` is called with each outcome.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import re
 import signal
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -27,6 +29,7 @@ from .check import run_check
 from .config import Case
 from .errors import InvalidInput
 from .report import check_report
+from .signals import terminate_as_interrupt
 from .spec import CheckSpec
 
 __all__ = ["CaseOutcome", "SweepResult", "parse_workers", "run_case", "run_sweep"]
@@ -129,8 +132,10 @@ def run_case(index: int, spec: CheckSpec) -> CaseOutcome:
 
 
 def _worker_init(backend_name: str | None = None) -> None:
-    """Each worker ignores Ctrl-C (the parent handles it) and imports Keras on its backend once, up front."""
+    """Each worker ignores Ctrl-C (the parent handles it) and NumPy's overflow warnings (the
+    reports say what overflowed, as in the main process) and imports Keras on its backend once, up front."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("ignore", RuntimeWarning)
     from .backend import select
     from .keras_runner import import_keras
 
@@ -175,27 +180,33 @@ def run_sweep(
     outcomes: dict[int, CaseOutcome] = {}
     on_done = on_done or (lambda c, o: None)
     interrupted = stopped = False
-    # Keras binds one backend per process: a backend this process is not bound to runs in workers.
-    for name, indices in backend_groups(cases).items():
-        group = [cases[i] for i in indices]
-        here = n == 1 and bound() in (None, name)
-        found: dict[int, CaseOutcome] = {}
+    with terminate_as_interrupt():
+        # Keras binds one backend per process: a backend this process is not bound to runs in workers.
+        for name, indices in backend_groups(cases).items():
+            group = [cases[i] for i in indices]
+            here = n == 1 and bound() in (None, name)
+            found: dict[int, CaseOutcome] = {}
 
-        def done(case, outcome, indices=indices):
-            on_done(case, replace(outcome, index=indices[outcome.index]))
+            def done(case, outcome, indices=indices):
+                on_done(case, replace(outcome, index=indices[outcome.index]))
 
-        if here:
-            interrupted, stopped = _run_serial(group, found, n=1, fail_fast=fail_fast, on_done=done, backend=name)
-        else:
-            interrupted, stopped = _run_pool(
-                group, found, n=min(n, len(group)), fail_fast=fail_fast, on_done=done, init=partial(_worker_init, name)
-            )
-        for j, outcome in found.items():
-            outcomes[indices[j]] = replace(outcome, index=indices[j])
-        if fail_fast and any(o.status != "pass" for o in found.values()):
-            stopped = len(outcomes) < len(cases)
-        if interrupted or stopped:
-            break
+            if here:
+                interrupted, stopped = _run_serial(group, found, n=1, fail_fast=fail_fast, on_done=done, backend=name)
+            else:
+                interrupted, stopped = _run_pool(
+                    group,
+                    found,
+                    n=min(n, len(group)),
+                    fail_fast=fail_fast,
+                    on_done=done,
+                    init=partial(_worker_init, name),
+                )
+            for j, outcome in found.items():
+                outcomes[indices[j]] = replace(outcome, index=indices[j])
+            if fail_fast and any(o.status != "pass" for o in found.values()):
+                stopped = len(outcomes) < len(cases)
+            if interrupted or stopped:
+                break
     return SweepResult(
         cases=tuple(cases),
         outcomes=tuple(outcomes[i] for i in sorted(outcomes)),
