@@ -15,15 +15,17 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" -e ".[dev,plot,tensorflow,jax,torch]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" -e ".[dev,plot,keras2,tensorflow,jax,torch]"
 	touch $(STAMP)
 
 run: install
 	$(BIN)/rnn-parity check
 
-# The unit tests, then the project's own gate (configs/ci.yaml), whose JUnit XML lands in reports/.
+# The unit tests, the example notebooks (executed by nbmake), then the project's own gate
+# (configs/ci.yaml), whose JUnit XML lands in reports/.
 test: install
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbmake examples
 	$(BIN)/rnn-parity sweep configs/ci.yaml --junit-xml reports/ci.xml --json reports/ci.json
 
 bench: install

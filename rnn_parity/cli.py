@@ -14,7 +14,15 @@ from collections.abc import Callable
 import click
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_PARITY,
+    InvalidInput,
+    RnnParityError,
+)
 from .recurrent import CELL_KEYS, MERGE_MODES
 from .spec import CheckSpec, build_spec, parse_size
 from .tolerance import AUTO_FACTOR, DEFAULT_MODE, MODES
@@ -226,9 +234,18 @@ def main():
 @spec_options
 @report_options
 @click.option("--plot", type=click.Path(dir_okay=False), help="draw error against timestep into FILE.png")
+@click.option(
+    "--impl",
+    metavar="TARGET",
+    help="check your own function(x, *weights) against Keras: FILE.py:FUNCTION or package.module:FUNCTION "
+    "(docs/your-implementation.md)",
+)
+@click.option("--impl-dtype", type=click.Choice(["float32", "float64"]), help=_help("impl_dtype"))
+@click.option("--timeout", type=float, metavar="SECONDS", help="stop --impl after this long, per case [default: none]")
 def check(fmt, output, plot, debug, **options):
     """Build a random Input → recurrent → Dense Keras model, rerun it in NumPy, compare.
 
+    With --impl, the verdict is your own implementation against Keras.
     Example: rnn-parity check --T 10 --M 5
     """
 
@@ -237,6 +254,10 @@ def check(fmt, output, plot, debug, **options):
 
         every = options.get("backend") == "all"
         spec = spec_from_options({**options, "backend": None} if every else options)
+        if spec.impl is not None:  # a missing or unimportable TARGET is exit 2 before TensorFlow loads
+            from .impl import check_callable, resolve_impl
+
+            check_callable(resolve_impl(spec.impl).fn, spec, f"--impl {spec.impl}")
         if output is not None:
             ensure_writable(output, "--output")
         if every:
@@ -276,8 +297,15 @@ def check(fmt, output, plot, debug, **options):
     show_default=True,
     help="timesteps shown in the step table (the first and the last ones)",
 )
+@click.option(
+    "--weights",
+    "weights_only",
+    is_flag=True,
+    help="only list the weights your own function(x, *weights) receives for these options, and their layouts "
+    "(runs nothing)",
+)
 @debug_option
-def explain(steps, debug, **options):
+def explain(steps, weights_only, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
 
     Takes the same options as check. Example: rnn-parity explain --T 5 --M 3
@@ -288,6 +316,13 @@ def explain(steps, debug, **options):
             raise InvalidInput("--backend all: explain walks through one backend; choose tensorflow, jax or torch")
         spec = spec_from_options(options)
         from rich.console import Console
+
+        if weights_only:
+            from .convention import convention_report
+            from .render import weights_view
+
+            Console(soft_wrap=False).print(weights_view(convention_report(spec)))
+            return 0
 
         from .check import run_check
         from .explain import explain as tell
@@ -385,6 +420,41 @@ def verify(model, fmt, output, debug, **options):
     return run_guarded(debug, body)
 
 
+@main.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL.h5")
+@click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]")
+@click.option("--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated inputs and padding")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="absolute tolerance")
+@click.option("--rtol", type=float, default=1.3e-6, show_default=True, help="relative tolerance")
+@report_options
+def upgrade(model, N, T, seed, atol, rtol, fmt, output, debug):
+    """Does Keras 3 compute the same model as the Keras 2 that wrote MODEL.h5? Layer by layer, with the reason.
+
+    Needs Keras 2: pip install 'rnn-parity[keras2]'. Exit 0: the same; 1: Keras 3 changes the model.
+
+    Example: rnn-parity upgrade old_model.h5
+    """
+
+    def body():
+        from .files import ensure_writable
+
+        for option, value in (("--N", N), ("--T", T)):
+            if value is not None and value < 1:
+                raise InvalidInput(f"{option} must be a positive integer, got {value}")
+        for option, value in (("--atol", atol), ("--rtol", rtol)):
+            if not value >= 0:
+                raise InvalidInput(f"{option} must be a number ≥ 0, got {value}")
+        if output is not None:
+            ensure_writable(output, "--output")
+        from .upgrade import run_upgrade
+
+        result = run_upgrade(model, N=N, T=T, seed=seed, atol=atol, rtol=rtol)
+        return _emit(result.to_dict(), fmt, output, table="upgrade_table") or (EXIT_OK if result.same else EXIT_PARITY)
+
+    return run_guarded(debug, body)
+
+
 def _workers(ctx, param, value):
     from .sweep import parse_workers
 
@@ -455,6 +525,7 @@ def sweep(
         if dry_run:
             _print_cases(chosen)
             return 0
+        _check_impls(chosen)
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
         given = {option: path for option, path in outputs.items() if path is not None}
         if plot_path:
@@ -505,6 +576,16 @@ def export(model, output, fmt, report_path, debug, **options):
         )
 
     return run_guarded(debug, body)
+
+
+def _check_impls(cases) -> None:
+    """Every case's ``impl`` imports and takes that case's weights and keywords: exit 2 before any case runs."""
+    from .impl import check_callable, resolve_impl
+
+    for case in cases:
+        if case.spec.impl is not None:
+            label = f"{case.config}: {case.origin} ({case.name}): impl {case.spec.impl}"
+            check_callable(resolve_impl(case.spec.impl, label).fn, case.spec, label)
 
 
 def _print_cases(cases) -> None:
