@@ -31,6 +31,7 @@ test: install
 bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_grad.py
 	$(BIN)/python bench/bench_backends.py
 
 # The oldest supported pair (Keras 3.5, TensorFlow 2.17) in its own virtualenv: check and a sweep.
