@@ -382,6 +382,20 @@ def _workers(ctx, param, value):
     show_default=True,
     help="worker processes (each imports TensorFlow once); auto = one per usable CPU",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: this process or a process pool; dask: a Dask cluster (pip install 'rnn-parity[dask]')",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="with --executor dask: the scheduler of a running cluster, e.g. tcp://10.0.0.5:8786 "
+    "[default: a local cluster of --workers processes]",
+)
+@click.option("--shard", metavar="I/N", help="run only shard I of N (a fixed split of the cases, e.g. for CI jobs)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH", help="write the JSON report")
 @click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), metavar="PATH", help="write JUnit XML")
 @click.option(
@@ -401,7 +415,20 @@ def _workers(ctx, param, value):
 @click.option("--plot-x", default="T", show_default=True, metavar="KEY", help="the config key on the plot's x axis")
 @click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def sweep(
-    configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, plot_path, plot_x, debug
+    configs,
+    dry_run,
+    patterns,
+    fail_fast,
+    workers,
+    executor,
+    scheduler,
+    shard,
+    json_path,
+    junit_path,
+    markdown_path,
+    plot_path,
+    plot_x,
+    debug,
 ):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.
 
@@ -420,8 +447,12 @@ def sweep(
         if patterns and not chosen:
             shown = " ".join(f"--filter {p}" for p in patterns)
             raise InvalidInput(f"{shown}: matches none of the {len(cases)} cases (see --dry-run)")
+        from .executors import Placement
+
+        run = Placement(executor, scheduler, workers, shard).validated()
+        mine = run.shard_of(chosen)
         if dry_run:
-            _print_cases(chosen)
+            _print_cases(mine, f"shard {run.shard}: {len(mine)} of {len(chosen)} cases" if run.shard else None)
             return 0
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
         given = {option: path for option, path in outputs.items() if path}
@@ -434,7 +465,7 @@ def sweep(
         ensure_distinct(given)
         for option, path in given.items():
             ensure_writable(path, option)
-        return _run_sweep(chosen, workers, fail_fast, given, plot_x)
+        return _run_sweep(mine, workers, fail_fast, given, plot_x, run=run, sweep_cases=chosen)
 
     return run_guarded(debug, body)
 
@@ -476,12 +507,12 @@ def export(model, output, fmt, report_path, debug, **options):
     return run_guarded(debug, body)
 
 
-def _print_cases(cases) -> None:
+def _print_cases(cases, footer: str | None = None) -> None:
     from .render import cases_table
     from .report import case_list
 
     _console().print(cases_table(case_list(cases)))
-    click.echo(f"{len(cases)} cases")
+    click.echo(footer or f"{len(cases)} cases")
 
 
 def _console():
@@ -493,18 +524,39 @@ def _console():
     return console
 
 
-def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> int:
-    from .files import write_atomic
-    from .junit import junit_xml
-    from .markdown import markdown_summary
+def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T", *, run=None, sweep_cases=None) -> int:
+    from .executors import Placement
     from .progress import SweepProgress
-    from .render import summary_lines, sweep_table, to_json
     from .report import sweep_exit_code, sweep_report
     from .sweep import run_sweep
 
+    run = run or Placement()
     with SweepProgress(len(cases)) as progress:
-        result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
-    report = sweep_report(result)
+        result = run_sweep(
+            cases,
+            workers=workers,
+            fail_fast=fail_fast,
+            on_done=progress.advance,
+            executor=run.executor,
+            scheduler=run.scheduler,
+        )
+    shard = None
+    if run.shard is not None:
+        from .shards import shard_block
+
+        shard = shard_block(sweep_cases, run.shard)
+    report = sweep_report(result, shard)
+    _write_reports(report, outputs, plot_x)
+    _print_summary(report)
+    return sweep_exit_code(result)
+
+
+def _write_reports(report: dict, outputs: dict, plot_x: str = "T") -> None:
+    from .files import write_atomic
+    from .junit import junit_xml
+    from .markdown import markdown_summary
+    from .render import to_json
+
     renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
     for option, path in outputs.items():
         if option == "--plot":
@@ -513,10 +565,55 @@ def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> i
             sweep_plot(report["cases"], path, plot_x)
         else:
             write_atomic(path, renderers[option](report))
+
+
+def _print_summary(report: dict, notes: list[str] = ()) -> None:
+    """The sweep table, then a line per errored case, the notes, why cases did not run, and the counts."""
+    from .render import summary_lines, sweep_table
+
     _console().print(sweep_table(report))
-    for line in summary_lines(report):
+    lines = summary_lines(report)
+    for line in lines[:-1] + list(notes) + lines[-1:]:
         click.echo(line)
-    return sweep_exit_code(result)
+
+
+@main.command("merge-reports", context_settings=CONTEXT)
+@click.argument("reports", nargs=-1, required=True, metavar="REPORT.json...")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH", help="write the merged JSON report"
+)
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), metavar="PATH", help="write JUnit XML")
+@click.option(
+    "--markdown", "markdown_path", type=click.Path(dir_okay=False), metavar="PATH", help="write a Markdown summary"
+)
+@click.option("--debug", is_flag=True, help="show tracebacks")
+def merge_reports(reports, json_path, junit_path, markdown_path, debug):
+    """Merge the JSON reports of a sharded sweep (sweep --shard I/N --json) into one.
+
+    Exit codes: 2 the reports are not shards of one sweep of one tool stack, or
+    hold a case twice (nothing is written); otherwise the whole sweep's: 130 a
+    shard was interrupted; 1 a case violated parity; 3 a case errored or a
+    shard's report is missing; 0 all passed.
+
+    Example: rnn-parity merge-reports shard-*.json --junit-xml reports/ci.xml
+    """
+
+    def body():
+        from .files import ensure_distinct, ensure_writable
+
+        outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path}
+        given = {option: path for option, path in outputs.items() if path}
+        ensure_distinct(given)
+        for option, path in given.items():
+            ensure_writable(path, option)
+        from .merge import merge_reports as merge
+
+        merged = merge(list(reports))
+        _write_reports(merged.report, given)
+        _print_summary(merged.report, merged.notes())
+        return merged.exit_code
+
+    return run_guarded(debug, body)
 
 
 @main.command(context_settings=CONTEXT)

@@ -139,7 +139,13 @@ OnDone = Callable[[Case, CaseOutcome], None]
 
 
 def run_sweep(
-    cases: list[Case], *, workers: int | str = 1, fail_fast: bool = False, on_done: OnDone | None = None
+    cases: list[Case],
+    *,
+    workers: int | str = 1,
+    fail_fast: bool = False,
+    on_done: OnDone | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run every case; see the module docstring for isolation, ``fail_fast`` and interruption.
 
@@ -149,12 +155,23 @@ def run_sweep(
             worker processes that import TensorFlow once and stay alive.
         fail_fast: stop starting cases after the first failure or error.
         on_done: called in this process as each case finishes, in finishing order.
+        executor: ``"local"`` (this process or a pool) or ``"dask"``
+            (:mod:`~rnn_parity.dask_executor`: a local Dask cluster of ``workers``
+            processes, or the cluster whose scheduler is at ``scheduler``).
     """
     n = resolve_workers(workers, len(cases))
     started = time.perf_counter()
     outcomes: dict[int, CaseOutcome] = {}
-    runner = _run_serial if n == 1 else _run_pool
-    interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done or (lambda c, o: None))
+    on_done = on_done or (lambda c, o: None)
+    if executor == "dask":
+        from .dask_executor import run_dask
+
+        interrupted, stopped, n = run_dask(
+            cases, outcomes, workers=workers, scheduler=scheduler, fail_fast=fail_fast, on_done=on_done
+        )
+    else:
+        runner = _run_serial if n == 1 else _run_pool
+        interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done)
     return SweepResult(
         cases=tuple(cases),
         outcomes=tuple(outcomes[i] for i in sorted(outcomes)),
