@@ -52,10 +52,11 @@ CONNECT_TIMEOUT = 30.0
 LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 1,
     "distributed.scheduler.worker-saturation": 1.0,
-    # Dask's nanny sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in its workers by default; the local pool's
-    # workers (and a serial run) keep the machine's threading, and so do these.
-    "distributed.nanny.pre-spawn-environ": {"MALLOC_TRIM_THRESHOLD_": 65536},
 }
+
+#: Dask's nanny sets these to 1 in its workers by default; a serial run and the local pool keep the
+#: machine's threading (it shows in each case's ``environment``), and so do the local cluster's workers.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 def require_dask(option: str = "--executor dask") -> None:
@@ -93,7 +94,8 @@ def _client(scheduler: str | None, workers: int):
     from distributed import Client, LocalCluster
 
     if scheduler is None:
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **dict.fromkeys(THREAD_VARIABLES)}
+        with dask.config.set({**LOCAL_CLUSTER_CONFIG, "distributed.nanny.pre-spawn-environ": environ}):
             cluster = LocalCluster(
                 n_workers=workers,
                 threads_per_worker=1,
