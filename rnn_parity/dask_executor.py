@@ -67,20 +67,25 @@ def require_dask(option: str = "--executor dask") -> None:
         raise InvalidInput(f"{option} needs Dask's distributed scheduler: {PIP_EXTRA}") from None
 
 
+#: The loggers whose records are kept from the user's stderr during a sweep (with their children).
+NOISY_LOGGERS = ("distributed", "tornado", "asyncio", "bokeh")
+
+
 @contextlib.contextmanager
 def _quiet_dask():
-    """Keep the ``distributed`` loggers of this process (the client, a local scheduler and its nannies)
-    and Python warnings from Dask away from the user's stderr."""
+    """Keep the logging of this process's Dask side (the client, a local scheduler and its nannies) and
+    Dask's Python warnings away from the user's stderr; worker processes are quieted by their cluster."""
     import warnings
 
-    loggers = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    known = logging.root.manager.loggerDict
+    names = set(NOISY_LOGGERS) | {n for n in known if n.split(".")[0] in NOISY_LOGGERS}
+    loggers = [logging.getLogger(name) for name in sorted(names)]  # e.g. distributed.client has its own level
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.CRITICAL + 1)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"distributed(\..*)?")
-            warnings.filterwarnings("ignore", module=r"dask(\..*)?")
+            warnings.filterwarnings("ignore", module=r"(distributed|dask)(\..*)?")
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -181,7 +186,6 @@ def run_dask(
     """
     require_dask()
     from distributed import as_completed
-    from distributed.core import CommClosedError
 
     from .dask_worker import KerasWorker
 
@@ -205,7 +209,7 @@ def run_dask(
             try:
                 for future in as_completed(futures, loop=client.loop):
                     i = index[future.key]
-                    outcome = _outcome(i, future, CommClosedError)
+                    outcome = _outcome(i, future)
                     outcomes[i] = outcome
                     on_done(cases[i], outcome)
                     if fail_fast and outcome.status != "pass":
@@ -219,15 +223,18 @@ def run_dask(
     return False, False, n
 
 
-def _outcome(i: int, future, comm_closed: type[Exception]) -> CaseOutcome:
-    """The case's outcome, or its error when the future itself failed (its workers died)."""
+def _outcome(i: int, future) -> CaseOutcome:
+    """The case's outcome, or its error when the future itself failed (its workers died, the
+    scheduler went away)."""
     from distributed import KilledWorker
+    from distributed.client import FutureCancelledError
 
     try:
         return future.result()
     except KilledWorker:
         return CaseOutcome(i, "error", None, WORKER_DIED_TWICE, 0.0)
-    except (comm_closed, OSError) as exc:
-        raise InvalidInput(f"lost the connection to the Dask scheduler ({describe_error(exc)})") from None
+    except FutureCancelledError as exc:
+        reason = exc.reason.replace("-", " ")
+        return CaseOutcome(i, "error", None, f"CaseCancelled: Dask dropped this case ({reason})", 0.0)
     except Exception as exc:  # noqa: BLE001 - e.g. the spec could not be unpickled on a worker
         return CaseOutcome(i, "error", None, describe_error(exc), 0.0)
