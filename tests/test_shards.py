@@ -4,6 +4,8 @@ back into the report of the whole sweep (JSON and JUnit), with missing shards, r
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -245,3 +247,15 @@ def test_duplicated_cases_and_unreadable_files_are_refused(shards, tmp_path):
         invoke(["merge-reports", tmp_path / "none.json"], 2).stderr
         == f"Error: {tmp_path / 'none.json'}: no such file\n"
     )
+
+
+@pytest.mark.keras
+def test_merge_reports_runs_without_tensorflow_or_dask(shards):
+    code = (
+        "import sys\nfrom rnn_parity.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+        "    loaded = [m for m in ('tensorflow', 'keras', 'distributed') if m in sys.modules]\n"
+        "    print('exit', exc.code, 'loaded', loaded, file=sys.stderr)\n"
+    )
+    reports = [str(shards / f"shard{i}.json") for i in (1, 2, 3)]
+    result = subprocess.run([sys.executable, "-c", code, "merge-reports", *reports], capture_output=True, text=True)
+    assert result.stderr.splitlines()[-1] == "exit 1 loaded []"
