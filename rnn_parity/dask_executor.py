@@ -196,7 +196,7 @@ def run_dask(
     try:
         with _quiet_dask(), _client(scheduler, n) as client:
             n = _check_workers(client, scheduler)
-            client.register_plugin(KerasWorker(ignore_sigint=scheduler is None))
+            client.register_plugin(KerasWorker(local=scheduler is None))
             batch = uuid.uuid4().hex[:8]
             futures = client.map(
                 run,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import warnings
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
@@ -23,20 +24,22 @@ class KerasWorker(WorkerPlugin):
     :mod:`rnn_parity.keras_runner` from case to case.
 
     Args:
-        ignore_sigint: for the workers of a local cluster, which share the user's terminal:
-            Ctrl-C is the sweep's to handle (it cancels the pending cases and closes the cluster).
+        local: for the workers of a local cluster, which share the user's terminal, as the local
+            pool's workers do: Ctrl-C is the sweep's to handle (it cancels the pending cases and closes
+            the cluster), and NumPy's overflow warnings stay off stderr (the reports say what overflowed).
     """
 
     idempotent = True
     name = "rnn-parity-keras"
 
-    def __init__(self, ignore_sigint: bool = False):
-        self.ignore_sigint = ignore_sigint
+    def __init__(self, local: bool = False):
+        self.local = local
 
     async def setup(self, worker) -> None:
-        if self.ignore_sigint:
+        if self.local:
             with contextlib.suppress(ValueError):  # only the main thread may; a worker's loop runs there
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+            warnings.simplefilter("ignore", RuntimeWarning)
         from .keras_runner import import_keras
 
         # A minute of TensorFlow import on the event loop would stall the worker's heartbeats.
