@@ -177,14 +177,16 @@ def cluster(tmp_path_factory):
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=180)
         yield address
-    finally:
-        for p in reversed(processes):
-            p.terminate()
-        for p in reversed(processes):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    finally:  # the workers first, while their scheduler is there to say goodbye to
+        for group in (processes[1:], processes[:1]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         log.close()
 
 
