@@ -178,7 +178,7 @@ def run_dask(
     Args:
         workers: processes of the local cluster (ignored with ``scheduler``).
         scheduler: the address of an existing cluster's scheduler, or None for a local cluster.
-        run: ``run(index, spec) -> CaseOutcome``, run on the workers (a module-level function).
+        run: ``run(index, spec) -> CaseOutcome``, run on the workers (importable there by name).
 
     Returns:
         ``(interrupted, stopped_early, workers)``: Ctrl-C, ``fail_fast`` stopping the sweep, and how many
@@ -192,7 +192,6 @@ def run_dask(
     n = resolve_workers(workers, len(cases)) if scheduler is None else 0
     if not cases:
         return False, False, n
-    futures = []
     try:
         with _quiet_dask(), _client(scheduler, n) as client:
             n = _check_workers(client, scheduler)

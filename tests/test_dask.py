@@ -144,7 +144,7 @@ def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster")
     env = {**os.environ, **CLUSTER_ENV, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     log = open(folder / "cluster.log", "w")  # noqa: SIM115 - closed at teardown
-    common = {"env": env, "stdout": log, "stderr": subprocess.STDOUT, "cwd": folder}
+    common = {"env": env, "stdout": log, "stderr": subprocess.STDOUT, "cwd": folder, "start_new_session": True}
     file = folder / "scheduler.json"
     processes = [
         subprocess.Popen(
@@ -183,9 +183,9 @@ def cluster(tmp_path_factory):
                 p.terminate()
             for p in group:
                 try:
-                    p.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:  # e.g. a worker still importing TensorFlow
+                    os.killpg(p.pid, signal.SIGKILL)  # the nanny and its worker process
                     p.wait()
         log.close()
 
