@@ -18,9 +18,9 @@ A worker that dies takes down only the case it was running: the scheduler
 retries that case on another worker, and when a second worker dies under it
 (Dask's ``KilledWorker``) it is recorded as an error. The local cluster is
 configured for this (``distributed.scheduler.allowed-failures: 1``, and
-``worker-saturation: 1.0`` so that a worker holds only the case it runs); a
-cluster of your own should be started with the same two settings
-(docs/cluster.md). Dask's own logging is kept off the user's stderr.
+``worker-saturation: 1.0`` so that a worker holds only the case it runs), and
+its workers do not profile themselves; a cluster of your own should be started
+with the same settings (docs/cluster.md). Dask's own logging is kept off the user's stderr.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ CONNECT_TIMEOUT = 30.0
 LOCAL_CLUSTER_CONFIG = {
     "distributed.scheduler.allowed-failures": 1,
     "distributed.scheduler.worker-saturation": 1.0,
+    # The workers' statistical profiler samples every thread's stack every 10 ms: about 30% of a
+    # ci.yaml case's time, Keras's stacks being deep (bench/bench_dask.py).
+    "distributed.worker.profile.enabled": False,
 }
 
 #: Dask's nanny sets these to 1 in its workers by default; a serial run and the local pool keep the
