@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,dask]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,plot,dask,keras2]"
 	touch $(STAMP)
 
 run: install
@@ -29,6 +29,7 @@ test: install
 bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_grad.py
 	$(BIN)/python bench/bench_dask.py
 
 lint: install
