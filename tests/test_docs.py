@@ -1,0 +1,150 @@
+"""The documentation holds together: README stays a front page, every relative link resolves.
+
+Links and headings are read with markdown-it (the parser rich uses), so code blocks and inline code
+are not mistaken for links, and ``#anchor`` links are checked against the anchors GitHub derives from
+the target page's headings.
+"""
+
+from __future__ import annotations
+
+
+import unicodedata
+from functools import cache
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from markdown_it import MarkdownIt
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+PAGES = [README, *sorted(DOCS.glob("*.md"))]
+README_LIMIT = 20_000  # bytes: the front page, not the manual
+
+
+def _parser() -> MarkdownIt:
+    return MarkdownIt("commonmark").enable(["table", "strikethrough"])
+
+
+def _tokens(page: Path):
+    """Every inline token of the page with the block token it belongs to (heading or not)."""
+    tokens = _parser().parse(page.read_text(encoding="utf-8"))
+    for i, token in enumerate(tokens):
+        if token.type == "inline":
+            yield tokens[i - 1], token
+
+
+def github_slug(text: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation and symbols dropped, spaces to hyphens."""
+    kept = []
+    for char in text.strip().lower():
+        category = unicodedata.category(char)
+        if char in " -_" or category[0] in "LNM":
+            kept.append(char)
+    return "".join(kept).replace(" ", "-")
+
+
+def _plain(inline) -> str:
+    """A heading's text as GitHub slugs it: text and code spans, markup dropped."""
+    return "".join(child.content for child in inline.children if child.type in ("text", "code_inline"))
+
+
+@cache
+def anchors(page: Path) -> frozenset[str]:
+    """The ``#anchors`` of a page's headings, with GitHub's ``-1``, ``-2`` suffixes for repeats."""
+    seen: dict[str, int] = {}
+    found = set()
+    for block, inline in _tokens(page):
+        if block.type != "heading_open":
+            continue
+        slug = github_slug(_plain(inline))
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return frozenset(found)
+
+
+def links(page: Path) -> list[str]:
+    """The targets of the page's links and images, in order."""
+    found = []
+    for _, inline in _tokens(page):
+        for child in inline.children:
+            if child.type == "link_open":
+                found.append(child.attrs["href"])
+            elif child.type == "image":
+                found.append(child.attrs["src"])
+    return found
+
+
+def relative_links(page: Path) -> list[str]:
+    return [link for link in links(page) if not urlsplit(link).scheme and not link.startswith("//")]
+
+
+def broken(page: Path, link: str, root: Path = ROOT) -> str | None:
+    """Why a relative link from ``page`` does not resolve inside ``root``, or None when it does."""
+    parts = urlsplit(link)
+    target = (page.parent / unquote(parts.path)).resolve() if parts.path else page.resolve()
+    if not target.is_relative_to(root):
+        return "points outside the project"
+    if not target.exists():
+        return f"{target.relative_to(root)} does not exist"
+    if parts.fragment and target.suffix == ".md" and unquote(parts.fragment) not in anchors(target):
+        return f"no heading in {target.relative_to(root)} gives the anchor #{parts.fragment}"
+    return None
+
+
+def test_the_pages_exist():
+    assert (DOCS / "index.md").is_file()
+    assert len(PAGES) > 2
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_every_relative_link_resolves(page):
+    problems = [f"{link}: {why}" for link in relative_links(page) if (why := broken(page, link))]
+    assert not problems, f"{page.relative_to(ROOT)}:\n" + "\n".join(problems)
+
+
+def test_readme_is_a_front_page():
+    size = len(README.read_bytes())
+    assert size <= README_LIMIT, f"README.md is {size} bytes; move detail into docs/ (limit {README_LIMIT})"
+
+
+def test_readme_links_the_manual():
+    targets = {urlsplit(link).path for link in relative_links(README)}
+    assert "docs/index.md" in targets
+
+
+def test_the_index_lists_every_page():
+    listed = {(DOCS / urlsplit(link).path).resolve() for link in relative_links(DOCS / "index.md")}
+    missing = [p.name for p in PAGES[1:] if p.name != "index.md" and p.resolve() not in listed]
+    assert not missing, f"add a line for each to docs/index.md: {missing}"
+
+
+# The checker itself: it must catch what it is there to catch.
+
+
+def test_github_slugs():
+    assert github_slug("Sweeps: `rnn-parity sweep`") == "sweeps-rnn-parity-sweep"
+    assert github_slug("The NumPy reference: rnn_parity.reference") == "the-numpy-reference-rnn_parityreference"
+    assert github_slug("Diagnostics: is it rounding, and where in time?") == (
+        "diagnostics-is-it-rounding-and-where-in-time"
+    )
+    assert github_slug("The `.npz` format (format_version 1)") == "the-npz-format-format_version-1"
+    assert github_slug("Exit codes of a sweep → 130") == "exit-codes-of-a-sweep--130"
+
+
+def test_broken_links_are_found(tmp_path):
+    tmp_path = tmp_path.resolve()
+    page = tmp_path / "a.md"
+    (tmp_path / "b.md").write_text("# Title\n\n## Same\n\n## Same\n", encoding="utf-8")
+    page.write_text(
+        "# A\n\n[ok](b.md#title) [dup](b.md#same-1) [self](#a) [web](https://example.org/x.md)\n\n"
+        "[gone](c.md) [bad anchor](b.md#nothing) [bad self](#b)\n\n"
+        "```\n[in code](missing.md)\n```\n\n| t |\n|---|\n| [in table](d.md) |\n",
+        encoding="utf-8",
+    )
+    assert relative_links(page) == ["b.md#title", "b.md#same-1", "#a", "c.md", "b.md#nothing", "#b", "d.md"]
+    found = [link for link in relative_links(page) if broken(page, link, tmp_path)]
+    assert found == ["c.md", "b.md#nothing", "#b", "d.md"]
+    assert broken(page, "../outside.md", tmp_path) == "points outside the project"
