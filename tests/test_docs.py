@@ -7,7 +7,6 @@ the target page's headings.
 
 from __future__ import annotations
 
-
 import unicodedata
 from functools import cache
 from pathlib import Path
