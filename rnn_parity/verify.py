@@ -52,7 +52,7 @@ class VerifyOptions:
     tolerance: str = "explicit"
     max_mismatch_frac: float = 0.0
 
-    #: ``check``'s defaults, with the same rationale (README, "Default tolerances and why").
+    #: ``check``'s defaults, with the same rationale (docs/tolerances.md, "Default tolerances and why").
     DEFAULT_ATOL: ClassVar[float] = 1e-5
     DEFAULT_RTOL: ClassVar[float] = 1.3e-6
 

@@ -7,6 +7,7 @@ the target page's headings.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 from pathlib import Path
@@ -112,6 +113,24 @@ def test_readme_is_a_front_page():
 def test_readme_links_the_manual():
     targets = {urlsplit(link).path for link in relative_links(README)}
     assert "docs/index.md" in targets
+
+
+#: ``docs/page.md`` in code and configs, optionally followed by a quoted section: ``docs/x.md, "Heading"``.
+POINTER = re.compile(r'docs/([\w-]+\.md)(?:,? \(?"([^"]+)")?')
+SOURCES = sorted([*ROOT.glob("rnn_parity/*.py"), *ROOT.glob("configs/*.yaml"), *ROOT.glob("bench/*.py")])
+
+
+def test_pointers_from_the_code_resolve():
+    problems = []
+    for source in SOURCES:
+        text = re.sub(r"\s*\n\s*(#\s*)?", " ", source.read_text(encoding="utf-8"))  # pointers wrap lines
+        for page, section in POINTER.findall(text):
+            target = DOCS / page
+            if not target.is_file():
+                problems.append(f"{source.relative_to(ROOT)}: docs/{page} does not exist")
+            elif section and github_slug(section) not in anchors(target):
+                problems.append(f'{source.relative_to(ROOT)}: docs/{page} has no section "{section}"')
+    assert not problems, "\n".join(problems)
 
 
 def test_the_index_lists_every_page():
