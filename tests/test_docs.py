@@ -115,6 +115,84 @@ def test_readme_links_the_manual():
     assert "docs/index.md" in targets
 
 
+# The commands and options the pages show are the CLI's own.
+
+#: The manual page that documents each command's options (explain takes check's and adds --steps).
+COMMAND_PAGES = {
+    "check": ["check.md"],
+    "explain": ["explain.md", "check.md"],
+    "verify": ["verify-export.md"],
+    "export": ["verify-export.md"],
+    "sweep": ["sweeps.md"],
+    "schema": ["sweeps.md"],
+}
+FLAG = re.compile(r"(?<![\w/-])(--?[A-Za-z][\w-]*)")
+
+
+def cli_options() -> dict[str, set[str]]:
+    """Command name → every flag it accepts (click's own view; importing the CLI loads no TensorFlow)."""
+    import click
+
+    from rnn_parity.cli import main
+
+    return {
+        name: {
+            "--help",
+            "-h",
+            *(o for p in cmd.params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts)),
+        }
+        for name, cmd in main.commands.items()
+    }
+
+
+def _code_lines(page: Path):
+    """Lines of code blocks and inline code spans, a wrapped synopsis joined to its first line."""
+    for token in _parser().parse(page.read_text(encoding="utf-8")):
+        if token.type in ("fence", "code_block"):
+            lines: list[str] = []
+            for line in token.content.splitlines():
+                if lines and re.match(r"\s+\[", line):  # a synopsis continued on the next line
+                    lines[-1] += " " + line.strip()
+                else:
+                    lines.append(line)
+            yield from lines
+        elif token.type == "inline":
+            yield from (child.content for child in token.children if child.type == "code_inline")
+
+
+def invocations(page: Path) -> list[tuple[str, list[str]]]:
+    """Each ``rnn-parity COMMAND …`` shown on the page: the command and the flags it is given."""
+    found = []
+    for line in _code_lines(page):
+        for match in re.finditer(r"rnn-parity ([a-z][\w-]*)(.*)", line.split(" #")[0]):
+            found.append((match.group(1), FLAG.findall(match.group(2))))
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(ROOT)) for p in PAGES])
+def test_shown_commands_take_the_options_shown(page):
+    options = cli_options()
+    problems = []
+    for command, flags in invocations(page):
+        if command.isupper():  # a placeholder: rnn-parity COMMAND --help
+            continue
+        if command not in options:
+            problems.append(f"rnn-parity {command}: no such command")
+        problems += [f"rnn-parity {command} {flag}: no such option" for flag in flags if flag not in options[command]]
+    assert not problems, f"{page.relative_to(ROOT)}:\n" + "\n".join(problems)
+
+
+def test_every_option_is_documented():
+    options = cli_options()
+    assert set(COMMAND_PAGES) == set(options), "a command without a manual page (or a page for a removed one)"
+    problems = []
+    for command, pages in COMMAND_PAGES.items():
+        text = "".join((DOCS / page).read_text(encoding="utf-8") for page in pages)
+        shown = set(FLAG.findall(text))
+        problems += [f"{command} {flag}" for flag in sorted(options[command] - shown - {"--help", "-h"})]
+    assert not problems, "options missing from their docs page: " + ", ".join(problems)
+
+
 #: ``docs/page.md`` in code and configs, optionally followed by a quoted section: ``docs/x.md, "Heading"``.
 POINTER = re.compile(r'docs/([\w-]+\.md)(?:,? \(?"([^"]+)")?')
 SOURCES = sorted([*ROOT.glob("rnn_parity/*.py"), *ROOT.glob("configs/*.yaml"), *ROOT.glob("bench/*.py")])
@@ -166,3 +244,15 @@ def test_broken_links_are_found(tmp_path):
     found = [link for link in relative_links(page) if broken(page, link, tmp_path)]
     assert found == ["c.md", "b.md#nothing", "#b", "d.md"]
     assert broken(page, "../outside.md", tmp_path) == "points outside the project"
+
+
+def test_invocations_are_read_from_code_only(tmp_path):
+    page = tmp_path / "a.md"
+    page.write_text(
+        "Run `rnn-parity check --T 5 -o out.json` or\n\n"
+        "```\nrnn-parity sweep CONFIG.yaml [--dry-run]\n"
+        "                 [--workers N|auto]  # comment --not-this\n```\n\n"
+        "but not rnn-parity check --in-prose.\n",
+        encoding="utf-8",
+    )
+    assert invocations(page) == [("check", ["--T", "-o"]), ("sweep", ["--dry-run", "--workers"])]
