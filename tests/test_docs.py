@@ -191,6 +191,24 @@ def test_every_option_is_documented():
     assert not problems, "not documented: " + ", ".join(problems)
 
 
+def test_every_config_key_is_documented():
+    from rnn_parity.spec import CheckSpec
+
+    text = (DOCS / "sweeps.md").read_text(encoding="utf-8")
+    missing = [key for key in CheckSpec.model_fields if f"`{key}`" not in text]
+    assert not missing, f"config keys missing from docs/sweeps.md: {missing}"
+
+
+def test_the_exit_code_table_is_the_code():
+    from rnn_parity import errors
+
+    codes = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("## Exit codes") :].split("\n## ")[0]
+    rows = {int(m) for m in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
+    assert rows == codes
+
+
 #: ``docs/page.md`` in code and configs, optionally followed by a quoted section: ``docs/x.md, "Heading"``.
 POINTER = re.compile(r'docs/([\w-]+\.md)(?:,? \(?"([^"]+)")?')
 SOURCES = sorted([*ROOT.glob("rnn_parity/*.py"), *ROOT.glob("configs/*.yaml"), *ROOT.glob("bench/*.py")])
