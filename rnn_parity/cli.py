@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 
 import click
@@ -44,9 +45,22 @@ class OneLineErrors(click.Group):
 
 
 def run_guarded(debug: bool, body: Callable[[], int]) -> int:
-    """Run a command body; our errors become one line and their exit code, anything else exit 3."""
+    """Run a command body; our errors become one line and their exit code, anything else exit 3.
+
+    SIGTERM and SIGHUP interrupt it as Ctrl-C does; it then exits 128 + the signal's number.
+    """
+    from .signals import terminate_as_interrupt
+
+    with terminate_as_interrupt() as received:
+        return received.exit_code(_guarded(debug, body))
+
+
+def _guarded(debug: bool, body: Callable[[], int]) -> int:
     try:
-        return body()
+        with warnings.catch_warnings():
+            # NumPy's overflow warnings and library chatter are not results; the reports say what overflowed.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return body()
     except RnnParityError as exc:
         if debug:
             traceback.print_exc()
@@ -171,7 +185,8 @@ def main():
     export: your model as a NumPy-only .npz.
 
     Exit codes: 0 parity holds; 1 parity violated; 2 invalid input;
-    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted.
+    3 internal error (sweep: a case errored); 4 unsupported; 130 interrupted
+    (143 by SIGTERM, 129 by SIGHUP). See docs/guarantees.md.
     """
 
 
@@ -193,9 +208,9 @@ def check(fmt, output, plot, debug, **options):
         from .files import ensure_writable
 
         spec = spec_from_options(options)
-        if output:
+        if output is not None:
             ensure_writable(output, "--output")
-        if plot:
+        if plot is not None:
             if not spec.time_profile:
                 raise InvalidInput("--plot draws the time profile, which --no-time-profile turns off")
             from .plots import require_matplotlib
@@ -211,8 +226,7 @@ def check(fmt, output, plot, debug, **options):
             from .plots import check_plot
 
             check_plot(report, plot)
-        _emit(report, fmt, output)
-        return exit_code(result)
+        return _emit(report, fmt, output) or exit_code(result)
 
     return run_guarded(debug, body)
 
@@ -249,9 +263,11 @@ def explain(steps, debug, **options):
     return run_guarded(debug, body)
 
 
-def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table") -> None:
+def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table", option: str = "--output") -> int:
     from . import render
-    from .files import write_atomic
+
+    """Print the report, or write it to ``output``; returns 2 when it had to go to a fallback file, else 0."""
+    from .files import write_or_fallback
 
     if fmt == "json":
         text = render.to_json(report)
@@ -261,16 +277,24 @@ def _emit(report: dict, fmt: str, output: str | None, table: str = "check_table"
         renderable = getattr(render, table)(report)
         if output is None:
             Console(soft_wrap=False).print(renderable)
-            return
+            return 0
         import io
 
         buffer = io.StringIO()
         Console(file=buffer, width=120, color_system=None).print(renderable)
         text = buffer.getvalue()
-    if output:
-        write_atomic(output, text)
-    else:
+    if output is None:
         click.echo(text, nl=False)
+        return 0
+    return _lost([write_or_fallback(output, text, option)])
+
+
+def _lost(fallbacks) -> int:
+    """Name each report written to a fallback file on stderr; 2 when there is one, else 0."""
+    fallbacks = [f for f in fallbacks if f is not None]
+    for fallback in fallbacks:
+        _err(fallback.message())
+    return EXIT_INVALID if fallbacks else 0
 
 
 def model_options(fn):
@@ -342,14 +366,13 @@ def verify(model, fmt, output, debug, **options):
         from .files import ensure_writable
 
         opts = _verify_options(model, **options)
-        if output:
+        if output is not None:
             ensure_writable(output, "--output")
         from .report import exit_code, verify_report
         from .verify import run_verify
 
         result = run_verify(opts)
-        _emit(verify_report(result), fmt, output, table="verify_table")
-        return exit_code(result)
+        return _emit(verify_report(result), fmt, output, table="verify_table") or exit_code(result)
 
     return run_guarded(debug, body)
 
@@ -405,8 +428,9 @@ def sweep(
 ):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.
 
-    Exit codes, first that applies: 130 interrupted; 2 config error (before
-    anything runs); 1 a case violated parity; 3 a case errored; 0 all passed.
+    Exit codes, first that applies: 130 interrupted (143 SIGTERM, 129 SIGHUP);
+    2 config error (before anything runs) or a report written to a fallback
+    file; 1 a case violated parity; 3 a case errored; 0 all passed.
 
     Example: rnn-parity sweep configs/smoke.yaml --junit-xml reports/smoke.xml
     """
@@ -424,7 +448,7 @@ def sweep(
             _print_cases(chosen)
             return 0
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
-        given = {option: path for option, path in outputs.items() if path}
+        given = {option: path for option, path in outputs.items() if path is not None}
         if plot_path:
             from .plots import require_matplotlib
 
@@ -464,14 +488,15 @@ def export(model, output, fmt, report_path, debug, **options):
 
         opts = _verify_options(model, **options)
         check_writable(output, "-o")
-        if report_path:
+        if report_path is not None:
             check_writable(report_path, "--report")
         from .export import run_export
         from .report import exit_code, export_report
 
         result = run_export(opts, output)
-        _emit(export_report(result), fmt, report_path, table="verify_table")
-        return exit_code(result)
+        return _emit(export_report(result), fmt, report_path, table="verify_table", option="--report") or exit_code(
+            result
+        )
 
     return run_guarded(debug, body)
 
@@ -494,29 +519,41 @@ def _console():
 
 
 def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> int:
-    from .files import write_atomic
+    from pathlib import Path
+
+    from .files import Fallback, write_or_fallback
     from .junit import junit_xml
     from .markdown import markdown_summary
     from .progress import SweepProgress
     from .render import summary_lines, sweep_table, to_json
     from .report import sweep_exit_code, sweep_report
+    from .signals import active
     from .sweep import run_sweep
 
     with SweepProgress(len(cases)) as progress:
         result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
     report = sweep_report(result)
+    received = active()
+    if result.interrupted and received is not None and received.signum is not None:
+        report["summary"]["exit_code"] = received.exit_code(report["summary"]["exit_code"])  # 143 after SIGTERM
     renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
+    # A report that cannot be written where asked goes to a fallback file; the others and the summary still come.
+    fallbacks = []
     for option, path in outputs.items():
         if option == "--plot":
             from .plots import sweep_plot
 
-            sweep_plot(report["cases"], path, plot_x)
+            try:
+                sweep_plot(report["cases"], path, plot_x)
+            except OSError as exc:
+                fallbacks.append(Fallback(option, Path(path), exc.strerror or str(exc), None))
         else:
-            write_atomic(path, renderers[option](report))
+            fallbacks.append(write_or_fallback(path, renderers[option](report), option))
     _console().print(sweep_table(report))
     for line in summary_lines(report):
         click.echo(line)
-    return sweep_exit_code(result)
+    lost = _lost(fallbacks)
+    return sweep_exit_code(result) if result.interrupted else (lost or sweep_exit_code(result))
 
 
 @main.command(context_settings=CONTEXT)

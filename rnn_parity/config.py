@@ -55,6 +55,21 @@ _PLAIN_TAGS = {
     f"tag:yaml.org,2002:{t}" for t in "str int float bool null seq map merge timestamp binary set omap pairs".split()
 }
 
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-5`` as a number (YAML 1.2) rather than the string YAML 1.1 makes it.
+
+    So a quoted ``"1e-5"`` stays a string and is refused where a number is due.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {key: list(value) for key, value in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 #: A file standing for more values than this (aliases expanded) is refused, not expanded.
 MAX_VALUES = 100_000
 #: At most this many cases per file (grid points times seeds, plus explicit cases times seeds).
@@ -210,7 +225,7 @@ def _read(path: str) -> tuple[_Source, Any]:
     except OSError as exc:
         source.problem((), f"cannot read it ({exc.strerror or exc})")
         return source, None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:

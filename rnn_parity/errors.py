@@ -30,3 +30,9 @@ class Unsupported(RnnParityError):
     """Something valid in Keras that the reference does not implement (exit 4)."""
 
     exit_code = EXIT_UNSUPPORTED
+
+
+class NonFiniteWeights(RnnParityError):
+    """A model holds a NaN or infinite weight (exit 1: parity cannot hold, whatever the inputs reach)."""
+
+    exit_code = EXIT_PARITY

@@ -90,5 +90,8 @@ def run_export(options: VerifyOptions, output: str | os.PathLike) -> ExportResul
     }
     if not all(c.passed for c in roundtrip.values()):
         return ExportResult(result, output, written=False, roundtrip=roundtrip)
-    write_atomic(output, data)
+    try:
+        write_atomic(output, data)
+    except OSError as exc:  # checked before the verification; something changed since
+        raise InvalidInput(f"-o {output}: cannot write there ({exc.strerror or exc})") from None
     return ExportResult(result, output, written=True, size=len(data), roundtrip=roundtrip)

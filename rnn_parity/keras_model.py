@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import InvalidInput, RnnParityError
 from .keras_runner import import_keras
+from .model_checks import require_finite_weights
 from .model_file import ModelFile
 
 __all__ = ["KerasRun", "LoadedModel", "load", "run_marked"]
@@ -113,6 +114,9 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
 
     Stateful layers are reset first, so every layer starts from zero states, as
     the NumPy runtime does.
+
+    Raises:
+        NonFiniteWeights: a layer holds a NaN or infinite weight (exit 1).
     """
     keras = import_keras()
     model = loaded.model
@@ -127,6 +131,8 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
         counts[name] = len(tensors)
         weights[name] = [np.asarray(w) for w in layer.get_weights()]
         weight_names[name] = [str(getattr(v, "path", None) or v.name) for v in layer.weights]
+        # Here, where both verify and export collect the weights: a NaN the seeded inputs never reach still fails.
+        require_finite_weights(name, weight_names[name], weights[name])
         param_counts[name] = int(layer.count_params())
         if getattr(layer, "stateful", False) and hasattr(layer, "reset_state"):
             layer.reset_state()

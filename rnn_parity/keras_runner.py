@@ -31,6 +31,7 @@ import numpy as np
 from .architecture import LayerDesc
 from .case import CaseData
 from .errors import InvalidInput
+from .model_checks import require_finite_weights
 
 __all__ = [
     "KerasResult",
@@ -76,6 +77,11 @@ def _stderr_parked():
             _import_log += sink.read().decode("utf-8", "replace")
 
 
+def _drop_never_used(record) -> bool:
+    """Drop tf_should_use's "Object was never used" stack dump, logged when a run is interrupted mid-operation."""
+    return not str(record.msg).startswith("Object was never used")
+
+
 def import_keras():
     """Import and return ``keras`` with TensorFlow's log noise silenced."""
     global _keras
@@ -96,6 +102,7 @@ def import_keras():
             import tensorflow as tf
 
             tf.get_logger().setLevel("ERROR")
+            tf.get_logger().addFilter(_drop_never_used)
             tf.autograph.set_verbosity(0)
         with contextlib.suppress(ImportError):
             from absl import logging as absl_logging
@@ -338,6 +345,7 @@ def run_keras(
             if twin is not None and twin.name == f"{desc.name}_sequence":
                 model.get_layer(twin.name).set_weights(case.weights[desc.name])
         weights[desc.name] = [np.asarray(w) for w in layer.get_weights()]
+        require_finite_weights(desc.name, [str(v.name) for v in layer.weights], weights[desc.name])
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
     for x in case.batches:

@@ -20,7 +20,8 @@ def markdown_summary(report: dict) -> str:
     """A heading, the summary line and one table row per case, failures first."""
     s = report["summary"]
     several = len(report["configs"]) > 1
-    lines = [f"### rnn-parity sweep: {_HEADLINE.get(s['exit_code'], 'exit ' + str(s['exit_code']))}", ""]
+    headline = _HEADLINE[130] if s["interrupted"] else _HEADLINE.get(s["exit_code"], f"exit {s['exit_code']}")
+    lines = [f"### rnn-parity sweep: {headline}", ""]
     lines += [f"**{summary_line(report)}** in {s['seconds']:.1f} s", ""]
     stop = stop_line(report)
     if stop:

@@ -11,13 +11,13 @@ bytes, not its name, so a renamed file gets a precise message. Every problem
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInput
+from .limits import MAX_JSON_BYTES, check_member_size, loads_bounded, read_member
 
 __all__ = ["ModelFile", "read_model_file"]
 
@@ -80,11 +80,15 @@ def _read_keras(path: Path) -> tuple[dict, str | None]:
                 raise InvalidInput(f"{path}: is a zip archive without config.json, not a .keras model")
             if not any(n.startswith("model.weights") for n in names):
                 raise InvalidInput(f"{path}: holds no weights (model.weights.h5 is missing)")
+            # The JSON members' sizes are checked before anything is decompressed (testzip reads every byte).
+            json_members = [n for n in ("config.json", "metadata.json") if n in names]
+            for name in json_members:
+                check_member_size(archive, name, str(path))
             damaged = archive.testzip()
             if damaged is not None:
                 raise InvalidInput(f"{path}: is damaged ({damaged} fails its checksum)")
-            config = archive.read("config.json")
-            metadata = archive.read("metadata.json") if "metadata.json" in names else b"{}"
+            config = read_member(archive, "config.json", str(path))
+            metadata = read_member(archive, "metadata.json", str(path)) if "metadata.json" in names else b"{}"
     except InvalidInput:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
@@ -92,11 +96,11 @@ def _read_keras(path: Path) -> tuple[dict, str | None]:
             f"{path}: is truncated or damaged (not a complete zip archive: {_first_line(exc)})"
         ) from None
     try:
-        config = json.loads(config)
+        config = loads_bounded(config, f"{path}: config.json")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: config.json is not valid JSON ({_first_line(exc)})") from None
     try:
-        version = json.loads(metadata).get("keras_version")
+        version = loads_bounded(metadata, f"{path}: metadata.json").get("keras_version")
     except (ValueError, UnicodeDecodeError, AttributeError):
         version = None
     return config, version
@@ -107,6 +111,12 @@ def _read_h5(path: Path) -> tuple[dict, str | None]:
 
     try:
         with h5py.File(path, "r") as f:
+            if "model_config" in f.attrs:
+                size = f.attrs.get_id("model_config").get_storage_size()
+                if size > MAX_JSON_BYTES:
+                    raise InvalidInput(
+                        f"{path}: model_config is {size} bytes, over the limit of {MAX_JSON_BYTES}; refused"
+                    )
             raw = f.attrs.get("model_config")
             version = f.attrs.get("keras_version")
             has_weights = "model_weights" in f
@@ -119,7 +129,7 @@ def _read_h5(path: Path) -> tuple[dict, str | None]:
     if not has_weights:
         raise InvalidInput(f"{path}: holds no weights (model_weights is missing)")
     try:
-        config = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+        config = loads_bounded(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw), f"{path}: model_config")
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{path}: model_config is not valid JSON ({_first_line(exc)})") from None
     if isinstance(version, bytes):
@@ -133,7 +143,8 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     Raises:
         InvalidInput: the file is missing, a folder, empty, truncated, damaged,
             of another format, named for the other format, or has no model
-            configuration or weights.
+            configuration or weights, or holds a configuration over the size or
+            nesting limits of :mod:`rnn_parity.limits`.
     """
     path = Path(path)
     if not path.exists():

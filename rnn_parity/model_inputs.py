@@ -164,12 +164,18 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
 
     A ``.npy`` array feeds a single-input model. An ``.npz`` names its arrays
     after the inputs, or holds ``arr_0``, ``arr_1``… in input order (what
-    ``np.savez`` writes for positional arrays), or one array for a single input.
+    ``np.savez`` writes for positional arrays), or one array for a single input;
+    an array the model does not take, or an empty axis (``T = 0``), is refused.
     """
     specs = graph["inputs"]
     names = [spec["name"] for spec in specs]
     keys = list(arrays)
     if set(names) <= set(keys):
+        extra = [k for k in keys if k not in names]
+        if extra:
+            raise InvalidInput(
+                f"--input {source}: holds array(s) {extra} the model does not take (its inputs are {names})"
+            )
         chosen = [arrays[n] for n in names]
     elif keys == [f"arr_{i}" for i in range(len(names))] or (len(names) == 1 and len(keys) == 1):
         chosen = [arrays[k] for k in keys]
@@ -196,6 +202,10 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
             )
         if value.ndim == 0 or value.shape[0] == 0:
             raise InvalidInput(f"--input {source}: array for {name!r} has no samples")
+        if 0 in value.shape:
+            axis = value.shape.index(0)
+            what = "timesteps" if axis == 1 else f"elements on axis {axis}"
+            raise InvalidInput(f"--input {source}: array for {name!r} has shape {value.shape}: no {what}")
         if batch is not None and value.shape[0] != batch:
             raise InvalidInput(f"--input {source}: arrays have different batch sizes ({batch} and {value.shape[0]})")
         batch = value.shape[0]

@@ -1,7 +1,7 @@
 """A sweep's progress on stderr: a rich bar on a terminal, plain lines in a CI log.
 
-The bar shows cases done of all, how many failed (failures and errors),
-elapsed time and the estimated time left. When stderr is not a terminal each
+The bar shows cases done of all, how many failed (parity violated) and how
+many errored (the check could not run), elapsed time and the estimated time left. When stderr is not a terminal each
 finished case prints one line instead, with the same figures.
 """
 
@@ -28,6 +28,7 @@ class SweepProgress:
         self.total = total
         self.done = 0
         self.failed = 0
+        self.errors = 0
         self.console = console or Console(stderr=True)
         self.live = self.console.is_terminal
         self._started = time.perf_counter()
@@ -42,6 +43,7 @@ class SweepProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("[red]{task.fields[failed]} failed"),
+                TextColumn("[red]{task.fields[errors]} errors"),
                 TextColumn("elapsed"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
@@ -51,7 +53,7 @@ class SweepProgress:
                 transient=True,
             )
             self._bar.start()
-            self._task = self._bar.add_task("", total=self.total, failed=0)
+            self._task = self._bar.add_task("", total=self.total, failed=0, errors=0)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -60,16 +62,17 @@ class SweepProgress:
 
     def advance(self, case, outcome) -> None:
         self.done += 1
-        self.failed += outcome.status != "pass"
+        self.failed += outcome.status == "fail"
+        self.errors += outcome.status == "error"
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, failed=self.failed, description=case.name)
+            self._bar.update(self._task, advance=1, failed=self.failed, errors=self.errors, description=case.name)
             return
         elapsed = time.perf_counter() - self._started
         left = elapsed / self.done * (self.total - self.done)
         width = len(str(self.total))
         print(
             f"[{self.done:>{width}}/{self.total}] {outcome.status.upper():<5} {case.name} ({outcome.seconds:.2f} s)"
-            f"  · {self.failed} failed · elapsed {_clock(elapsed)} · ETA {_clock(left)}",
+            f"  · {self.failed} failed · {self.errors} errors · elapsed {_clock(elapsed)} · ETA {_clock(left)}",
             file=sys.stderr,
             flush=True,
         )

@@ -49,6 +49,8 @@ import numpy as np
 
 from . import reference
 from .errors import InvalidInput
+from .limits import MAX_JSON_BYTES, loads_bounded
+from .model_checks import validate_model
 
 __all__ = [
     "FORMAT",
@@ -558,6 +560,8 @@ class GraphRuntime:
         feeds = {}
         for spec, value in zip(self.inputs, values, strict=True):
             arr = np.asarray(value)
+            if 0 in arr.shape:
+                raise InvalidInput(f"input {spec['name']!r}: shape {tuple(arr.shape)} has an empty axis")
             shape = spec.get("shape")
             if shape is not None:
                 want = (
@@ -662,7 +666,10 @@ def read_graph(data, where: str) -> dict:
     if "graph" not in data:
         raise InvalidInput(f"{where}: not an rnn-parity model (no 'graph' entry)")
     try:
-        graph = json.loads(np.asarray(data["graph"], dtype=np.uint8).tobytes().decode("utf-8"))
+        size = data.zip.getinfo("graph.npy").file_size if hasattr(data, "zip") else 0
+        if size > MAX_JSON_BYTES:
+            raise InvalidInput(f"{where}: the 'graph' entry is {size} bytes, over the limit of {MAX_JSON_BYTES}")
+        graph = loads_bounded(np.asarray(data["graph"], dtype=np.uint8).tobytes().decode("utf-8"), where)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{where}: the 'graph' entry is not valid JSON ({exc})") from None
     if not isinstance(graph, dict) or graph.get("format") != FORMAT:
@@ -694,8 +701,12 @@ def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRu
         a :class:`GraphRuntime`: ``.predict(x)`` gives the model's output.
 
     Raises:
-        InvalidInput: the file is missing, unreadable, not an export, or from a
-            newer format version.
+        InvalidInput: the file is missing, unreadable, not an export, from a
+            newer format version, or its description or weights are wrong in any
+            way :func:`rnn_parity.model_checks.validate_model` checks (shapes
+            against configs, known activations, integer sizes, real floating
+            finite weights, JSON size and nesting).
+        Unsupported: it holds a Keras layer the runtime does not implement.
     """
     where = where or str(path)
     try:
@@ -720,6 +731,7 @@ def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRu
         raise InvalidInput(f"{where}: malformed model description ({exc})") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InvalidInput(f"{where}: not a readable .npz file ({exc})") from None
+    validate_model(graph, weights, where)
     if dtype is None:
         dtype = graph.get("verification", {}).get("reference_dtype", "float64")
     return GraphRuntime(graph, weights, dtype=dtype)

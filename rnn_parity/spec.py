@@ -43,7 +43,8 @@ GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 DEFAULT_MAX_MEMORY = 4 * 1024**3
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
-Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: Strict: a number, never a string such as "1e-5" (YAML 1.2's unquoted 1e-5 is read as a number).
+Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -129,7 +130,7 @@ class CheckSpec(BaseModel):
         "float32", description="dtype policy of the Keras layers"
     )
     tolerance: Literal["explicit", "dtype", "auto"] = Field("explicit", description="how the tolerance is chosen")
-    max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = Field(
+    max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)] = Field(
         0.0, description="fraction of elements allowed over tolerance"
     )
     max_memory: Annotated[int, Field(ge=1), WithJsonSchema(_SIZE_SCHEMA)] = Field(
@@ -279,20 +280,31 @@ class CheckSpec(BaseModel):
 def estimate_bytes(spec: CheckSpec) -> int:
     """Roughly the bytes of the arrays both sides hold at once (TensorFlow's own overhead aside).
 
-    Per layer of ``m`` units and ``G`` gate blocks, each direction keeps the
-    projected inputs ``N·T·G·m`` and a sequence ``N·T·m`` (twice: the reference
-    and Keras); plus the inputs ``N·T·D``. Elements count 8 bytes for the float64
-    truth, 4 for the reference in Keras's compute dtype and Keras's own itemsize
-    (8, 4 or 2); stateful checks hold two batches.
+    Activations: the inputs ``N·T·D``; per recurrent layer of ``m`` units and
+    ``G`` gate blocks, each direction's projected inputs ``N·T·G·m`` and its
+    sequence ``N·T·m`` (twice: the reference and Keras); the Dense layer's
+    output ``N·K`` (``N·T·K`` with return_sequences). Weights: per layer and
+    direction the kernel ``D_in·G·m``, the recurrent kernel ``m·G·m`` and the
+    bias ``2·G·m`` (GRU's reset_after), and the Dense kernel and bias. Elements
+    count 8 bytes for the float64 truth, 4 for the reference in Keras's compute
+    dtype and Keras's own itemsize (8, 4 or 2); weights 4 more for the seeded
+    copy. Stateful checks hold two batches of activations.
     """
     directions = 2 if spec.bidirectional else 1
     g = GATES[spec.cell]
     elements = spec.N * spec.T * spec.D
+    weights = 0
+    features = spec.D
     for m in spec.M:
         elements += directions * spec.N * spec.T * (g * m + 2 * m)
+        weights += directions * (features * g * m + m * g * m + 2 * g * m)
+        features = 2 * m if spec.bidirectional == "concat" else m
+    branches = 2 if spec.bidirectional == "none" else 1  # the Dense layer reads each output of merge_mode None
+    elements += branches * spec.N * (spec.T if spec.return_sequences else 1) * spec.K
+    weights += features * spec.K + spec.K
     keras_itemsize = {"float64": 8, "float32": 4, "float16": 2, "mixed_float16": 2}[spec.keras_dtype]
     itemsize = 8 + 4 + keras_itemsize  # the float64 truth, the low-precision reference, Keras
-    return elements * itemsize * (2 if spec.stateful else 1)
+    return elements * itemsize * (2 if spec.stateful else 1) + weights * (itemsize + 4)
 
 
 #: CLI flags whose name is not simply ``--`` plus the key with dashes.
@@ -344,7 +356,7 @@ def describe_errors(exc: ValidationError, values: dict, *, name=lambda key: key)
             continue
         got = values.get(key, err.get("input"))
         messages.append(f"{name(key)} {_reason(err, msg)}, got {got!r}")
-    return messages
+    return list(dict.fromkeys(messages))  # one bad item of a list can raise two errors that read the same
 
 
 def error_reason(err: dict) -> str:

@@ -5,8 +5,9 @@
 cases finished in. An exception inside a case (a Keras error, a
 ``MemoryError``) becomes that case's ``error`` and the sweep goes on; a
 worker process that dies is replaced and the case it was running is recorded
-as an error. Ctrl-C stops the sweep and returns what finished, marked
-interrupted. Nothing here prints: ``on_done`` is called with each outcome.
+as an error. Ctrl-C, SIGTERM or SIGHUP (:mod:`rnn_parity.signals`) stops the
+sweep, stops every worker and returns what finished, marked interrupted.
+Nothing here prints: ``on_done`` is called with each outcome.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import re
 import signal
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -26,6 +28,7 @@ from .check import run_check
 from .config import Case
 from .errors import InvalidInput
 from .report import check_report
+from .signals import terminate_as_interrupt
 from .spec import CheckSpec
 
 __all__ = ["CaseOutcome", "SweepResult", "parse_workers", "run_case", "run_sweep"]
@@ -128,8 +131,10 @@ def run_case(index: int, spec: CheckSpec) -> CaseOutcome:
 
 
 def _worker_init() -> None:
-    """Each worker ignores Ctrl-C (the parent handles it) and imports TensorFlow once, up front."""
+    """Each worker ignores Ctrl-C (the parent handles it) and NumPy's overflow warnings (the
+    reports say what overflowed, as in the main process) and imports TensorFlow once, up front."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("ignore", RuntimeWarning)
     from .keras_runner import import_keras
 
     import_keras()
@@ -154,7 +159,8 @@ def run_sweep(
     started = time.perf_counter()
     outcomes: dict[int, CaseOutcome] = {}
     runner = _run_serial if n == 1 else _run_pool
-    interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done or (lambda c, o: None))
+    with terminate_as_interrupt():
+        interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done or (lambda c, o: None))
     return SweepResult(
         cases=tuple(cases),
         outcomes=tuple(outcomes[i] for i in sorted(outcomes)),

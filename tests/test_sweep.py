@@ -76,7 +76,7 @@ def test_a_passing_sweep_prints_the_table_and_the_counts_and_writes_three_report
         ["[3/4]", "PASS", "c"],
         ["[4/4]", "PASS", "d"],
     ]
-    assert "0 failed · elapsed 0:00:" in progress[-1] and progress[-1].endswith("ETA 0:00:00")
+    assert "0 failed · 0 errors · elapsed 0:00:" in progress[-1] and progress[-1].endswith("ETA 0:00:00")
 
     data = load(tmp_path / "out/r.json")
     assert [c["name"] for c in data["cases"]] == ["a", "b", "c", "d"]
