@@ -200,9 +200,10 @@ def test_every_config_key_is_documented():
 
 
 def test_the_exit_code_table_is_the_code():
-    from rnn_parity import errors
+    from rnn_parity import errors, signals
 
     codes = {value for name, value in vars(errors).items() if name.startswith("EXIT_")}
+    codes |= {128 + int(signum) for signum in signals.CANCEL_SIGNALS}
     text = README.read_text(encoding="utf-8")
     table = text[text.index("## Exit codes") :].split("\n## ")[0]
     rows = {int(m) for m in re.findall(r"^\| (\d+) \|", table, flags=re.MULTILINE)}
