@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .spec import GATES, CheckSpec
+from .recurrent import BIDIRECTIONAL, CELL_KEYS, CELLS, DIRECTIONS, cell_config, cell_of, is_bidirectional, is_recurrent
+from .spec import CheckSpec
 
 __all__ = [
-    "CELL_CLASSES",
     "LayerDesc",
     "WeightDesc",
     "last_recurrent",
@@ -22,9 +22,6 @@ __all__ = [
     "recurrent_weights",
     "sequence_twin",
 ]
-
-CELL_CLASSES = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
-RECURRENT_CLASSES = frozenset(CELL_CLASSES.values())
 
 
 @dataclass(frozen=True)
@@ -58,23 +55,26 @@ class LayerDesc:
 
     @property
     def is_recurrent(self) -> bool:
-        return self.class_name in RECURRENT_CLASSES or self.class_name == "Bidirectional"
+        return is_recurrent(self.class_name)
+
+    @property
+    def is_bidirectional(self) -> bool:
+        return is_bidirectional(self.class_name)
 
     @property
     def cell_class(self) -> str | None:
         """SimpleRNN/LSTM/GRU for a recurrent layer, also inside Bidirectional."""
-        if self.class_name == "Bidirectional":
-            return self.config["layer"]["class_name"]
-        return self.class_name if self.class_name in RECURRENT_CLASSES else None
+        cell = cell_of(self.class_name, self.config)
+        return cell.class_name if cell else None
 
     @property
     def cell_config(self) -> dict:
-        return self.config["layer"]["config"] if self.class_name == "Bidirectional" else self.config
+        return cell_config(self.class_name, self.config)
 
     def options(self) -> dict:
         """The options worth showing: everything but the units."""
         cfg = {k: v for k, v in self.cell_config.items() if k != "units"}
-        if self.class_name == "Bidirectional":
+        if self.is_bidirectional:
             cfg["merge_mode"] = self.config["merge_mode"]
         return cfg
 
@@ -83,15 +83,16 @@ def recurrent_weights(
     class_name: str, d: int, m: int, *, use_bias: bool, reset_after: bool = True, prefix: str = ""
 ) -> tuple[WeightDesc, ...]:
     """Weight names and shapes of one recurrent layer, in ``get_weights()`` order."""
-    g = GATES[{v: k for k, v in CELL_CLASSES.items()}[class_name]]
-    simple = class_name == "SimpleRNN"
+    cell = CELLS[class_name]
+    g, (kernel, recurrent_kernel, bias) = cell.n_gates, cell.symbols
     weights = [
-        WeightDesc(prefix + "kernel", "Wx" if simple else "W", (d, g * m)),
-        WeightDesc(prefix + "recurrent_kernel", "Wh" if simple else "U", (m, g * m)),
+        WeightDesc(prefix + "kernel", kernel, (d, g * m)),
+        WeightDesc(prefix + "recurrent_kernel", recurrent_kernel, (m, g * m)),
     ]
     if use_bias:
-        shape = (2, g * m) if class_name == "GRU" and reset_after else (g * m,)
-        weights.append(WeightDesc(prefix + "bias", "bh" if simple else "b", shape))
+        # GRU's reset_after keeps an input and a recurrent bias: two rows.
+        two_rows = "reset_after" in cell.options and reset_after
+        weights.append(WeightDesc(prefix + "bias", bias, (2, g * m) if two_rows else (g * m,)))
     return tuple(weights)
 
 
@@ -99,8 +100,13 @@ def layers_for(spec: CheckSpec) -> list[LayerDesc]:
     """The layers of the check model, input to output (the Input layer is implicit)."""
     layers: list[LayerDesc] = []
     if spec.mask != "none":
-        layers.append(LayerDesc("masking", "Masking", {"mask_value": 0.0}))
-    class_name = CELL_CLASSES[spec.cell]
+        layers.append(LayerDesc(name="masking", class_name="Masking", config={"mask_value": 0.0}))
+    class_name = CELL_KEYS[spec.cell]
+    cell_options = {
+        "recurrent_activation": spec.gate_activation,
+        "unit_forget_bias": spec.unit_forget_bias,
+        "reset_after": spec.reset_after,
+    }
     d = spec.D
     for i, m in enumerate(spec.M):
         last = i == len(spec.M) - 1
@@ -114,33 +120,27 @@ def layers_for(spec: CheckSpec) -> list[LayerDesc]:
             "stateful": spec.stateful,
             "unroll": spec.unroll,
         }
-        if spec.cell != "simple_rnn":
-            cfg["recurrent_activation"] = spec.gate_activation
-        if spec.cell == "lstm":
-            cfg["unit_forget_bias"] = spec.unit_forget_bias
-        if spec.cell == "gru":
-            cfg["reset_after"] = spec.reset_after
+        cfg.update({key: cell_options[key] for key in CELLS[class_name].options})
         name = f"{spec.cell}_{i + 1}" if len(spec.M) > 1 else spec.cell
         weights = recurrent_weights(class_name, d, m, use_bias=spec.use_bias, reset_after=spec.reset_after)
         if spec.bidirectional:
             merge = None if spec.bidirectional == "none" else spec.bidirectional
-            both = tuple(
-                WeightDesc(f"{side}_{w.name}", w.symbol, w.shape) for side in ("forward", "backward") for w in weights
-            )
+            both = tuple(WeightDesc(f"{side}_{w.name}", w.symbol, w.shape) for side in DIRECTIONS for w in weights)
             layers.append(
                 LayerDesc(
-                    f"bidirectional_{name}",
-                    "Bidirectional",
-                    {"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}},
-                    both,
+                    name=f"bidirectional_{name}",
+                    class_name=BIDIRECTIONAL,
+                    config={"merge_mode": merge, "layer": {"class_name": class_name, "config": cfg}},
+                    weights=both,
                 )
             )
             d = 2 * m if merge == "concat" else m
         else:
-            layers.append(LayerDesc(name, class_name, cfg, weights))
+            layers.append(LayerDesc(name=name, class_name=class_name, config=cfg, weights=weights))
             d = m
     weights = (WeightDesc("kernel", "Wo", (d, spec.K)), WeightDesc("bias", "bo", (spec.K,)))
-    layers.append(LayerDesc("dense", "Dense", {"units": spec.K, "activation": "linear", "use_bias": True}, weights))
+    dense = {"units": spec.K, "activation": "linear", "use_bias": True}
+    layers.append(LayerDesc(name="dense", class_name="Dense", config=dense, weights=weights))
     return layers
 
 
@@ -160,8 +160,6 @@ def sequence_twin(layers: list[LayerDesc]) -> LayerDesc | None:
         return None
     cell_cfg = {**layer.cell_config, "return_sequences": True, "return_state": False}
     config = (
-        {**layer.config, "layer": {**layer.config["layer"], "config": cell_cfg}}
-        if layer.class_name == "Bidirectional"
-        else cell_cfg
+        {**layer.config, "layer": {**layer.config["layer"], "config": cell_cfg}} if layer.is_bidirectional else cell_cfg
     )
-    return LayerDesc(f"{layer.name}_sequence", layer.class_name, config, layer.weights)
+    return LayerDesc(name=f"{layer.name}_sequence", class_name=layer.class_name, config=config, weights=layer.weights)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .architecture import LayerDesc
+from .recurrent import CELLS, n_states
 from .spec import CheckSpec
 
 __all__ = ["CaseData", "make_case"]
@@ -64,8 +65,9 @@ def _weights_for(rng, layer: LayerDesc, dtype: str) -> list[np.ndarray]:
             value = _glorot(rng, w.shape)
         else:  # a bias
             value = rng.uniform(-0.5, 0.5, size=w.shape)
-            if layer.cell_class == "LSTM" and layer.cell_config.get("unit_forget_bias", True):
-                value[m : 2 * m] = 1.0  # as Keras's unit_forget_bias initialiser does
+            if layer.cell_config.get("unit_forget_bias", False):  # LSTM: the forget gate's block starts at 1
+                f = CELLS[layer.cell_class].gates.index("f")
+                value[f * m : (f + 1) * m] = 1.0  # as Keras's unit_forget_bias initialiser does
         arrays.append(value.astype(dtype))
     return arrays
 
@@ -104,12 +106,16 @@ def make_case(spec: CheckSpec, layers: list[LayerDesc]) -> CaseData:
     initial_states: dict[str, list[np.ndarray]] = {}
     if spec.initial_state:
         rng_s = np.random.default_rng([seed, _STATES])
-        per_direction = 2 if spec.cell == "lstm" else 1
-        directions = 2 if spec.bidirectional else 1
         for layer in layers:
             if layer.is_recurrent:
                 m = layer.cell_config["units"]
                 initial_states[layer.name] = [
-                    _as_input(rng_s.uniform(-1, 1, size=(spec.N, m)), spec) for _ in range(per_direction * directions)
+                    _as_input(rng_s.uniform(-1, 1, size=(spec.N, m)), spec)
+                    for _ in range(n_states(layer.class_name, layer.config))
                 ]
-    return CaseData(weights, tuple(batches), initial_states, tuple(lengths) if lengths else None)
+    return CaseData(
+        weights=weights,
+        batches=tuple(batches),
+        initial_states=initial_states,
+        lengths=tuple(lengths) if lengths else None,
+    )

@@ -3,12 +3,12 @@
 :func:`run_check` is the library entry point behind ``rnn-parity check``; it
 returns a :class:`CheckResult` and never prints.
 
-Every check compares three things: Keras's output, the reference in Keras's
-compute dtype ("low", float32 by default) and the reference in float64 (the
-ground truth). Keras against the truth, measured against what a correct
-low-precision implementation gets wrong on the same case, tells rounding from
-a real discrepancy (:class:`ThreeWay`). The last recurrent layer's output is
-also compared at every timestep (:class:`TimeProfile`).
+Every check compares three sides (:mod:`rnn_parity.parity`): Keras's output,
+the reference in Keras's compute dtype ("low", float32 by default) and the
+reference in float64 (the ground truth). Keras against the truth, measured
+against what a correct low-precision implementation gets wrong on the same
+case, tells rounding from a real discrepancy (:class:`ThreeWay`). The last
+recurrent layer's output is also compared at every timestep (:class:`TimeProfile`).
 """
 
 from __future__ import annotations
@@ -16,19 +16,22 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from . import keras_runner
 from .architecture import LayerDesc, last_recurrent, layers_for, sequence_twin
 from .case import CaseData, make_case
-from .compare import Comparison, compare, max_abs_error
+from .compare import Comparison
 from .environment import environment
 from .errors import RnnParityError
+from .parity import StepProfile, compare_side, named_arrays, run_reference
+from .recurrent import state_names
 from .runtime import SequentialRuntime, Trace
 from .spec import CheckSpec
-from .tolerance import ThreeWay, Tolerance, resolve, three_way
+from .tolerance import ThreeWay, Tolerance, ToleranceRule
 
-__all__ = ["CheckResult", "LayerResult", "TimeProfile", "run_check", "state_names"]
+__all__ = ["CheckResult", "LayerResult", "TimeProfile", "run_check"]
+
+#: The reference's name for the last recurrent layer's output at every step (the time profile's).
+SEQUENCE = "sequence"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,19 @@ class TimeProfile:
     #: max |expected| over the sequence: ``atol + rtol·scale`` is the loosest per-element tolerance
     scale: float
 
+    @classmethod
+    def of(cls, layer: str, steps: StepProfile) -> TimeProfile:
+        """Keras's side of the core's step profile of ``layer``."""
+        return cls(
+            layer=layer,
+            keras_error=steps.error,
+            low_error=steps.low_error,
+            first_divergence=steps.first_bad_step,
+            growth_per_step=steps.growth_per_step,
+            tolerance=steps.tolerance,
+            scale=steps.scale,
+        )
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -94,19 +110,35 @@ class CheckResult:
         return all(layer.comparison.passed for layer in self.layers) and all(c.passed for c in self.states.values())
 
 
-def state_names(desc: LayerDesc) -> list[str]:
-    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional."""
-    names = ["h", "c"] if desc.cell_class == "LSTM" else ["h"]
-    if desc.class_name == "Bidirectional":
-        return [f"{side}_{n}" for side in ("forward", "backward") for n in names]
-    return names
+def _namer(layers: list[LayerDesc]):
+    """``(outputs, states)`` → named arrays: states are ``h``/``c`` in a one-layer model, ``layer.h`` in a stack."""
+    labels = {desc.name: state_names(desc.class_name, desc.config) for desc in layers}
+    stack = sum(desc.is_recurrent for desc in layers) > 1
+    key = (lambda layer, label: f"{layer}.{label}") if stack else (lambda layer, label: label)
+    return lambda outputs, states: named_arrays(outputs, states, labels, key)
+
+
+def _reference_run(layers: list[LayerDesc], weights: dict, case: CaseData, twin: LayerDesc | None, profiled: bool):
+    """``run(dtype)``: the reference's named arrays, and the last recurrent layer's sequence when profiled."""
+    named, last = _namer(layers), last_recurrent(layers)
+
+    def run(dtype: str) -> dict:
+        trace = _run_reference(layers, weights, case, dtype)
+        arrays = named(trace.outputs, trace.states)
+        if twin is not None:
+            seq_layers, seq_weights, seq_case = _sequence_model(layers, twin, weights, case)
+            arrays[SEQUENCE] = _run_reference(seq_layers, seq_weights, seq_case, dtype).outputs[twin.name]
+        elif profiled:
+            arrays[SEQUENCE] = trace.outputs[last.name]
+        return arrays
+
+    return run
 
 
 def _run_reference(layers, weights, case: CaseData, dtype: str) -> Trace:
     runtime = SequentialRuntime(layers, weights, dtype=dtype, explicit_masks=True)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # overflow is reported as non-finite
-        for x in case.batches:
-            trace = runtime.run(x, initial_states=case.initial_states)
+    for x in case.batches:
+        trace = runtime.run(x, initial_states=case.initial_states)
     return trace
 
 
@@ -120,35 +152,12 @@ def _sequence_model(layers: list[LayerDesc], twin: LayerDesc, weights: dict, cas
     return [*layers[: layers.index(last)], twin], weights, replace(case, initial_states=starts)
 
 
-def _per_timestep(actual, expected) -> np.ndarray:
-    """``max |a - e|`` over everything but the timestep axis (the second to last)."""
-    a = np.stack(actual) if isinstance(actual, list) else np.asarray(actual)
-    e = np.stack(expected) if isinstance(expected, list) else np.asarray(expected)
-    with np.errstate(invalid="ignore", over="ignore"):
-        d = np.abs(a.astype(np.float64) - e.astype(np.float64))
-    d = np.where(np.isfinite(d), d, np.inf)
-    t_axis = d.ndim - 2
-    return d.max(axis=tuple(i for i in range(d.ndim) if i != t_axis)) if d.size else np.zeros(0)
-
-
-def _first_divergence(actual, expected, tol: Tolerance) -> int | None:
-    a = np.stack(actual) if isinstance(actual, list) else np.asarray(actual)
-    e = np.stack(expected) if isinstance(expected, list) else np.asarray(expected)
-    a, e = a.astype(np.float64), e.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        bad = ~(np.abs(a - e) <= tol.atol + tol.rtol * np.abs(e))
-    t_axis = bad.ndim - 2
-    per_t = bad.any(axis=tuple(i for i in range(bad.ndim) if i != t_axis))
-    hits = np.flatnonzero(per_t)
-    return int(hits[0]) if hits.size else None
-
-
-def _growth(errors: np.ndarray) -> float | None:
-    t = np.flatnonzero((errors > 0) & np.isfinite(errors))
-    if t.size < 3:
-        return None
-    slope, _ = np.polyfit(t.astype(np.float64), np.log10(errors[t]), 1)
-    return float(slope)
+def _check_weight_shapes(layers: list[LayerDesc], weights: dict) -> None:
+    for desc in layers:
+        got = [tuple(w.shape) for w in weights.get(desc.name, [])]
+        want = [w.shape for w in desc.weights]
+        if got != want:
+            raise RnnParityError(f"layer {desc.name}: Keras's weights have shapes {got}, expected {want}")
 
 
 def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bool | None = None) -> CheckResult:
@@ -158,113 +167,45 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
     ``time_profile`` overrides the spec's (a sweep runs without it first).
     """
     layers = layers_for(spec)
+    last = last_recurrent(layers)
     # The time profile needs the last recurrent layer's full sequence: its own output when it
     # returns sequences, else a twin that does (skipped with time_profile off: it costs a layer).
     twin = sequence_twin(layers)
-    wanted = spec.time_profile if time_profile is None else time_profile
-    profiled = twin is None or wanted or keep_sequences
-    if not profiled:
-        twin = None
+    profiled = twin is None or keep_sequences or (spec.time_profile if time_profile is None else time_profile)
+    twin = twin if profiled else None
     case = make_case(spec, layers)
 
     started = time.perf_counter()
-    keras_result = keras_runner.run_keras(layers, case, stateful=spec.stateful, dtype=spec.keras_dtype, twin=twin)
+    keras = keras_runner.run_keras(layers, case, stateful=spec.stateful, dtype=spec.keras_dtype, twin=twin)
     keras_seconds = time.perf_counter() - started
+    _check_weight_shapes(layers, keras.weights)
 
-    for desc in layers:
-        got = [tuple(w.shape) for w in keras_result.weights.get(desc.name, [])]
-        want = [w.shape for w in desc.weights]
-        if got != want:
-            raise RnnParityError(f"layer {desc.name}: Keras's weights have shapes {got}, expected {want}")
+    rule = ToleranceRule.of(spec, spec.compute_dtype)
+    runs = run_reference(_reference_run(layers, keras.weights, case, twin, profiled), rule, spec.reference_dtype)
+    reference = runs.reference(rule)
+    parity = compare_side("keras", _namer(layers)(keras.outputs, keras.states), reference)
 
-    # The reference in float64 (truth), in Keras's compute dtype (low) and in the
-    # requested reference dtype; each dtype runs once.
-    started = time.perf_counter()
-    if twin is not None:
-        seq_layers, seq_weights, seq_case = _sequence_model(layers, twin, keras_result.weights, case)
-    runs: dict[str, tuple[Trace, Trace | None]] = {}
-    for dtype in dict.fromkeys(["float64", spec.compute_dtype, spec.reference_dtype]):
-        runs[dtype] = (
-            _run_reference(layers, keras_result.weights, case, dtype),
-            _run_reference(seq_layers, seq_weights, seq_case, dtype) if twin else None,
-        )
-    reference_seconds = time.perf_counter() - started
-
-    truth, low = runs["float64"][0], runs[spec.compute_dtype][0]
-    # auto compares against the truth; explicit and dtype against the requested reference dtype
-    expected = truth if spec.tolerance == "auto" else runs[spec.reference_dtype][0]
-
-    def tolerance_for(t_arr, l_arr) -> Tolerance:
-        return resolve(
-            spec.tolerance,
-            atol=spec.atol,
-            rtol=spec.rtol,
-            compute_dtype=spec.compute_dtype,
-            max_mismatch_frac=spec.max_mismatch_frac,
-            truth=t_arr,
-            low=l_arr,
-        )
-
-    def compared(actual, want, t_arr, l_arr) -> tuple[Comparison, Tolerance]:
-        tol = tolerance_for(t_arr, l_arr)
-        return compare(actual, want, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac), tol
-
-    layer_results, output_tol = [], None
-    for desc in layers:
-        comparison, output_tol = compared(
-            keras_result.outputs[desc.name],
-            expected.outputs[desc.name],
-            truth.outputs[desc.name],
-            low.outputs[desc.name],
-        )
-        layer_results.append(LayerResult(desc, keras_result.param_counts[desc.name], comparison))
-    states = {}
-    for desc in layers:
-        got_states = keras_result.states.get(desc.name, [])
-        for i, (label, got) in enumerate(zip(state_names(desc), got_states)):
-            key = label if len(spec.M) == 1 else f"{desc.name}.{label}"
-            states[key], _ = compared(
-                got, expected.states[desc.name][i], truth.states[desc.name][i], low.states[desc.name][i]
-            )
-
-    out_name = layers[-1].name
-    rounding = three_way(
-        keras_result.outputs[out_name], truth.outputs[out_name], low.outputs[out_name], spec.compute_dtype
-    )
-
-    last = last_recurrent(layers)
-    profile, k_seq, e_seq = None, None, None
+    out = layers[-1].name
+    profile, k_seq = None, None
     if profiled:
-        if twin is not None:
-            trace_of = {dtype: runs[dtype][1].outputs[twin.name] for dtype in runs}
-            k_seq = keras_result.sequences[last.name]
-        else:
-            trace_of = {dtype: runs[dtype][0].outputs[last.name] for dtype in runs}
-            k_seq = keras_result.outputs[last.name]
-        e_seq = trace_of["float64" if spec.tolerance == "auto" else spec.reference_dtype]
-        t_seq, l_seq = trace_of["float64"], trace_of[spec.compute_dtype]
-        seq_tol = tolerance_for(t_seq, l_seq)
-        keras_curve = _per_timestep(k_seq, e_seq)
-        profile = TimeProfile(
-            layer=last.name,
-            keras_error=[float(v) for v in keras_curve],
-            low_error=[float(v) for v in _per_timestep(l_seq, t_seq)],
-            first_divergence=_first_divergence(k_seq, e_seq, seq_tol),
-            growth_per_step=_growth(keras_curve),
-            tolerance=seq_tol,
-            scale=max_abs_error(e_seq, np.zeros_like(np.asarray(e_seq, dtype=np.float64))),
-        )
+        k_seq = keras.sequences[last.name] if twin is not None else keras.outputs[last.name]
+        profile = TimeProfile.of(last.name, reference.profile(SEQUENCE, k_seq))
     return CheckResult(
         spec=spec,
-        layers=tuple(layer_results),
-        output=layer_results[-1].comparison,
-        states=states,
-        tolerance=output_tol,
-        three_way=rounding,
+        layers=tuple(
+            LayerResult(desc=d, keras_params=keras.param_counts[d.name], comparison=parity[d.name].comparison)
+            for d in layers
+        ),
+        output=parity[out].comparison,
+        states=parity.comparisons([name for name in parity.arrays if name not in keras.outputs]),
+        tolerance=parity[out].tolerance,
+        three_way=reference.three_way(out, keras.outputs[out]),
         time=profile,
-        total_params=keras_result.total_params,
+        total_params=keras.total_params,
         versions=keras_runner.versions(),
         environment=environment(spec.command_line("check")),
-        seconds={"keras": keras_seconds, "reference": reference_seconds},
-        sequences={"x": case.batches[-1], "keras": k_seq, "reference": e_seq} if keep_sequences else None,
+        seconds={"keras": keras_seconds, "reference": runs.seconds},
+        sequences={"x": case.batches[-1], "keras": k_seq, "reference": reference.expected.get(SEQUENCE)}
+        if keep_sequences
+        else None,
     )

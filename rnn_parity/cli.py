@@ -15,7 +15,9 @@ import click
 
 from . import __version__
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
+from .recurrent import CELL_KEYS, MERGE_MODES
 from .spec import CheckSpec, build_spec, parse_size
+from .tolerance import AUTO_FACTOR, DEFAULT_MODE, MODES
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -93,12 +95,47 @@ def _size(ctx, param, value):
 
 
 _FIELD = CheckSpec.model_fields
+_TOLERANCE_HELP = (
+    f"explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within {AUTO_FACTOR:g}× the rounding of "
+    f"a correct NumPy loop in Keras's dtype [default: {DEFAULT_MODE}]"
+)
 
 
 def _help(key: str) -> str:
     default = _FIELD[key].default
     shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
     return f"{_FIELD[key].description} [default: {shown}]"
+
+
+def _options(*options):
+    """One decorator applying ``options`` in the order given (as --help lists them)."""
+
+    def apply(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
+
+
+#: The tolerance options, the same on every command that compares (None: not given, the defaults apply).
+tolerance_options = _options(
+    click.option("--atol", type=float, help=_help("atol")),
+    click.option("--rtol", type=float, help=_help("rtol")),
+    click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
+    click.option("--tolerance", type=click.Choice(MODES), help=_TOLERANCE_HELP),
+    click.option("--max-mismatch-frac", type=float, help=_help("max_mismatch_frac")),
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
+)
+debug_option = click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+#: How a report is written: ``--format``, ``--output``, ``--debug``.
+report_options = _options(
+    format_option,
+    click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout"),
+    debug_option,
+)
 
 
 def spec_options(fn):
@@ -110,25 +147,16 @@ def spec_options(fn):
         click.option("--M", "--units", "M", help=_help("M") + "; e.g. 64,32"),
         click.option("--K", "--outputs", "K", type=int, help=_help("K")),
         click.option("--seed", type=int, help=_help("seed")),
-        click.option("--atol", type=float, help=_help("atol")),
-        click.option("--rtol", type=float, help=_help("rtol")),
-        click.option("--reference-dtype", type=click.Choice(["float64", "float32"]), help=_help("reference_dtype")),
+        tolerance_options,
         click.option(
             "--keras-dtype",
             type=click.Choice(["float32", "float64", "float16", "mixed_float16"]),
             help=_help("keras_dtype"),
         ),
         click.option(
-            "--tolerance",
-            type=click.Choice(["explicit", "dtype", "auto"]),
-            help="explicit: --atol/--rtol; dtype: per-dtype defaults; auto: within 10× the rounding of "
-            "a correct NumPy loop in Keras's dtype [default: explicit]",
-        ),
-        click.option("--max-mismatch-frac", type=float, help=_help("max_mismatch_frac")),
-        click.option(
             "--max-memory", callback=_size, help="refuse cases whose arrays need more, e.g. 8GiB [default: 4GiB]"
         ),
-        click.option("--cell", type=click.Choice(["simple_rnn", "lstm", "gru"]), help=_help("cell")),
+        click.option("--cell", type=click.Choice(list(CELL_KEYS)), help=_help("cell")),
         click.option("--activation", help=_help("activation")),
         click.option("--recurrent-activation", help="gate activation of LSTM/GRU [default: sigmoid]"),
         click.option("--no-bias", "use_bias", flag_value=False, default=None, help="recurrent layers without bias"),
@@ -155,7 +183,7 @@ def spec_options(fn):
         ),
         click.option(
             "--bidirectional",
-            type=click.Choice(["concat", "sum", "mul", "ave", "none"]),
+            type=click.Choice([mode or "none" for mode in MERGE_MODES]),
             help="wrap in Bidirectional with this merge mode",
         ),
         click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
@@ -165,9 +193,7 @@ def spec_options(fn):
             help="compare the last recurrent layer at every timestep [default: on]",
         ),
     ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    return _options(*options)(fn)
 
 
 def spec_from_options(values: dict) -> CheckSpec:
@@ -192,12 +218,8 @@ def main():
 
 @main.command(context_settings=CONTEXT)
 @spec_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
-)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
+@report_options
 @click.option("--plot", type=click.Path(dir_okay=False), help="draw error against timestep into FILE.png")
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
 def check(fmt, output, plot, debug, **options):
     """Build a random Input → recurrent → Dense Keras model, rerun it in NumPy, compare.
 
@@ -240,7 +262,7 @@ def check(fmt, output, plot, debug, **options):
     show_default=True,
     help="timesteps shown in the step table (the first and the last ones)",
 )
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@debug_option
 def explain(steps, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
 
@@ -297,65 +319,30 @@ def _lost(fallbacks) -> int:
     return EXIT_INVALID if fallbacks else 0
 
 
-def model_options(fn):
-    """The options of commands that run a saved model: its inputs and the tolerances."""
-    options = [
-        click.option(
-            "--input",
-            "input_path",
-            metavar="FILE.npy|FILE.npz",
-            help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones",
-        ),
-        click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]"),
-        click.option(
-            "--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]"
-        ),
-        click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
-        click.option("--atol", type=float, help="absolute tolerance [default: 1e-05]"),
-        click.option("--rtol", type=float, help="relative tolerance [default: 1.3e-06]"),
-        click.option(
-            "--reference-dtype",
-            type=click.Choice(["float64", "float32"]),
-            default="float64",
-            show_default=True,
-            help="dtype the NumPy runtime computes in",
-        ),
-        click.option(
-            "--tolerance",
-            type=click.Choice(["explicit", "dtype", "auto"]),
-            default="explicit",
-            show_default=True,
-            help="how the tolerance is chosen, as for check",
-        ),
-        click.option(
-            "--max-mismatch-frac",
-            type=float,
-            default=0.0,
-            show_default=True,
-            help="fraction of elements allowed over tolerance",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+#: The options of commands that run a saved model: its inputs and the tolerances.
+model_options = _options(
+    click.option(
+        "--input",
+        metavar="FILE.npy|FILE.npz",
+        help="run on these arrays (an .npz names them after the model's inputs) instead of seeded ones",
+    ),
+    click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]"),
+    click.option("--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]"),
+    click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
+    tolerance_options,
+)
 
 
-def _verify_options(model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac):
+def _verify_options(model: str, options: dict):
     from .verify import VerifyOptions
 
-    return VerifyOptions(
-        model, input_path, N, T, seed, atol, rtol, reference_dtype, tolerance, max_mismatch_frac
-    ).validate()
+    return VerifyOptions.build("cli", model=model, **options)
 
 
 @main.command(context_settings=CONTEXT)
 @click.argument("model", metavar="MODEL")
 @model_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
-)
-@click.option("--output", "-o", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout")
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@report_options
 def verify(model, fmt, output, debug, **options):
     """Verify a saved Keras model (.keras or .h5) layer by layer against the NumPy runtime.
 
@@ -365,7 +352,7 @@ def verify(model, fmt, output, debug, **options):
     def body():
         from .files import ensure_writable
 
-        opts = _verify_options(model, **options)
+        opts = _verify_options(model, options)
         if output is not None:
             ensure_writable(output, "--output")
         from .report import exit_code, verify_report
@@ -422,7 +409,7 @@ def _workers(ctx, param, value):
     help="draw max error against a swept key into PATH.png",
 )
 @click.option("--plot-x", default="T", show_default=True, metavar="KEY", help="the config key on the plot's x axis")
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@debug_option
 def sweep(
     configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, plot_path, plot_x, debug
 ):
@@ -469,13 +456,11 @@ def sweep(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .npz to write (only when parity holds)"
 )
 @model_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="report format"
-)
+@format_option
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout"
 )
-@click.option("--debug", is_flag=True, help="show tracebacks and TensorFlow's import log")
+@debug_option
 def export(model, output, fmt, report_path, debug, **options):
     """Verify a saved Keras model, then write it as one .npz that runs with NumPy alone.
 
@@ -486,7 +471,7 @@ def export(model, output, fmt, report_path, debug, **options):
     def body():
         from .files import check_writable
 
-        opts = _verify_options(model, **options)
+        opts = _verify_options(model, options)
         check_writable(output, "-o")
         if report_path is not None:
             check_writable(report_path, "--report")

@@ -15,6 +15,7 @@ import numpy as np
 
 from .architecture import LayerDesc
 from .check import CheckResult
+from .recurrent import CELLS, DIRECTIONS
 
 __all__ = ["Explanation", "LayerStory", "explain", "equations", "param_formula"]
 
@@ -43,12 +44,15 @@ def _cell_equations(cell: str, cfg: dict) -> list[str]:
     sigma = cfg.get("recurrent_activation", "sigmoid")
     bias = cfg.get("use_bias", True)
     b = lambda name: f" + {name}" if bias else ""
+    gates = CELLS[cell].gates
+    count = {3: "three", 4: "four"}.get(len(gates), str(len(gates)))
+    blocks = f"W, U and b hold {count} column blocks in Keras's order {', '.join(gates)}"
     if cell == "SimpleRNN":
         return [f"h_t = {phi}(x_t·Wx + h_(t-1)·Wh{b('bh')})", "output_t = h_t"]
     if cell == "LSTM":
         gate = lambda g, act: f"{g}_t = {act}(x_t·W_{g} + h_(t-1)·U_{g}{b('b_' + g)})"
         return [
-            "W, U and b hold four column blocks in Keras's order i, f, c, o",
+            blocks,
             gate("i", sigma) + "      input gate",
             gate("f", sigma) + "      forget gate",
             f"c~_t = {phi}(x_t·W_c + h_(t-1)·U_c{b('b_c')})   candidate",
@@ -59,15 +63,14 @@ def _cell_equations(cell: str, cfg: dict) -> list[str]:
     if cfg.get("reset_after", True):
         bx, bh = (" + b_in", " + b_rec") if bias else ("", "")
         return [
-            "W, U and b hold three column blocks in Keras's order z, r, h"
-            + ("; bias row 0 is for the input (b_in), row 1 for the recurrent product (b_rec)" if bias else ""),
+            blocks + ("; bias row 0 is for the input (b_in), row 1 for the recurrent product (b_rec)" if bias else ""),
             f"z_t = {sigma}(x_t·W_z{bx}_z + h_(t-1)·U_z{bh}_z)   update gate",
             f"r_t = {sigma}(x_t·W_r{bx}_r + h_(t-1)·U_r{bh}_r)   reset gate",
             f"h~_t = {phi}(x_t·W_h{bx}_h + r_t ⊙ (h_(t-1)·U_h{bh}_h))   reset after the product",
             "h_t = z_t ⊙ h_(t-1) + (1 - z_t) ⊙ h~_t   (z weighs the old state)",
         ]
     return [
-        "W, U and b hold three column blocks in Keras's order z, r, h",
+        blocks,
         f"z_t = {sigma}(x_t·W_z + h_(t-1)·U_z{b('b_z')})   update gate",
         f"r_t = {sigma}(x_t·W_r + h_(t-1)·U_r{b('b_r')})   reset gate",
         f"h~_t = {phi}(x_t·W_h + (r_t ⊙ h_(t-1))·U_h{b('b_h')})   reset before the product",
@@ -98,7 +101,7 @@ def equations(desc: LayerDesc) -> list[str]:
         act = desc.config.get("activation") or "linear"
         wrap = (lambda e: e) if act == "linear" else (lambda e: f"{act}({e})")
         return [f"y = {wrap('h·Wo + bo')}   applied to every timestep of a 3-D input"]
-    if desc.class_name == "Bidirectional":
+    if desc.is_bidirectional:
         cell, cfg = desc.cell_class, desc.cell_config
         merge = desc.config["merge_mode"]
         merged = {
@@ -136,8 +139,9 @@ def param_formula(desc: LayerDesc) -> str:
     d, gm = desc.weights[0].shape
     m = desc.weights[1].shape[0]
     g = gm // m
-    bias = len(desc.weights) > (4 if desc.class_name == "Bidirectional" else 2)
-    gru2 = desc.cell_class == "GRU" and desc.cell_config.get("reset_after", True) and bias
+    directions = len(DIRECTIONS) if desc.is_bidirectional else 1
+    bias = len(desc.weights) > 2 * directions
+    gru2 = desc.cell_config.get("reset_after", False) and bias  # GRU's two bias rows
     gate = "" if g == 1 else f"{g}·"
     if gru2:
         terms, numbers = "(D·M + M² + 2M)", f"({d}·{m} + {m}² + 2·{m})"
@@ -145,7 +149,7 @@ def param_formula(desc: LayerDesc) -> str:
         terms, numbers = "(D·M + M² + M)", f"({d}·{m} + {m}² + {m})"
     else:
         terms, numbers = "(D·M + M²)", f"({d}·{m} + {m}²)"
-    twice = "2·" if desc.class_name == "Bidirectional" else ""
+    twice = f"{directions}·" if directions > 1 else ""
     if not gate and not twice:
         terms, numbers = terms[1:-1], numbers[1:-1]
     return f"{twice}{gate}{terms} = {twice}{gate}{numbers} = {desc.param_count}"

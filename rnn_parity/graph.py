@@ -26,16 +26,15 @@ operations are dropped; an operation that computes *data* is refused.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 from .errors import InvalidInput, Unsupported
+from .recurrent import BIDIRECTIONAL, CELLS, MERGE_MODES, RECURRENT_LIKE, TIME_DISTRIBUTED, WRAPPERS, is_recurrent
 from .reference import ACTIVATIONS
-from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, RECURRENT_FUNCTIONS, n_tensors
+from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, n_tensors
 
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
 
-RECURRENT = frozenset(RECURRENT_FUNCTIONS)
-#: What counts as "a recurrent layer" when deciding whether rnn-parity applies at all.
-RECURRENT_LIKE = RECURRENT | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 #: The layers verify and export support, with what the runtime does for each.
 SUPPORTED_LAYERS = {
@@ -43,11 +42,11 @@ SUPPORTED_LAYERS = {
     "SimpleRNN": "reference.simple_rnn",
     "LSTM": "reference.lstm",
     "GRU": "reference.gru (reset_after on or off)",
-    "Bidirectional": "reference.bidirectional around SimpleRNN/LSTM/GRU, every merge_mode",
+    BIDIRECTIONAL: "reference.bidirectional around SimpleRNN/LSTM/GRU, every merge_mode",
     "Masking": "mask = any(x != mask_value); masked steps zeroed",
     "Embedding": "row lookup; mask_zero gives mask = ids != 0",
     "Dense": "reference.dense over the last axis, any rank",
-    "TimeDistributed": "around Dense, Activation or an identity layer",
+    TIME_DISTRIBUTED: "around Dense, Activation or an identity layer",
     "Activation": "any built-in activation the reference implements",
     "Concatenate": "np.concatenate on any axis; masks as Keras combines them",
     "Add": "sum; mask = OR of the masks when every input has one",
@@ -82,8 +81,51 @@ MASK_OPERATIONS = frozenset(
         "Where",
     }
 )
-_MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 _FLOAT_POLICIES = ("float32", "float64")
+
+
+class StoredLayer(NamedTuple):
+    """One layer entry of a stored configuration (wrapped layers named ``wrapper/inner``)."""
+
+    name: str
+    class_name: str
+    config: Mapping
+    entry: Mapping
+
+
+class Refusal(NamedTuple):
+    """A layer (or operation) the runtime cannot reproduce, and why."""
+
+    name: str
+    class_name: str
+    problems: list[str]
+
+
+class TensorRef(NamedTuple):
+    """Output ``index`` of ``layer``, with its shape when the configuration records it."""
+
+    layer: str
+    index: int
+    shape: list | None = None
+
+
+class Call(NamedTuple):
+    """How a layer is called: its data tensors, initial_state tensors, mask argument, and what is unsupported."""
+
+    data: list[TensorRef]
+    states: list[TensorRef]
+    mask: object
+    problems: list[str]
+
+
+class Node(NamedTuple):
+    """One layer of the model as the graph will hold it: what it reads and whether ``call`` gets the mask."""
+
+    entry: Mapping
+    inputs: list[tuple[str, int]]
+    initial_state: list[tuple[str, int]]
+    receives_mask: bool
+    problems: list[str]
 
 
 # --------------------------------------------------------------------------
@@ -147,9 +189,10 @@ def _recurrent(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
     }
     if not isinstance(out["units"], int) or out["units"] < 1:
         problems.append(f"units={out['units']!r} is not a positive integer")
-    if class_name in ("LSTM", "GRU"):
+    options = CELLS[class_name].options
+    if "recurrent_activation" in options:
         out["recurrent_activation"] = _activation(cfg, "recurrent_activation", "sigmoid", problems)
-    if class_name == "GRU":
+    if "reset_after" in options:
         out["reset_after"] = bool(cfg.get("reset_after", True))
     return out
 
@@ -163,10 +206,10 @@ def _wrapped(entry, what: str, problems: list[str]) -> tuple[str, Mapping]:
 
 def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
     merge_mode = cfg.get("merge_mode", "concat")
-    if merge_mode not in _MERGE_MODES:
-        problems.append(f"merge_mode={merge_mode!r} is not one of {_MERGE_MODES}")
+    if merge_mode not in MERGE_MODES:
+        problems.append(f"merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
     inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
-    if inner_class not in RECURRENT:
+    if inner_class not in CELLS:
         problems.append(f"wraps {inner_class}; only SimpleRNN, LSTM and GRU are supported")
         return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": {}}}
     forward = _recurrent(inner_class, inner_cfg, problems)
@@ -175,7 +218,7 @@ def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
     backward_entry = cfg.get("backward_layer")
     if backward_entry is not None:
         back_class, back_cfg = _wrapped(backward_entry, "backward_layer", problems)
-        backward = _recurrent(back_class, back_cfg, []) if back_class in RECURRENT else {}
+        backward = _recurrent(back_class, back_cfg, []) if back_class in CELLS else {}
         same = {k: v for k, v in backward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         want = {k: v for k, v in forward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         if back_class != inner_class or same != want or not backward.get("go_backwards"):
@@ -205,13 +248,13 @@ def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
     """``(config the runtime reads, problems)`` for one supported layer class."""
     problems: list[str] = []
     _dtype(cfg, problems)
-    if class_name in RECURRENT:
+    if class_name in CELLS:
         out = _recurrent(class_name, cfg, problems)
-    elif class_name == "Bidirectional":
+    elif class_name == BIDIRECTIONAL:
         out = _bidirectional(cfg, problems)
     elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
         out = _per_step_options(class_name, cfg, problems)
-    elif class_name == "TimeDistributed":
+    elif class_name == TIME_DISTRIBUTED:
         inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
         if inner_class in ("Dense", "Activation") or inner_class in IDENTITY_CLASSES:
             _dtype(inner_cfg, problems)
@@ -277,20 +320,20 @@ def _is_custom(entry: Mapping) -> bool:
     return (bool(module) and not module.startswith("keras")) or ">" in registered
 
 
-def _walk(entries: list) -> Iterator[tuple[str, str, Mapping, Mapping]]:
-    """Each layer entry (and each layer wrapped inside one): ``(name, class, config, entry)``."""
+def _walk(entries: list) -> Iterator[StoredLayer]:
+    """Each layer entry, and each layer wrapped inside one."""
     for entry in entries:
         if not isinstance(entry, Mapping) or _is_operation(entry):
             continue
         cfg = entry.get("config") if isinstance(entry.get("config"), Mapping) else {}
         name = _entry_name(entry)
-        yield name, str(entry.get("class_name")), cfg, entry
+        yield StoredLayer(name=name, class_name=str(entry.get("class_name")), config=cfg, entry=entry)
         inner = []
-        if entry.get("class_name") in ("Bidirectional", "TimeDistributed"):
+        if entry.get("class_name") in WRAPPERS:
             inner = [cfg[key] for key in ("layer", "backward_layer") if isinstance(cfg.get(key), Mapping)]
         elif entry.get("class_name") in MODEL_CLASSES and isinstance(cfg.get("layers"), list):
             inner = cfg["layers"]
-        yield from ((f"{name}/{n}", c, k, e) for n, c, k, e in _walk(inner))
+        yield from (layer._replace(name=f"{name}/{layer.name}") for layer in _walk(inner))
 
 
 def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
@@ -320,10 +363,11 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
     return layer_options(class_name, cfg)[1]
 
 
-def _unsupported(where: str, found: list[tuple[str, str, list[str]]]) -> Unsupported:
+def _unsupported(where: str, found: list[Refusal]) -> Unsupported:
     parts = [
-        f"{'operation' if cls.startswith('keras.ops.') else 'layer'} {name!r} ({cls}): {'; '.join(problems)}"
-        for name, cls, problems in found
+        f"{'operation' if r.class_name.startswith('keras.ops.') else 'layer'} {r.name!r} ({r.class_name}): "
+        + "; ".join(r.problems)
+        for r in found
     ]
     return Unsupported(f"{where}: unsupported: " + " | ".join(parts))
 
@@ -342,17 +386,17 @@ def scan(raw: Mapping, where: str) -> None:
     if model_class not in MODEL_CLASSES:
         raise InvalidInput(f"{where}: stores a {model_class}, not a Sequential or Functional model")
     walked = list(_walk(entries))
-    if not any(cls in RECURRENT_LIKE for _, cls, _, _ in walked):
+    if not any(layer.class_name in RECURRENT_LIKE for layer in walked):
         raise InvalidInput(
             f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
         )
     found = []
-    for name, cls, cfg, entry in walked:
-        if "/" in name:
+    for layer in walked:
+        if "/" in layer.name:
             continue  # wrapped layers are checked with their wrapper
-        problems = _problems(cls, cfg, entry)
+        problems = _problems(layer.class_name, layer.config, layer.entry)
         if problems:
-            found.append((name, cls, problems))
+            found.append(Refusal(name=layer.name, class_name=layer.class_name, problems=problems))
     if found:
         raise _unsupported(where, found)
 
@@ -371,18 +415,18 @@ def _input_spec(entry: Mapping) -> dict:
     return {"name": _entry_name(entry), "shape": list(shape) if shape is not None else None, "dtype": str(dtype)}
 
 
-def _tensor_ref(value) -> tuple[str, int, list | None] | None:
-    """``(layer, tensor index, shape)`` of a serialized Keras tensor, else None."""
+def _tensor_ref(value) -> TensorRef | None:
+    """The tensor a serialized Keras tensor refers to, else None."""
     if isinstance(value, Mapping) and value.get("class_name") == "__keras_tensor__":
         cfg = value.get("config") or {}
         layer, _node, index = cfg["keras_history"]
-        return str(layer), int(index), cfg.get("shape")
+        return TensorRef(layer=str(layer), index=int(index), shape=cfg.get("shape"))
     if isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str):  # Keras 2 style
-        return value[0], int(value[2]), None
+        return TensorRef(layer=value[0], index=int(value[2]))
     return None
 
 
-def _tensor_list(value) -> list[tuple[str, int, list | None]] | None:
+def _tensor_list(value) -> list[TensorRef] | None:
     """A tensor, or a list of tensors, as references; None when it is anything else."""
     single = _tensor_ref(value)
     if single is not None:
@@ -394,18 +438,18 @@ def _tensor_list(value) -> list[tuple[str, int, list | None]] | None:
     return None
 
 
-def _parse_call(node) -> tuple[list, list, object, list[str]]:
-    """One call of a layer: ``(data refs, initial_state refs, mask argument, problems)``."""
+def _parse_call(node) -> Call:
+    """One call of a layer, as stored in its ``inbound_nodes``."""
     if isinstance(node, Mapping):
         args, kwargs = list(node.get("args", [])), dict(node.get("kwargs") or {})
     elif isinstance(node, list):  # Keras 2: [[layer, node, index, kwargs], ...]
         args, kwargs = [[v for v in node]], dict(node[0][3]) if node and len(node[0]) > 3 else {}
     else:
-        return [], [], None, ["cannot read how the layer is called"]
+        return Call(data=[], states=[], mask=None, problems=["cannot read how the layer is called"])
     problems = []
     data = _tensor_list(args[0]) if args else None
     if data is None:
-        return [], [], None, ["called on something that is not a tensor"]
+        return Call(data=[], states=[], mask=None, problems=["called on something that is not a tensor"])
     states = []
     rest = args[1:]
     if "initial_state" in kwargs:
@@ -422,7 +466,7 @@ def _parse_call(node) -> tuple[list, list, object, list[str]]:
     kwargs.pop("training", None)
     for key in kwargs:
         problems.append(f"called with {key}=, which is not supported")
-    return data, states, mask, problems
+    return Call(data=data, states=states, mask=mask, problems=problems)
 
 
 def _chain(entries: list, model_cfg: Mapping, where: str):
@@ -437,7 +481,7 @@ def _chain(entries: list, model_cfg: Mapping, where: str):
         raise InvalidInput(f"{where}: the Sequential model was saved without an input shape (never built)")
     previous = (inputs[0]["name"], 0)
     for entry in entries:
-        nodes.append((entry, [previous], [], True, []))
+        nodes.append(Node(entry=entry, inputs=[previous], initial_state=[], receives_mask=True, problems=[]))
         previous = (_entry_name(entry), 0)
     return inputs, nodes, [list(previous)]
 
@@ -463,31 +507,27 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
         inbound = entry.get("inbound_nodes") or []
         name = _entry_name(entry)
         if len(inbound) != 1:
-            calls[name] = (
-                [],
-                [],
-                None,
-                [f"called {len(inbound)} times (a shared layer); not supported" if inbound else "never called"],
-            )
+            problem = f"called {len(inbound)} times (a shared layer); not supported" if inbound else "never called"
+            calls[name] = Call(data=[], states=[], mask=None, problems=[problem])
             continue
         if _is_operation(entry):
             node = inbound[0]
             args = node.get("args", []) if isinstance(node, Mapping) else []
             refs = [r for a in args for r in (_tensor_list(a) or [])]
-            calls[name] = (refs, [], None, [])
+            calls[name] = Call(data=refs, states=[], mask=None, problems=[])
         else:
             calls[name] = _parse_call(inbound[0])
 
     # Operations reached from a layer's data, or a model output, compute data: refused.
     data_ops, stack = set(), [ref[0] for ref in outputs]
-    for name, (data, states, _, _) in calls.items():
+    for name, call in calls.items():
         if not _is_operation(by_name[name]):
-            stack.extend(r[0] for r in [*data, *states])
+            stack.extend(r.layer for r in [*call.data, *call.states])
     while stack:
         name = stack.pop()
         if name in by_name and _is_operation(by_name[name]) and name not in data_ops:
             data_ops.add(name)
-            stack.extend(r[0] for r in calls[name][0])
+            stack.extend(r.layer for r in calls[name].data)
 
     nodes = []
     for entry in entries:
@@ -496,30 +536,38 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
             continue
         if _is_operation(entry):
             nodes.append(
-                (
-                    {**entry, "class_name": f"keras.ops.{entry.get('class_name')}"},
-                    [],
-                    [],
-                    False,
-                    ["a Keras operation on data (keras.ops, or arithmetic on tensors) is not supported"],
+                Node(
+                    entry={**entry, "class_name": f"keras.ops.{entry.get('class_name')}"},
+                    inputs=[],
+                    initial_state=[],
+                    receives_mask=False,
+                    problems=["a Keras operation on data (keras.ops, or arithmetic on tensors) is not supported"],
                 )
             )
             continue
-        data, states, mask, problems = calls[name]
-        receives_mask = False
-        if mask is not None:
-            source = _tensor_ref(mask)
-            if source is None or not _is_operation(by_name.get(source[0], {})):
+        call = calls[name]
+        problems, receives_mask = call.problems, False
+        if call.mask is not None:
+            source = _tensor_ref(call.mask)
+            if source is None or not _is_operation(by_name.get(source.layer, {})):
                 problems = [
                     *problems,
                     "called with an explicit mask= tensor; only masks Keras propagates "
                     "itself (Embedding mask_zero, Masking) are supported",
                 ]
             receives_mask = True
-        shapes = [r[2] for r in data]
-        if entry.get("class_name") in MERGE_CLASSES and len({len(s) for s in shapes if s is not None}) > 1:
+        ranks = {len(r.shape) for r in call.data if r.shape is not None}
+        if entry.get("class_name") in MERGE_CLASSES and len(ranks) > 1:
             problems = [*problems, "merges inputs of different ranks"]
-        nodes.append((entry, [(r[0], r[1]) for r in data], [(r[0], r[1]) for r in states], receives_mask, problems))
+        nodes.append(
+            Node(
+                entry=entry,
+                inputs=[(r.layer, r.index) for r in call.data],
+                initial_state=[(r.layer, r.index) for r in call.states],
+                receives_mask=receives_mask,
+                problems=problems,
+            )
+        )
     return inputs, nodes, outputs
 
 
@@ -544,39 +592,41 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
     entries = [e for e in model_cfg.get("layers", []) if isinstance(e, Mapping)]
     inputs, nodes, outputs = (_chain if model_class == "Sequential" else _functional)(entries, model_cfg, where)
     layers, found, tensor_count = [], [], {spec["name"]: 1 for spec in inputs}
-    for entry, data, states, receives_mask, problems in nodes:
+    for node in nodes:
+        entry, problems, receives_mask = node.entry, node.problems, node.receives_mask
         name, class_name = _entry_name(entry), str(entry.get("class_name"))
         if not class_name.startswith("keras.ops."):
             problems = [*problems, *_problems(class_name, entry.get("config") or {}, entry)]
         config = {}
         if not problems:
             config = layer_options(class_name, entry.get("config") or {})[0]
-            if states and class_name not in RECURRENT and class_name != "Bidirectional":
+            if node.initial_state and not is_recurrent(class_name):
                 problems.append("called with initial_state")
         if model_class == "Sequential" and not problems:
             receives_mask = True
         if problems:
-            found.append((name, class_name, problems))
+            found.append(Refusal(name=name, class_name=class_name, problems=problems))
             continue
-        if model_class == "Sequential" and n_tensors(class_name, config) > 1 and entry is not nodes[-1][0]:
-            found.append((name, class_name, ["returns several tensors inside a Sequential model"]))
+        if model_class == "Sequential" and n_tensors(class_name, config) > 1 and node is not nodes[-1]:
+            problem = "returns several tensors inside a Sequential model"
+            found.append(Refusal(name=name, class_name=class_name, problems=[problem]))
         layer = {
             "name": name,
             "class_name": class_name,
             "config": config,
-            "inputs": [list(r) for r in data],
+            "inputs": [list(r) for r in node.inputs],
             "receives_mask": receives_mask,
             "weights": [],
         }
-        if states:
-            layer["initial_state"] = [list(r) for r in states]
+        if node.initial_state:
+            layer["initial_state"] = [list(r) for r in node.initial_state]
         layers.append(layer)
         tensor_count[name] = n_tensors(class_name, config)
     if found:
         raise _unsupported(where, found)
     if model_class == "Sequential" and layers:
         outputs = [[layers[-1]["name"], i] for i in range(tensor_count[layers[-1]["name"]])]
-    if not any(layer["class_name"] in RECURRENT or layer["class_name"] == "Bidirectional" for layer in layers):
+    if not any(is_recurrent(layer["class_name"]) for layer in layers):
         raise InvalidInput(
             f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
         )

@@ -32,6 +32,7 @@ from .architecture import LayerDesc
 from .case import CaseData
 from .errors import InvalidInput
 from .model_checks import require_finite_weights
+from .recurrent import is_bidirectional, n_outputs, n_states
 
 __all__ = [
     "KerasResult",
@@ -183,16 +184,11 @@ class KerasResult:
 
 def _make_layer(keras, desc: LayerDesc, dtype: str):
     cfg = dict(desc.config)
-    if desc.class_name == "Bidirectional":
+    if desc.is_bidirectional:
         inner = desc.config["layer"]
         rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **inner["config"])
         return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name, dtype=dtype)
     return getattr(keras.layers, desc.class_name)(name=desc.name, dtype=dtype, **cfg)
-
-
-def _n_states(desc: LayerDesc) -> int:
-    per_direction = 2 if desc.cell_class == "LSTM" else 1
-    return per_direction * (2 if desc.class_name == "Bidirectional" else 1)
 
 
 def _input_dtype(dtype_policy: str) -> str:
@@ -238,7 +234,7 @@ def build_model(
                 m = desc.cell_config["units"]
                 states = [
                     keras.Input(shape=(m,), name=f"{desc.name}_state{i}", dtype=in_dtype)
-                    for i in range(_n_states(desc))
+                    for i in range(n_states(desc.class_name, desc.config))
                 ]
                 inputs += states
                 kwargs["initial_state"] = states
@@ -254,8 +250,8 @@ def build_model(
                     keys.append(("sequence", desc.name, i))
             result = layer(h, **kwargs)
             returns_state = desc.cell_config.get("return_state", False)
-            n_out = 2 if desc.class_name == "Bidirectional" and desc.config["merge_mode"] is None else 1
-            parts = list(result) if (returns_state or n_out == 2) else [result]
+            n_out = n_outputs(desc.class_name, desc.config)
+            parts = list(result) if (returns_state or n_out > 1) else [result]
             h = parts[0] if n_out == 1 else parts[:2]
             for i, part in enumerate(parts[:n_out]):
                 outputs.append(part)
@@ -300,7 +296,7 @@ def _cached_model(layers: list[LayerDesc], **dims):
 
 def _reset_states(model) -> None:
     for layer in model.layers:
-        if getattr(layer, "stateful", False) or layer.__class__.__name__ == "Bidirectional":
+        if getattr(layer, "stateful", False) or is_bidirectional(type(layer).__name__):
             layer.reset_states()
 
 
@@ -368,4 +364,11 @@ def run_keras(
         else:
             target[name] = value
     total = int(model.count_params()) - (int(model.get_layer(twin.name).count_params()) if twin else 0)
-    return KerasResult(outputs, states, sequences, weights, param_counts, total)
+    return KerasResult(
+        outputs=outputs,
+        states=states,
+        sequences=sequences,
+        weights=weights,
+        param_counts=param_counts,
+        total_params=total,
+    )

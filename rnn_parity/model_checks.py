@@ -20,14 +20,13 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import InvalidInput, NonFiniteWeights, Unsupported
+from .recurrent import BIDIRECTIONAL, CELLS, DIRECTIONS, MERGE_MODES, TIME_DISTRIBUTED
 from .reference import ACTIVATIONS
 
 __all__ = ["LAYER_CHECKS", "MAX_DIM", "require_finite_weights", "validate_model"]
 
 #: The largest size (units, vocabulary, repeats) a config may give: Keras's shapes are int32.
 MAX_DIM = 2**31 - 1
-_GATES = {"SimpleRNN": 1, "LSTM": 4, "GRU": 3}
-_STATES = {"SimpleRNN": 1, "LSTM": 2, "GRU": 1}
 _IDENTITY = (
     "Dropout",
     "SpatialDropout1D",
@@ -137,22 +136,23 @@ class _Layer:
 
 
 def _check_recurrent(layer: _Layer, weights: Sequence[np.ndarray] | None = None) -> list:
-    cls = layer.class_name
+    cell = CELLS[layer.class_name]
     units = layer.int("units")
     layer.activation("activation")
     layer.activation("recurrent_activation")
     for key in ("use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask"):
         layer.bool(key)
     reset_after = layer.cfg.get("reset_after", True)
-    if cls == "GRU" and not isinstance(reset_after, bool):
+    two_biases = "reset_after" in cell.options  # GRU: reset_after keeps an input and a recurrent bias row
+    if two_biases and not isinstance(reset_after, bool):
         raise layer.fail(f"reset_after must be true or false, got {reset_after!r}")
-    width = _GATES[cls] * units
+    width = cell.n_gates * units
     layer.shape(0, "kernel", (None, width))
     layer.shape(1, "recurrent_kernel", (units, width))
     if len(layer.weights) > 2:
-        layer.shape(2, "bias", (2, width) if cls == "GRU" and reset_after else (width,))
+        layer.shape(2, "bias", (2, width) if two_biases and reset_after else (width,))
     layer.reads(int(layer.weights[0].shape[0]), "kernel")
-    states = [units] * _STATES[cls] if layer.cfg.get("return_state", False) else []
+    states = [units] * len(cell.states) if layer.cfg.get("return_state", False) else []
     return [units, *states]
 
 
@@ -162,10 +162,10 @@ def _recurrent(layer: _Layer) -> list:
 
 def _bidirectional(layer: _Layer) -> list:
     merge_mode = layer.cfg.get("merge_mode", "concat")
-    if merge_mode not in ("concat", "sum", "mul", "ave", None):
+    if merge_mode not in MERGE_MODES:
         raise layer.fail(f"merge_mode={merge_mode!r} is not one of concat, sum, mul, ave, null")
     inner = layer.inner()
-    if inner.class_name not in _GATES:
+    if inner.class_name not in CELLS:
         raise layer.fail(f"wraps {inner.class_name}; only SimpleRNN, LSTM and GRU are supported")
     half = len(layer.weights) // 2
     forward = _Layer(layer.name, inner.class_name, inner.cfg, layer.weights[:half], layer.features)
@@ -249,12 +249,10 @@ def _global_pool(layer: _Layer) -> list:
 
 #: Per Keras class: checks the layer's config and weights and returns the last-axis size of each tensor it gives.
 LAYER_CHECKS: dict[str, Callable[[_Layer], list]] = {
-    "SimpleRNN": _recurrent,
-    "LSTM": _recurrent,
-    "GRU": _recurrent,
-    "Bidirectional": _bidirectional,
+    **{c: _recurrent for c in CELLS},
+    BIDIRECTIONAL: _bidirectional,
     "Dense": _dense,
-    "TimeDistributed": _time_distributed,
+    TIME_DISTRIBUTED: _time_distributed,
     "Activation": _activation_layer,
     "Embedding": _embedding,
     "Masking": _masking,
@@ -337,13 +335,13 @@ def validate_model(graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]], 
 
 def _least_weights(class_name: str, cfg: Mapping) -> int:
     """Enough arrays for the shape checks to index (the runtime checks the exact count)."""
-    if class_name in _GATES:
+    if class_name in CELLS:
         return 2
-    if class_name == "Bidirectional":
-        return 4
+    if class_name == BIDIRECTIONAL:
+        return 2 * len(DIRECTIONS)
     if class_name in ("Dense", "Embedding"):
         return 1
-    if class_name == "TimeDistributed":
+    if class_name == TIME_DISTRIBUTED:
         inner = cfg.get("layer")
         return 1 if isinstance(inner, Mapping) and inner.get("class_name") == "Dense" else 0
     return 0

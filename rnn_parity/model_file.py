@@ -167,4 +167,11 @@ def read_model_file(path: str | os.PathLike) -> ModelFile:
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
-    return ModelFile(path, fmt, config, version, digest.hexdigest(), path.stat().st_size)
+    return ModelFile(
+        path=path,
+        format=fmt,
+        config=config,
+        keras_version=version,
+        sha256=digest.hexdigest(),
+        size=path.stat().st_size,
+    )

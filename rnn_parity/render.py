@@ -14,6 +14,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from .recurrent import is_bidirectional
+
 __all__ = [
     "case_note",
     "cases_table",
@@ -35,6 +37,11 @@ __all__ = [
 ]
 
 _BARS = "▁▂▃▄▅▆▇█"
+
+
+def _kind(layer: dict) -> str:
+    """A report layer's class, with the wrapped cell for Bidirectional: ``Bidirectional(LSTM)``."""
+    return layer["class_name"] + (f"({layer['cell']})" if is_bidirectional(layer["class_name"]) else "")
 
 
 def _jsonable(value):
@@ -247,7 +254,7 @@ def check_table(report: dict):
     layers.add_column("")
     for layer in report["layers"]:
         weights = "\n".join(f"{w['symbol']:<2} {w['name']} {_shape(w['shape'])}" for w in layer["weights"]) or "-"
-        kind = layer["class_name"] + (f"({layer['cell']})" if layer["class_name"] == "Bidirectional" else "")
+        kind = _kind(layer)
         layers.add_row(
             Text.assemble(layer["name"] + "\n", (kind, "dim")),
             weights,
@@ -315,7 +322,7 @@ def verify_table(report: dict):
     layers.add_column("mask")
     layers.add_column("")
     for layer in report["layers"]:
-        kind = layer["class_name"] + (f"({layer['cell']})" if layer["class_name"] == "Bidirectional" else "")
+        kind = _kind(layer)
         verdict = verdict_text(layer["passed"])
         if layer["name"] == first:
             verdict = Text.assemble(verdict, (" ←", "bold red"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .check import CheckResult
 from .compare import Comparison
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY
+from .recurrent import WRAPPERS, cell_of
 
 __all__ = [
     "case_entry",
@@ -124,17 +125,13 @@ def exit_code(result) -> int:
 
 def _verify_layer_entry(layer) -> dict:
     cfg = layer.config
-    inner = cfg.get("layer", {}) if layer.class_name in ("Bidirectional", "TimeDistributed") else {}
-    cell = (
-        inner.get("class_name")
-        if layer.class_name == "Bidirectional"
-        else (layer.class_name if layer.class_name in ("SimpleRNN", "LSTM", "GRU") else None)
-    )
+    inner = cfg.get("layer", {}) if layer.class_name in WRAPPERS else {}
+    cell = cell_of(layer.class_name, cfg)
     units = cfg.get("units", inner.get("config", {}).get("units"))
     return {
         "name": layer.name,
         "class_name": layer.class_name,
-        "cell": cell,
+        "cell": cell.class_name if cell else None,
         "units": units,
         "inputs": list(layer.inputs),
         "initial_state": list(layer.initial_state),
@@ -187,8 +184,8 @@ def verify_report(result) -> dict:
             "N": feeds.N,
             "T": time_dims[0] if time_dims else None,
             "seed": None if opts.input is not None else opts.seed_value,
-            "atol": opts.atol_value,
-            "rtol": opts.rtol_value,
+            "atol": opts.atol,
+            "rtol": opts.rtol,
             "reference_dtype": opts.reference_dtype,
             "tolerance": opts.tolerance,
             "max_mismatch_frac": opts.max_mismatch_frac,

@@ -44,6 +44,7 @@ import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,11 +52,27 @@ from . import reference
 from .errors import InvalidInput
 from .limits import MAX_JSON_BYTES, loads_bounded
 from .model_checks import validate_model
+from .recurrent import (
+    BIDIRECTIONAL,
+    CELLS,
+    DIRECTIONS,
+    TIME_DISTRIBUTED,
+    cell_config,
+    is_bidirectional,
+    is_recurrent,
+    is_stateful,
+    n_outputs,
+    n_states,
+    returns_sequences,
+    returns_state,
+    unwrap,
+)
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
     "GraphRuntime",
+    "LayerOutput",
     "RECURRENT_FUNCTIONS",
     "SUPPORTED_CLASSES",
     "SequentialRuntime",
@@ -84,11 +101,11 @@ MERGE_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", 
 SUPPORTED_CLASSES = frozenset(
     {
         *RECURRENT_FUNCTIONS,
-        "Bidirectional",
+        BIDIRECTIONAL,
         "Masking",
         "Embedding",
         "Dense",
-        "TimeDistributed",
+        TIME_DISTRIBUTED,
         "Activation",
         "RepeatVector",
         "GlobalAveragePooling1D",
@@ -128,34 +145,42 @@ class Trace:
         return next(reversed(self.outputs.values()))
 
 
+class LayerOutput(NamedTuple):
+    """What :func:`apply_layer` gives for one layer.
+
+    Attributes:
+        tensors: in Keras's order: the outputs, then a recurrent layer's final
+            states when it returns them.
+        masks: one per tensor (None where there is none).
+        n_outputs: how many leading tensors are outputs.
+        states: a recurrent layer's final states (kept whether Keras returns them or not), else [].
+        notes: remarks on Keras semantics that applied.
+    """
+
+    tensors: list
+    masks: list
+    n_outputs: int
+    states: list
+    notes: list[str]
+
+    @property
+    def output(self):
+        """The layer's output: one array, or the list of two of ``Bidirectional(merge_mode=None)``."""
+        return self.tensors[0] if self.n_outputs == 1 else self.tensors[: self.n_outputs]
+
+
 # --------------------------------------------------------------------------
 # Layer operations. Each takes the layer's config, weights, input tensors and
-# their masks, and returns (tensors, masks, n_outputs): tensors in Keras's
-# order, one mask per tensor, and how many leading tensors are outputs (the
-# rest are final states).
+# their masks; apply_layer returns their tensors and masks as a LayerOutput.
 # --------------------------------------------------------------------------
-
-
-def _inner(class_name: str, cfg: Mapping) -> tuple[str, Mapping]:
-    """The recurrent layer's class and config, looking inside Bidirectional."""
-    if class_name == "Bidirectional":
-        return cfg["layer"]["class_name"], cfg["layer"]["config"]
-    return class_name, cfg
-
-
-def cfg_stateful(class_name: str, cfg: Mapping) -> bool:
-    return bool(_inner(class_name, cfg)[1].get("stateful", False))
-
-
-def _returns_sequences(class_name: str, cfg: Mapping) -> bool:
-    return bool(_inner(class_name, cfg)[1].get("return_sequences", False))
 
 
 def _cell_kwargs(class_name: str, cfg: Mapping) -> dict:
     kwargs = {"activation": cfg.get("activation", "tanh")}
-    if class_name in ("LSTM", "GRU"):
+    options = CELLS[class_name].options
+    if "recurrent_activation" in options:
         kwargs["recurrent_activation"] = cfg.get("recurrent_activation", "sigmoid")
-    if class_name == "GRU":
+    if "reset_after" in options:
         kwargs["reset_after"] = cfg.get("reset_after", True)
     return kwargs
 
@@ -165,17 +190,10 @@ def _split_bias(weights: Sequence[np.ndarray]) -> tuple:
     return kernel, recurrent_kernel, (rest[0] if rest else None)
 
 
-def n_states(class_name: str, cfg: Mapping) -> int:
-    """How many final states a recurrent layer has (both directions for Bidirectional)."""
-    inner_class, _ = _inner(class_name, cfg)
-    per_direction = 2 if inner_class == "LSTM" else 1
-    return per_direction * (2 if class_name == "Bidirectional" else 1)
-
-
 def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
     """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None."""
-    if class_name == "Bidirectional":
-        inner_class, inner_cfg = _inner(class_name, cfg)
+    if is_bidirectional(class_name):
+        inner_class, inner_cfg = unwrap(class_name, cfg)
         half = len(weights) // 2
         # Keras forces zero_output_for_mask = return_sequences on both directions.
         output, *states = reference.bidirectional(
@@ -305,7 +323,7 @@ def _global_pool(class_name, cfg, x, mask):
 
 
 def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None, receives_mask=True, dtype=np.float64):
-    """Run one layer. Returns ``(tensors, masks, n_outputs, states, notes)``.
+    """Run one layer. Returns a :class:`LayerOutput`.
 
     Args:
         xs: the input tensors (one, or several for a merging layer).
@@ -315,24 +333,29 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
     """
     x, mask = xs[0], masks[0]
     notes: list[str] = []
-    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+    if is_recurrent(class_name):
         if mask is not None and not receives_mask:
             notes.append(
                 "Keras does not pass the input mask to a layer called with initial_state: every step is computed"
             )
         output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None, initial_state)
-        seq_mask = mask if _returns_sequences(class_name, cfg) else None
+        seq_mask = mask if returns_sequences(class_name, cfg) else None
         outs = list(output) if isinstance(output, list) else [output]
-        return outs + states, [seq_mask] * len(outs) + [None] * len(states), len(outs), states, notes
+        return LayerOutput(
+            tensors=outs + states,
+            masks=[seq_mask] * len(outs) + [None] * len(states),
+            n_outputs=len(outs),
+            states=states,
+            notes=notes,
+        )
     if class_name == "Masking":
         out, out_mask = _masking(cfg, x)
     elif class_name == "Embedding":
         out, out_mask = _embedding(name, cfg, weights, x, dtype)
     elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
         out, out_mask = _per_step(class_name, cfg, weights, x), mask
-    elif class_name == "TimeDistributed":
-        inner = cfg["layer"]
-        out, out_mask = _per_step(inner["class_name"], inner["config"], weights, x), mask
+    elif class_name == TIME_DISTRIBUTED:
+        out, out_mask = _per_step(*unwrap(class_name, cfg), weights, x), mask
     elif class_name in MERGE_CLASSES:
         out, out_mask = _merge(class_name, cfg, list(xs), list(masks))
     elif class_name == "RepeatVector":  # does not support masking: the mask stops here
@@ -341,28 +364,25 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
         out, out_mask = _global_pool(class_name, cfg, x, mask if receives_mask else None), None
     else:
         raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
-    return [out], [out_mask], 1, [], notes
+    return LayerOutput(tensors=[out], masks=[out_mask], n_outputs=1, states=[], notes=notes)
 
 
 def n_tensors(class_name: str, cfg: Mapping) -> int:
     """How many tensors a layer returns (outputs, then states with ``return_state``)."""
-    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
-        _, inner_cfg = _inner(class_name, cfg)
-        outs = 2 if class_name == "Bidirectional" and cfg.get("merge_mode", "concat") is None else 1
-        return outs + (n_states(class_name, cfg) if inner_cfg.get("return_state", False) else 0)
+    if is_recurrent(class_name):
+        return n_outputs(class_name, cfg) + (n_states(class_name, cfg) if returns_state(class_name, cfg) else 0)
     return 1
 
 
 def expected_weights(class_name: str, cfg: Mapping) -> int:
     """How many arrays ``get_weights()`` gives for a layer of this config."""
-    if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
-        inner_class, inner_cfg = _inner(class_name, cfg)
-        n = 3 if inner_cfg.get("use_bias", True) else 2
-        return 2 * n if class_name == "Bidirectional" else n
+    if is_recurrent(class_name):
+        n = 3 if cell_config(class_name, cfg).get("use_bias", True) else 2
+        return len(DIRECTIONS) * n if is_bidirectional(class_name) else n
     if class_name == "Dense":
         return 2 if cfg.get("use_bias", True) else 1
-    if class_name == "TimeDistributed":
-        return expected_weights(cfg["layer"]["class_name"], cfg["layer"]["config"])
+    if class_name == TIME_DISTRIBUTED:
+        return expected_weights(*unwrap(class_name, cfg))
     if class_name == "Embedding":
         return 1
     return 0
@@ -379,16 +399,16 @@ def _layer_parts(layer) -> tuple[str, str, dict]:
     return layer.name, layer.class_name, layer.config
 
 
-def _record(trace: Trace, carried: dict, name, class_name, cfg, output, masks, states, notes) -> None:
+def _record(trace: Trace, carried: dict, name, class_name, cfg, output, result: LayerOutput) -> None:
     """Keep one layer's results in ``trace``; a stateful layer's final states are carried to the next run."""
     trace.outputs[name] = output
-    trace.masks[name] = masks
-    if states:
-        trace.states[name] = states
-        if cfg_stateful(class_name, cfg):
-            carried[name] = states
-    if notes:
-        trace.notes[name] = notes
+    trace.masks[name] = result.masks[: result.n_outputs]
+    if result.states:
+        trace.states[name] = result.states
+        if is_stateful(class_name, cfg):
+            carried[name] = result.states
+    if result.notes:
+        trace.notes[name] = result.notes
 
 
 class SequentialRuntime:
@@ -430,9 +450,9 @@ class SequentialRuntime:
         for name, class_name, cfg in self.layers:
             weights = self.weights.get(name, [])
             start = None
-            if class_name in RECURRENT_FUNCTIONS or class_name == "Bidirectional":
+            if is_recurrent(class_name):
                 start = (initial_states or {}).get(name)
-                if start is None and cfg_stateful(class_name, cfg):
+                if start is None and is_stateful(class_name, cfg):
                     start = self._carried.get(name)
             # Keras passes the input's mask only to a call with one tensor argument (initial
             # states given as tensors make it two); the check's model passes it explicitly then.
@@ -453,13 +473,10 @@ class SequentialRuntime:
                 )
                 for part in parts
             ]
-            tensors, masks, n_out, states, notes = results[0]
-            if isinstance(h, list):  # each branch of a merge_mode=None Bidirectional
-                h = [r[0][0] for r in results]
-            else:
-                h = tensors[0] if n_out == 1 else tensors[:n_out]
-            mask = masks[0]
-            _record(trace, self._carried, name, class_name, cfg, h, masks[:n_out], states, notes)
+            # each branch of a merge_mode=None Bidirectional goes through the layer on its own
+            h = [r.tensors[0] for r in results] if isinstance(h, list) else results[0].output
+            mask = results[0].masks[0]
+            _record(trace, self._carried, name, class_name, cfg, h, results[0])
         return trace
 
 
@@ -611,9 +628,9 @@ class GraphRuntime:
                 start = [tensors[s][i].astype(self.dtype) for s, i in map(tuple, layer["initial_state"])]
             elif initial_states and initial_states.get(name) is not None:
                 start = [np.asarray(s, dtype=self.dtype) for s in initial_states[name]]
-            elif cfg_stateful(class_name, cfg):
+            elif is_stateful(class_name, cfg):
                 start = self._carried.get(name)
-            out, out_masks, n_out, states, notes = apply_layer(
+            result = apply_layer(
                 name,
                 class_name,
                 cfg,
@@ -624,9 +641,8 @@ class GraphRuntime:
                 receives_mask=bool(layer.get("receives_mask", True)),
                 dtype=self.dtype,
             )
-            tensors[name], masks[name] = out, out_masks
-            output = out[0] if n_out == 1 else out[:n_out]
-            _record(trace, self._carried, name, class_name, cfg, output, out_masks[:n_out], states, notes)
+            tensors[name], masks[name] = result.tensors, result.masks
+            _record(trace, self._carried, name, class_name, cfg, result.output, result)
         trace.model_outputs = [tensors[s][i] for s, i in self.outputs]
         return trace
 

@@ -3,12 +3,18 @@
 One type, :class:`CheckSpec`, serves both the ``check`` command (its options in
 snake_case) and every case of a sweep config, so both get the same defaults and
 the same validation. Building a spec never imports TensorFlow.
+
+The option types (:data:`PositiveInt`, :data:`Seed`, :data:`ToleranceValue`,
+:data:`Fraction`, :data:`ReferenceDtype`, :data:`ToleranceMode`), the rule
+:func:`explicit_only` and :func:`validated` are shared with ``verify`` and
+``export`` (:class:`rnn_parity.verify.VerifyOptions`), so an option gives the
+same message on every command: ``--atol must be ≥ 0, got -1.0``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -24,27 +30,43 @@ from pydantic import (
 
 from . import reference
 from .errors import InvalidInput
+from .recurrent import CELL_KEYS, CELLS, DIRECTIONS
+from .tolerance import DEFAULT_ATOL, DEFAULT_MODE, DEFAULT_RTOL
 
 __all__ = [
     "CheckSpec",
+    "Fraction",
     "GATES",
+    "PositiveInt",
+    "ReferenceDtype",
+    "Seed",
+    "ToleranceMode",
+    "ToleranceValue",
     "build_spec",
     "describe_errors",
     "error_reason",
     "estimate_bytes",
+    "explicit_only",
     "format_bytes",
     "option_name",
+    "option_namer",
     "parse_size",
+    "validated",
 ]
 
 #: Gate blocks per cell: columns of the kernel are ``GATES[cell] * units``.
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+GATES = {cell.key: cell.n_gates for cell in CELLS.values()}
 
 DEFAULT_MAX_MEMORY = 4 * 1024**3
+M = TypeVar("M", bound=BaseModel)
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Seed = Annotated[StrictInt, Field(ge=0)]
 #: Strict: a number, never a string such as "1e-5" (YAML 1.2's unquoted 1e-5 is read as a number).
-Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+ToleranceValue = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
+ReferenceDtype = Literal["float64", "float32"]
+ToleranceMode = Literal["explicit", "dtype", "auto"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -120,19 +142,17 @@ class CheckSpec(BaseModel):
         (5,), description="units; several (64,32) make a stack", min_length=1
     )
     K: PositiveInt = Field(2, description="Dense outputs")
-    seed: Annotated[StrictInt, Field(ge=0)] = Field(0, description="seed for weights and inputs")
+    seed: Seed = Field(0, description="seed for weights and inputs")
 
     # The pass rule: |keras - numpy| <= atol + rtol * |numpy| for every element.
-    atol: Tolerance = Field(1e-5, description="absolute tolerance")
-    rtol: Tolerance = Field(1.3e-6, description="relative tolerance")
-    reference_dtype: Literal["float64", "float32"] = Field("float64", description="dtype of the NumPy reference")
+    atol: ToleranceValue = Field(DEFAULT_ATOL, description="absolute tolerance")
+    rtol: ToleranceValue = Field(DEFAULT_RTOL, description="relative tolerance")
+    reference_dtype: ReferenceDtype = Field("float64", description="dtype of the NumPy reference")
     keras_dtype: Literal["float32", "float64", "float16", "mixed_float16"] = Field(
         "float32", description="dtype policy of the Keras layers"
     )
-    tolerance: Literal["explicit", "dtype", "auto"] = Field("explicit", description="how the tolerance is chosen")
-    max_mismatch_frac: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)] = Field(
-        0.0, description="fraction of elements allowed over tolerance"
-    )
+    tolerance: ToleranceMode = Field(DEFAULT_MODE, description="how the tolerance is chosen")
+    max_mismatch_frac: Fraction = Field(0.0, description="fraction of elements allowed over tolerance")
     max_memory: Annotated[int, Field(ge=1), WithJsonSchema(_SIZE_SCHEMA)] = Field(
         DEFAULT_MAX_MEMORY, description="refuse cases whose arrays exceed this many bytes (or a size such as 8GiB)"
     )
@@ -191,13 +211,13 @@ class CheckSpec(BaseModel):
 
     @model_validator(mode="after")
     def _combinations(self, info: ValidationInfo):
-        opt = _option_namer((info.context or {}).get("style", "config"))
-        cell = opt("cell", self.cell)
-        if self.cell != "gru" and not self.reset_after:
+        opt = option_namer(info)
+        cell, takes = opt("cell", self.cell), CELLS[CELL_KEYS[self.cell]].options
+        if "reset_after" not in takes and not self.reset_after:
             raise ValueError(f"{opt('reset_after', False)} is a GRU option, but {cell}")
-        if self.cell != "lstm" and not self.unit_forget_bias:
+        if "unit_forget_bias" not in takes and not self.unit_forget_bias:
             raise ValueError(f"{opt('unit_forget_bias', False)} is an LSTM option, but {cell}")
-        if self.cell == "simple_rnn" and self.recurrent_activation is not None:
+        if "recurrent_activation" not in takes and self.recurrent_activation is not None:
             raise ValueError(
                 f"{opt('recurrent_activation', self.recurrent_activation)} is an LSTM/GRU option, but {cell}"
             )
@@ -222,12 +242,7 @@ class CheckSpec(BaseModel):
             raise ValueError(
                 f"{opt('stateful', True)} and {opt('initial_state', True)} both set the start state; choose one"
             )
-        given = self.model_fields_set & {"atol", "rtol"}
-        if self.tolerance != "explicit" and given:
-            raise ValueError(
-                f"{opt(sorted(given)[0], getattr(self, sorted(given)[0]))} applies to explicit tolerances, "
-                f"but {opt('tolerance', self.tolerance)}"
-            )
+        explicit_only(self, opt)
         need = estimate_bytes(self)
         if need > self.max_memory:
             raise ValueError(
@@ -290,7 +305,7 @@ def estimate_bytes(spec: CheckSpec) -> int:
     dtype and Keras's own itemsize (8, 4 or 2); weights 4 more for the seeded
     copy. Stateful checks hold two batches of activations.
     """
-    directions = 2 if spec.bidirectional else 1
+    directions = len(DIRECTIONS) if spec.bidirectional else 1
     g = GATES[spec.cell]
     elements = spec.N * spec.T * spec.D
     weights = 0
@@ -322,7 +337,20 @@ def option_name(key: str, style: str = "config") -> str:
     return _FLAG_FOR_FALSE.get(key, "--" + key.replace("_", "-"))
 
 
-def _option_namer(style: str):
+def explicit_only(options: BaseModel, opt) -> None:
+    """Refuse ``atol``/``rtol`` given with a tolerance mode other than ``explicit`` (which alone reads them)."""
+    given = sorted(options.model_fields_set & {"atol", "rtol"})
+    if options.tolerance != "explicit" and given:
+        raise ValueError(
+            f"{opt(given[0], getattr(options, given[0]))} applies to explicit tolerances, "
+            f"but {opt('tolerance', options.tolerance)}"
+        )
+
+
+def option_namer(info: ValidationInfo):
+    """``opt(key, value)``: an option and its value as the user wrote them: ``--T 0`` or ``T=0`` by the style."""
+    style = (info.context or {}).get("style", "config")
+
     def opt(key: str, value) -> str:
         if style == "cli":
             if isinstance(value, bool):
@@ -333,15 +361,20 @@ def _option_namer(style: str):
     return opt
 
 
-def build_spec(style: str = "config", **values) -> CheckSpec:
-    """Build a spec from keyword values, raising :class:`InvalidInput` naming the option and value.
+def validated(kind: type[M], values: dict, style: str = "config") -> M:
+    """A ``kind`` model validated from ``values``, raising :class:`InvalidInput` naming each bad option and value.
 
     ``style`` is ``"cli"`` to name options as flags (``--T``), else as YAML keys.
     """
     try:
-        return CheckSpec.model_validate(values, context={"style": style})
+        return kind.model_validate(values, context={"style": style})
     except ValidationError as exc:
         raise InvalidInput("; ".join(describe_errors(exc, values, name=lambda k: option_name(k, style)))) from None
+
+
+def build_spec(style: str = "config", **values) -> CheckSpec:
+    """Build a spec from keyword values, raising :class:`InvalidInput` naming the option and value."""
+    return validated(CheckSpec, values, style)
 
 
 def describe_errors(exc: ValidationError, values: dict, *, name=lambda key: key) -> list[str]:

@@ -1,6 +1,7 @@
 """Which tolerance a comparison uses: ``explicit``, ``dtype`` or ``auto``.
 
-* ``explicit``: the spec's ``atol`` and ``rtol`` (defaults 1e-5 and 1.3e-6).
+* ``explicit``: the given ``atol`` and ``rtol`` (defaults :data:`DEFAULT_ATOL` and
+  :data:`DEFAULT_RTOL`, float32's ``torch.testing`` values).
 * ``dtype``: fixed per-dtype values like ``torch.testing``'s, chosen by the dtype
   Keras computes in (:data:`DTYPE_TOLERANCES`).
 * ``auto``: passes when Keras's error against the float64 ground truth is at most
@@ -21,10 +22,28 @@ import numpy as np
 
 from .compare import max_abs_error
 
-__all__ = ["AUTO_FACTOR", "AUTO_FLOOR_ULPS", "DTYPE_TOLERANCES", "ThreeWay", "Tolerance", "resolve", "three_way"]
+__all__ = [
+    "AUTO_FACTOR",
+    "AUTO_FLOOR_ULPS",
+    "DEFAULT_ATOL",
+    "DEFAULT_MODE",
+    "DEFAULT_RTOL",
+    "DTYPE_TOLERANCES",
+    "MODES",
+    "ThreeWay",
+    "Tolerance",
+    "ToleranceRule",
+    "resolve",
+    "three_way",
+]
 
 #: (rtol, atol) by the dtype Keras computes in, as torch.testing.assert_close uses.
 DTYPE_TOLERANCES = {"float64": (1e-7, 1e-7), "float32": (1.3e-6, 1e-5), "float16": (1e-3, 1e-5)}
+#: The explicit tolerances every command defaults to (``check``, ``verify``, ``export``, sweep configs);
+#: why these: docs/tolerances.md, "Default tolerances and why".
+DEFAULT_RTOL, DEFAULT_ATOL = DTYPE_TOLERANCES["float32"]
+MODES = ("explicit", "dtype", "auto")
+DEFAULT_MODE = "explicit"
 AUTO_FACTOR = 10.0
 AUTO_FLOOR_ULPS = 8
 
@@ -93,7 +112,13 @@ def three_way(keras, truth, low, compute_dtype: str) -> ThreeWay:
     """Compare Keras and the low-precision reference with the float64 truth."""
     keras_err, low_err = max_abs_error(keras, truth), max_abs_error(low, truth)
     floor = ulp(_scale(truth), compute_dtype)
-    return ThreeWay(compute_dtype, keras_err, low_err, max_abs_error(keras, low), keras_err / max(low_err, floor))
+    return ThreeWay(
+        low_dtype=compute_dtype,
+        keras_vs_truth=keras_err,
+        low_vs_truth=low_err,
+        keras_vs_low=max_abs_error(keras, low),
+        roundoff_ratio=keras_err / max(low_err, floor),
+    )
 
 
 def resolve(
@@ -105,12 +130,49 @@ def resolve(
     dtype) are needed for ``auto`` only.
     """
     if mode == "explicit":
-        return Tolerance(mode, atol, rtol, max_mismatch_frac)
+        return Tolerance(mode=mode, atol=atol, rtol=rtol, max_mismatch_frac=max_mismatch_frac)
     if mode == "dtype":
         d_rtol, d_atol = DTYPE_TOLERANCES[compute_dtype]
-        return Tolerance(mode, d_atol, d_rtol, max_mismatch_frac)
+        return Tolerance(mode=mode, atol=d_atol, rtol=d_rtol, max_mismatch_frac=max_mismatch_frac)
     if mode == "auto":
         basis = max_abs_error(low, truth)
         bound = AUTO_FACTOR * basis + AUTO_FLOOR_ULPS * ulp(_scale(truth), compute_dtype)
-        return Tolerance(mode, float(bound), 0.0, max_mismatch_frac, basis)
+        return Tolerance(mode=mode, atol=float(bound), rtol=0.0, max_mismatch_frac=max_mismatch_frac, basis=basis)
     raise ValueError(f"unknown tolerance mode {mode!r}")
+
+
+@dataclass(frozen=True)
+class ToleranceRule:
+    """What the user asked for (mode, atol, rtol, mismatch fraction) and the dtype Keras computes in.
+
+    :meth:`resolve` gives the tolerance of one array from its float64 truth and
+    its low-precision reference (the two are only read in ``auto`` mode).
+    """
+
+    mode: str = DEFAULT_MODE
+    atol: float = DEFAULT_ATOL
+    rtol: float = DEFAULT_RTOL
+    compute_dtype: str = "float32"
+    max_mismatch_frac: float = 0.0
+
+    @classmethod
+    def of(cls, options, compute_dtype: str) -> ToleranceRule:
+        """The rule of validated options (``tolerance``, ``atol``, ``rtol``, ``max_mismatch_frac``)."""
+        return cls(
+            mode=options.tolerance,
+            atol=options.atol,
+            rtol=options.rtol,
+            compute_dtype=compute_dtype,
+            max_mismatch_frac=options.max_mismatch_frac,
+        )
+
+    def resolve(self, truth=None, low=None) -> Tolerance:
+        return resolve(
+            self.mode,
+            atol=self.atol,
+            rtol=self.rtol,
+            compute_dtype=self.compute_dtype,
+            max_mismatch_frac=self.max_mismatch_frac,
+            truth=truth,
+            low=low,
+        )

@@ -17,102 +17,90 @@ anything runs:
 
 from __future__ import annotations
 
-import math
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
-from .compare import Comparison, compare
+from .compare import Comparison
 from .environment import environment
-from .errors import InvalidInput, RnnParityError, Unsupported
+from .errors import Unsupported
 from .graph import build_graph, scan
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
+from .parity import SideParity, compare_side, named_arrays, run_reference
+from .recurrent import n_outputs, state_names
 from .runtime import GraphRuntime, expected_weights
-from .tolerance import ThreeWay, Tolerance, resolve, three_way
+from .spec import (
+    Fraction,
+    PositiveInt,
+    ReferenceDtype,
+    Seed,
+    ToleranceMode,
+    ToleranceValue,
+    explicit_only,
+    option_name,
+    option_namer,
+    validated,
+)
+from .tolerance import DEFAULT_ATOL, DEFAULT_MODE, DEFAULT_RTOL, ThreeWay, Tolerance, ToleranceRule
 
-__all__ = ["LayerCheck", "MaskCheck", "VerifyOptions", "VerifyResult", "run_verify", "state_labels"]
+__all__ = ["LayerCheck", "MaskCheck", "VerifyOptions", "VerifyResult", "run_verify"]
 
 
-@dataclass(frozen=True)
-class VerifyOptions:
-    """What ``verify`` and ``export`` were asked to do (None: not given)."""
+class VerifyOptions(BaseModel):
+    """What ``verify`` and ``export`` were asked to do, validated as ``check``'s options are.
+
+    Build it with :meth:`build` to get :class:`~rnn_parity.errors.InvalidInput`
+    naming the bad option (``--atol must be ≥ 0, got -1.0``); ``N``, ``T`` and
+    ``seed`` are None when not given (the model's or the default sizes apply).
+    The tolerances default as in ``check`` (:mod:`rnn_parity.tolerance`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     input: str | None = None
-    N: int | None = None
-    T: int | None = None
-    seed: int | None = None
-    atol: float | None = None
-    rtol: float | None = None
-    reference_dtype: str = "float64"
-    tolerance: str = "explicit"
-    max_mismatch_frac: float = 0.0
+    N: PositiveInt | None = None
+    T: PositiveInt | None = None
+    seed: Seed | None = None
+    atol: ToleranceValue = DEFAULT_ATOL
+    rtol: ToleranceValue = DEFAULT_RTOL
+    reference_dtype: ReferenceDtype = "float64"
+    tolerance: ToleranceMode = DEFAULT_MODE
+    max_mismatch_frac: Fraction = 0.0
 
-    #: ``check``'s defaults, with the same rationale (docs/tolerances.md, "Default tolerances and why").
-    DEFAULT_ATOL: ClassVar[float] = 1e-5
-    DEFAULT_RTOL: ClassVar[float] = 1.3e-6
+    @classmethod
+    def build(cls, style: str = "cli", **values) -> VerifyOptions:
+        """The options from keyword values (None: not given); raises InvalidInput naming each bad one."""
+        return validated(cls, {key: value for key, value in values.items() if value is not None}, style)
 
-    def validate(self) -> VerifyOptions:
-        """Raise InvalidInput naming the first bad option and its value."""
-        for flag, value in (("--N", self.N), ("--T", self.T)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise InvalidInput(f"{flag} must be a positive integer, got {value!r}")
-        if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise InvalidInput(f"--seed must be ≥ 0, got {self.seed!r}")
-        for flag, value in (("--atol", self.atol), ("--rtol", self.rtol)):
-            if value is not None and (not math.isfinite(value) or value < 0):
-                raise InvalidInput(f"{flag} must be a finite number ≥ 0, got {value!r}")
-        if self.tolerance not in ("explicit", "dtype", "auto"):
-            raise InvalidInput(f"--tolerance must be one of explicit, dtype, auto, got {self.tolerance!r}")
-        for flag, value in (("--atol", self.atol), ("--rtol", self.rtol)):
-            if value is not None and self.tolerance != "explicit":
-                raise InvalidInput(f"{flag} {value:g} applies to explicit tolerances, but --tolerance {self.tolerance}")
-        if not (math.isfinite(self.max_mismatch_frac) and 0 <= self.max_mismatch_frac <= 1):
-            raise InvalidInput(f"--max-mismatch-frac must be between 0 and 1, got {self.max_mismatch_frac!r}")
-        if self.reference_dtype not in ("float64", "float32"):
-            raise InvalidInput(f"--reference-dtype must be one of float64, float32, got {self.reference_dtype!r}")
+    @field_validator("model", "input", mode="before")
+    @classmethod
+    def _path(cls, value):
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @model_validator(mode="after")
+    def _combinations(self, info: ValidationInfo):
+        opt = option_namer(info)
+        explicit_only(self, opt)
         if self.input is not None:
-            given = [
-                flag for flag, value in (("--N", self.N), ("--T", self.T), ("--seed", self.seed)) if value is not None
-            ]
+            given = [option_name(key, "cli") for key in ("N", "T", "seed") if getattr(self, key) is not None]
             if given:
-                raise InvalidInput(
-                    f"{', '.join(given)} shape(s) the seeded inputs; they cannot be combined with --input"
-                )
+                raise ValueError(f"{', '.join(given)} shape(s) the seeded inputs; they cannot be combined with --input")
         return self
 
-    @property
-    def atol_value(self) -> float:
-        return self.DEFAULT_ATOL if self.atol is None else self.atol
-
-    @property
-    def rtol_value(self) -> float:
-        return self.DEFAULT_RTOL if self.rtol is None else self.rtol
-
     def command_line(self, command: str = "verify") -> str:
-        """The ``rnn-parity`` command that reproduces this run."""
-        parts = ["rnn-parity", command, shlex.quote(str(self.model))]
-        for flag, value in (
-            ("--input", self.input),
-            ("--N", self.N),
-            ("--T", self.T),
-            ("--seed", self.seed),
-            ("--atol", self.atol),
-            ("--rtol", self.rtol),
-        ):
-            if value is not None:
-                parts += [flag, shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
-        for flag, value, default in (
-            ("--reference-dtype", self.reference_dtype, "float64"),
-            ("--tolerance", self.tolerance, "explicit"),
-            ("--max-mismatch-frac", self.max_mismatch_frac, 0.0),
-        ):
-            if value != default:
-                parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+        """The ``rnn-parity`` command that reproduces this run (the options that differ from the defaults)."""
+        parts = ["rnn-parity", command, shlex.quote(self.model)]
+        for key, info in type(self).model_fields.items():
+            value = getattr(self, key)
+            if key == "model" or value == info.default:
+                continue
+            parts += [option_name(key, "cli"), shlex.quote(f"{value:g}" if isinstance(value, float) else str(value))]
         return " ".join(parts)
 
     @property
@@ -212,25 +200,6 @@ class VerifyResult:
         return next((layer for layer in self.layers if not layer.passed), None)
 
 
-def state_labels(class_name: str, config: dict) -> list[str]:
-    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional."""
-    inner = config["layer"]["class_name"] if class_name == "Bidirectional" else class_name
-    names = ["h", "c"] if inner == "LSTM" else ["h"]
-    if class_name == "Bidirectional":
-        return [f"{side}_{n}" for side in ("forward", "backward") for n in names]
-    return names
-
-
-def _first_bad_step(actual, expected, atol: float, rtol: float) -> int | None:
-    a, e = np.asarray(actual), np.asarray(expected)
-    if a.ndim < 3 or a.shape != e.shape:
-        return None
-    for t in range(a.shape[1]):
-        if not compare(a[:, t], e[:, t], atol=atol, rtol=rtol).passed:
-            return t
-    return None
-
-
 def _mask_check(keras_mask, reference_mask) -> MaskCheck:
     if keras_mask is None or reference_mask is None:
         size = (
@@ -238,18 +207,12 @@ def _mask_check(keras_mask, reference_mask) -> MaskCheck:
             if keras_mask is None and reference_mask is None
             else int(np.size(keras_mask if keras_mask is not None else reference_mask))
         )
-        return MaskCheck(keras_mask is not None, reference_mask is not None, 0, size)
+        return MaskCheck(keras=keras_mask is not None, reference=reference_mask is not None, mismatches=0, size=size)
     k, r = np.asarray(keras_mask, dtype=bool), np.asarray(reference_mask, dtype=bool)
     if k.shape != r.shape:
-        return MaskCheck(True, True, int(max(k.size, r.size)), int(max(k.size, r.size)))
-    return MaskCheck(True, True, int(np.sum(k != r)), int(k.size))
-
-
-def _checked_compare(where: str, actual, expected, tol: Tolerance) -> Comparison:
-    try:
-        return compare(actual, expected, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac)
-    except ValueError as exc:
-        raise RnnParityError(f"{where}: {exc}") from None
+        size = int(max(k.size, r.size))
+        return MaskCheck(keras=True, reference=True, mismatches=size, size=size)
+    return MaskCheck(keras=True, reference=True, mismatches=int(np.sum(k != r)), size=int(k.size))
 
 
 def _feeds(options: VerifyOptions, graph: dict, arrays) -> Feeds:
@@ -258,9 +221,62 @@ def _feeds(options: VerifyOptions, graph: dict, arrays) -> Feeds:
     return seeded(graph, N=options.N, T=options.T, seed=options.seed_value)
 
 
+def _check_weights(graph: dict, keras_run, where: str) -> None:
+    """Name each layer's weights as Keras does; refuse a layer whose arrays the reference would read wrongly."""
+    for layer in graph["layers"]:
+        layer["weights"] = keras_run.weight_names[layer["name"]]
+        got, want = len(keras_run.weights[layer["name"]]), expected_weights(layer["class_name"], layer["config"])
+        if got != want:
+            raise Unsupported(
+                f"{where}: layer {layer['name']!r} ({layer['class_name']}) holds {got} weight "
+                f"arrays where the reference expects {want}"
+            )
+
+
+def _labels(graph: dict) -> dict[str, list[str]]:
+    return {layer["name"]: state_names(layer["class_name"], layer["config"]) for layer in graph["layers"]}
+
+
+def _output_keys(graph: dict) -> list[str]:
+    """A model output is named after its layer, with ``[index]`` when the layer gives several outputs."""
+    sources = [source for source, _ in graph["outputs"]]
+    return [source if sources.count(source) == 1 else f"{source}[{index}]" for source, index in graph["outputs"]]
+
+
+def _keras_layers(graph: dict, keras_run) -> dict:
+    """Keras's side: each layer's output (a list of two for merge_mode=None) and the states it returns."""
+    outputs, states = {}, {}
+    for layer in graph["layers"]:
+        name, tensors = layer["name"], keras_run.tensors[layer["name"]]
+        n_out = n_outputs(layer["class_name"], layer["config"])
+        outputs[name] = tensors[0] if n_out == 1 else tensors[:n_out]
+        states[name] = tensors[n_out:]
+    return named_arrays(outputs, states, _labels(graph))
+
+
+def _layer_check(layer: dict, keras_run, trace, side: SideParity) -> LayerCheck:
+    name, class_name, cfg = layer["name"], layer["class_name"], layer["config"]
+    entry = side[name]
+    n_out = n_outputs(class_name, cfg)
+    states = [f"{name}.{label}" for label in state_names(class_name, cfg) if f"{name}.{label}" in side]
+    return LayerCheck(
+        name=name,
+        class_name=class_name,
+        config=cfg,
+        inputs=tuple(ref[0] for ref in layer["inputs"]),
+        initial_state=tuple(ref[0] for ref in layer.get("initial_state", [])),
+        weights=tuple((n, tuple(w.shape)) for n, w in zip(layer["weights"], keras_run.weights[name], strict=True)),
+        params=keras_run.param_counts[name],
+        comparison=entry.comparison,
+        masks=tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name], strict=True)),
+        states=side.comparisons(states),
+        first_bad_step=None if entry.passed else entry.first_bad_step,
+        notes=tuple(trace.notes.get(name, ())),
+    )
+
+
 def run_verify(options: VerifyOptions) -> VerifyResult:
     """Verify the model file named in ``options`` layer by layer (see the module docstring)."""
-    options.validate()
     started = time.perf_counter()
     model_file = read_model_file(options.model)
     where = str(model_file.path)
@@ -277,97 +293,40 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     started = time.perf_counter()
     keras_run = keras_model.run_marked(loaded, graph, feeds.arrays)
     keras_seconds = time.perf_counter() - started
-    for layer in graph["layers"]:
-        layer["weights"] = keras_run.weight_names[layer["name"]]
-        got, want = len(keras_run.weights[layer["name"]]), expected_weights(layer["class_name"], layer["config"])
-        if got != want:
-            raise Unsupported(
-                f"{where}: layer {layer['name']!r} ({layer['class_name']}) holds {got} weight "
-                f"arrays where the reference expects {want}"
-            )
+    _check_weights(graph, keras_run, where)
 
     # As in check: the runtime in float64 (the truth), in the model's compute dtype
     # (what a correct implementation in that dtype gets wrong) and in --reference-dtype.
-    compute_dtype = _compute_dtype(keras_run, graph)
-    started = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        runs = {
-            dtype: GraphRuntime(graph, keras_run.weights, dtype=dtype).run(feeds.arrays)
-            for dtype in dict.fromkeys(["float64", compute_dtype, options.reference_dtype])
-        }
-    reference_seconds = time.perf_counter() - started
-    trace = runs["float64"] if options.tolerance == "auto" else runs[options.reference_dtype]
-    truth, low = runs["float64"], runs[compute_dtype]
-
-    def tol_for(truth_value, low_value) -> Tolerance:
-        return resolve(
-            options.tolerance,
-            atol=options.atol_value,
-            rtol=options.rtol_value,
-            compute_dtype=compute_dtype,
-            max_mismatch_frac=options.max_mismatch_frac,
-            truth=truth_value,
-            low=low_value,
-        )
-
-    checks = []
-    for layer in graph["layers"]:
-        name, class_name, cfg = layer["name"], layer["class_name"], layer["config"]
-        keras_tensors = keras_run.tensors[name]
-        n_out = len(trace.masks[name])  # outputs; with return_state Keras's states follow
-        got = keras_tensors[0] if n_out == 1 else keras_tensors[:n_out]
-        want = trace.outputs[name]
-        tol = tol_for(truth.outputs[name], low.outputs[name])
-        comparison = _checked_compare(f"layer {name!r}", got, want, tol)
-        states = {}
-        for i, (label, k_state, r_state) in enumerate(
-            zip(state_labels(class_name, cfg), keras_tensors[n_out:], trace.states.get(name, []), strict=False)
-        ):
-            state_tol = tol_for(truth.states[name][i], low.states[name][i])
-            states[f"{name}.{label}"] = _checked_compare(f"layer {name!r} state {label}", k_state, r_state, state_tol)
-        masks = tuple(_mask_check(k, r) for k, r in zip(keras_run.masks[name][:n_out], trace.masks[name], strict=True))
-        step = None if comparison.passed else _first_bad_step(got, want, tol.atol, tol.rtol)
-        checks.append(
-            LayerCheck(
-                name=name,
-                class_name=class_name,
-                config=cfg,
-                inputs=tuple(ref[0] for ref in layer["inputs"]),
-                initial_state=tuple(ref[0] for ref in layer.get("initial_state", [])),
-                weights=tuple(
-                    (n, tuple(w.shape)) for n, w in zip(layer["weights"], keras_run.weights[name], strict=True)
-                ),
-                params=keras_run.param_counts[name],
-                comparison=comparison,
-                masks=masks,
-                states=states,
-                first_bad_step=step,
-                notes=tuple(trace.notes.get(name, ())),
-            )
-        )
-    outputs, keras_outputs, output_tol = {}, [], None
-    for i, ((source, index), value) in enumerate(zip(graph["outputs"], trace.model_outputs, strict=True)):
-        keras_value = keras_run.tensors[source][index]
-        keras_outputs.append(keras_value)
-        key = source if len([o for o in graph["outputs"] if o[0] == source]) == 1 else f"{source}[{index}]"
-        tol = tol_for(truth.model_outputs[i], low.model_outputs[i])
-        outputs[key] = _checked_compare(f"model output {key}", keras_value, value, tol)
-        output_tol = output_tol or tol
-    rounding = three_way(keras_outputs[0], truth.model_outputs[0], low.model_outputs[0], compute_dtype)
+    rule = ToleranceRule.of(options, _compute_dtype(keras_run, graph))
+    runs = run_reference(
+        lambda dtype: GraphRuntime(graph, keras_run.weights, dtype=dtype).run(feeds.arrays),
+        rule,
+        options.reference_dtype,
+    )
+    layers = compare_side(
+        "keras",
+        _keras_layers(graph, keras_run),
+        runs.reference(rule, lambda trace: named_arrays(trace.outputs, trace.states, _labels(graph))),
+        where=lambda key: f"layer {key!r}",
+    )
+    keys = _output_keys(graph)
+    keras_outputs = {key: keras_run.tensors[source][index] for key, (source, index) in zip(keys, graph["outputs"])}
+    reference = runs.reference(rule, lambda trace: dict(zip(keys, trace.model_outputs, strict=True)))
+    outputs = compare_side("keras", keras_outputs, reference, where=lambda key: f"model output {key}")
     return VerifyResult(
         options=options,
         model_file=model_file,
         graph=graph,
         weights=keras_run.weights,
         feeds=feeds,
-        layers=tuple(checks),
-        outputs=outputs,
-        keras_outputs=tuple(keras_outputs),
+        layers=tuple(_layer_check(layer, keras_run, runs.expected, layers) for layer in graph["layers"]),
+        outputs=outputs.comparisons(),
+        keras_outputs=tuple(keras_outputs.values()),
         total_params=keras_run.total_params,
         versions=keras_runner.versions(),
-        seconds={"load": load_seconds, "keras": keras_seconds, "reference": reference_seconds},
-        tolerance=output_tol,
-        three_way=rounding,
+        seconds={"load": load_seconds, "keras": keras_seconds, "reference": runs.seconds},
+        tolerance=outputs[keys[0]].tolerance,
+        three_way=reference.three_way(keys[0], keras_outputs[keys[0]]),
         environment=environment(options.command_line()),
     )
 
