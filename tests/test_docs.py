@@ -210,6 +210,36 @@ def test_the_exit_code_table_is_the_code():
     assert rows == codes
 
 
+def _package_imports(module: str) -> set[str]:
+    """The ``rnn_parity`` modules ``module`` imports (anywhere in it) and, in turn, those modules import."""
+    import ast
+
+    seen, todo = set(), [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse((ROOT / "rnn_parity" / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo += [node.module] if node.module else [alias.name for alias in node.names]
+    return seen
+
+
+def test_the_deployment_file_list_is_what_the_runtime_imports():
+    text = (DOCS / "verify-export.md").read_text(encoding="utf-8")
+    listed = {
+        line.strip()
+        for token in _parser().parse(text)
+        if token.type == "fence"
+        for line in token.content.splitlines()
+        if line.strip().startswith("rnn_parity/")
+    }
+    needed = {f"rnn_parity/{name}.py" for name in _package_imports("runtime") | {"__init__"}}
+    assert listed == needed, f"docs/verify-export.md lists {sorted(listed)}; the runtime needs {sorted(needed)}"
+
+
 #: ``docs/page.md`` in code and configs, optionally followed by a quoted section: ``docs/x.md, "Heading"``.
 POINTER = re.compile(r'docs/([\w-]+\.md)(?:,? \(?"([^"]+)")?')
 SOURCES = sorted([*ROOT.glob("rnn_parity/*.py"), *ROOT.glob("configs/*.yaml"), *ROOT.glob("bench/*.py")])
