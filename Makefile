@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/rnn-parity check
 
-# The unit tests, then the project's own gate (configs/ci.yaml), whose JUnit XML lands in reports/.
+# The unit tests, the example notebooks (executed by nbmake), then the project's own gate
+# (configs/ci.yaml), whose JUnit XML lands in reports/.
 test: install
 	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --nbmake examples
 	$(BIN)/rnn-parity sweep configs/ci.yaml --junit-xml reports/ci.xml --json reports/ci.json
 
 bench: install

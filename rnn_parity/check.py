@@ -13,7 +13,9 @@ recurrent layer's output is also compared at every timestep (:class:`TimeProfile
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from dataclasses import dataclass, replace
 
 from . import keras_runner
@@ -22,6 +24,8 @@ from .case import CaseData, make_case
 from .compare import Comparison
 from .environment import environment
 from .errors import RnnParityError
+from .impl import Implementation, resolve_impl
+from .impl_side import ImplResult, run_impl_side
 from .parity import StepProfile, compare_side, named_arrays, run_reference
 from .recurrent import state_names
 from .runtime import SequentialRuntime, Trace
@@ -104,10 +108,56 @@ class CheckResult:
     #: with ``keep_sequences``: the last batch's input ``x`` and the last recurrent
     #: layer's output at every step from Keras and from the reference (``keras``, ``reference``)
     sequences: dict | None = None
+    #: the user's own implementation, when one was given: then the verdict is it against Keras
+    impl: ImplResult | None = None
+
+    @property
+    def keras_passed(self) -> bool:
+        """Keras against the reference: every layer's output and every state."""
+        return all(layer.comparison.passed for layer in self.layers) and all(c.passed for c in self.states.values())
 
     @property
     def passed(self) -> bool:
-        return all(layer.comparison.passed for layer in self.layers) and all(c.passed for c in self.states.values())
+        """The verdict: the user's implementation against Keras when there is one, else Keras against the reference."""
+        return self.impl.passed if self.impl is not None else self.keras_passed
+
+    # ----- the Python API's view (rnn_parity.check) -----
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def max_abs_diff(self) -> float:
+        """The verdict's ``max |Δ|`` on the model output (inf when the implementation returned nothing)."""
+        if self.impl is not None:
+            return self.impl.max_abs_diff
+        return self.output.max_abs_diff
+
+    def to_dict(self) -> dict:
+        """The JSON report, as ``rnn-parity check --format json`` prints it."""
+        from .report import check_report
+
+        return check_report(self)
+
+    def text(self, width: int = 100) -> str:
+        """The report's table as plain text."""
+        from .render import check_table, plain_text
+
+        return plain_text(check_table(self.to_dict()), width)
+
+    def __rich__(self):
+        from .render import check_table
+
+        return check_table(self.to_dict())
+
+    def _repr_html_(self) -> str:
+        from .render import check_table, html
+
+        return html(check_table(self.to_dict()))
+
+    def __repr__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        sides = "impl vs Keras" if self.impl is not None else "Keras vs reference"
+        return f"<CheckResult {verdict}: {sides}, max |Δ| = {self.max_abs_diff:.3g}>"
 
 
 def _namer(layers: list[LayerDesc]):
@@ -160,12 +210,21 @@ def _check_weight_shapes(layers: list[LayerDesc], weights: dict) -> None:
             raise RnnParityError(f"layer {desc.name}: Keras's weights have shapes {got}, expected {want}")
 
 
-def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bool | None = None) -> CheckResult:
+def run_check(
+    spec: CheckSpec,
+    *,
+    keep_sequences: bool = False,
+    time_profile: bool | None = None,
+    impl: Implementation | None = None,
+) -> CheckResult:
     """Build the Keras model for ``spec``, run it and the reference, compare.
 
     ``keep_sequences`` keeps the arrays behind the time profile (for ``explain``);
-    ``time_profile`` overrides the spec's (a sweep runs without it first).
+    ``time_profile`` overrides the spec's (a sweep runs without it first);
+    ``impl`` is the user's implementation (default: ``spec.impl`` imported, if set).
     """
+    if impl is None and spec.impl is not None:
+        impl = resolve_impl(spec.impl)
     layers = layers_for(spec)
     last = last_recurrent(layers)
     # The time profile needs the last recurrent layer's full sequence: its own output when it
@@ -190,6 +249,20 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
     if profiled:
         k_seq = keras.sequences[last.name] if twin is not None else keras.outputs[last.name]
         profile = TimeProfile.of(last.name, reference.profile(SEQUENCE, k_seq))
+    mine = None
+    if impl is not None:
+        keras_arrays = _namer(layers)(keras.outputs, keras.states) | ({SEQUENCE: k_seq} if profiled else {})
+        mine = run_impl_side(
+            impl,
+            spec=spec,
+            layers=layers,
+            case=case,
+            weights=keras.weights,
+            keras_arrays=keras_arrays,
+            reference=reference,
+            namer=_namer(layers),
+            sequence=SEQUENCE if profiled else None,
+        )
     return CheckResult(
         spec=spec,
         layers=tuple(
@@ -208,4 +281,21 @@ def run_check(spec: CheckSpec, *, keep_sequences: bool = False, time_profile: bo
         sequences={"x": case.batches[-1], "keras": k_seq, "reference": reference.expected.get(SEQUENCE)}
         if keep_sequences
         else None,
+        impl=mine,
     )
+
+
+class _CallableModule(types.ModuleType):
+    """``rnn_parity.check`` is this module *and* the Python API's ``check(impl=None, **options)``.
+
+    The module keeps its name (``from rnn_parity.check import run_check`` and
+    ``rnn_parity.check.CheckResult`` go on working); calling it runs :func:`rnn_parity.api.check`.
+    """
+
+    def __call__(self, impl=None, **options) -> CheckResult:
+        from .api import check
+
+        return check(impl, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule

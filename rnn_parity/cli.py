@@ -220,9 +220,18 @@ def main():
 @spec_options
 @report_options
 @click.option("--plot", type=click.Path(dir_okay=False), help="draw error against timestep into FILE.png")
+@click.option(
+    "--impl",
+    metavar="TARGET",
+    help="check your own function(x, *weights) against Keras: FILE.py:FUNCTION or package.module:FUNCTION "
+    "(docs/your-implementation.md)",
+)
+@click.option("--impl-dtype", type=click.Choice(["float32", "float64"]), help=_help("impl_dtype"))
+@click.option("--timeout", type=float, metavar="SECONDS", help="stop --impl after this long, per case [default: none]")
 def check(fmt, output, plot, debug, **options):
     """Build a random Input → recurrent → Dense Keras model, rerun it in NumPy, compare.
 
+    With --impl, the verdict is your own implementation against Keras.
     Example: rnn-parity check --T 10 --M 5
     """
 
@@ -230,6 +239,10 @@ def check(fmt, output, plot, debug, **options):
         from .files import ensure_writable
 
         spec = spec_from_options(options)
+        if spec.impl is not None:  # a missing or unimportable TARGET is exit 2 before TensorFlow loads
+            from .impl import check_callable, resolve_impl
+
+            check_callable(resolve_impl(spec.impl).fn, spec, f"--impl {spec.impl}")
         if output is not None:
             ensure_writable(output, "--output")
         if plot is not None:
@@ -262,8 +275,15 @@ def check(fmt, output, plot, debug, **options):
     show_default=True,
     help="timesteps shown in the step table (the first and the last ones)",
 )
+@click.option(
+    "--weights",
+    "weights_only",
+    is_flag=True,
+    help="only list the weights your own function(x, *weights) receives for these options, and their layouts "
+    "(runs nothing)",
+)
 @debug_option
-def explain(steps, debug, **options):
+def explain(steps, weights_only, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
 
     Takes the same options as check. Example: rnn-parity explain --T 5 --M 3
@@ -272,6 +292,13 @@ def explain(steps, debug, **options):
     def body():
         spec = spec_from_options(options)
         from rich.console import Console
+
+        if weights_only:
+            from .convention import convention_report
+            from .render import weights_view
+
+            Console(soft_wrap=False).print(weights_view(convention_report(spec)))
+            return 0
 
         from .check import run_check
         from .explain import explain as tell
@@ -434,6 +461,7 @@ def sweep(
         if dry_run:
             _print_cases(chosen)
             return 0
+        _check_impls(chosen)
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
         given = {option: path for option, path in outputs.items() if path is not None}
         if plot_path:
@@ -484,6 +512,16 @@ def export(model, output, fmt, report_path, debug, **options):
         )
 
     return run_guarded(debug, body)
+
+
+def _check_impls(cases) -> None:
+    """Every case's ``impl`` imports and takes that case's weights and keywords: exit 2 before any case runs."""
+    from .impl import check_callable, resolve_impl
+
+    for case in cases:
+        if case.spec.impl is not None:
+            label = f"{case.config}: {case.origin} ({case.name}): impl {case.spec.impl}"
+            check_callable(resolve_impl(case.spec.impl, label).fn, case.spec, label)
 
 
 def _print_cases(cases) -> None:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .render import case_note, fmt, review_order, sizes_text, stop_line, summary_line, tolerance_text
+from .render import (
+    case_note,
+    fmt,
+    review_order,
+    sizes_text,
+    stop_line,
+    summary_line,
+    tolerance_text,
+    verdict_diff,
+)
 
 __all__ = ["markdown_summary"]
 
@@ -39,7 +48,7 @@ def markdown_summary(report: dict) -> str:
         row = [f"`{_cell(entry['name'])}`"] + ([_cell(entry["config_file"])] if several else [])
         row += [
             _cell(sizes_text(entry["config"])),
-            fmt(entry.get("max_abs_diff"), 2),
+            fmt(verdict_diff(entry), 2),
             _cell(tolerance_text(entry)),
             _VERDICT[entry["status"]],
             f"{entry['seconds']:.2f}",

@@ -6,11 +6,12 @@ table shows is exactly what the JSON says.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
 from rich import box
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +24,9 @@ __all__ = [
     "diagnosis_text",
     "explain_view",
     "fmt",
+    "html",
+    "impl_note",
+    "plain_text",
     "review_order",
     "sizes_text",
     "sparkline",
@@ -32,8 +36,10 @@ __all__ = [
     "sweep_table",
     "to_json",
     "tolerance_text",
+    "verdict_diff",
     "verdict_text",
     "verify_table",
+    "weights_view",
 ]
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -237,8 +243,66 @@ def _output_table(report: dict, states: dict, title: str = "Model output: Keras 
             f"state {name}",
             Text.assemble(f"max abs diff {fmt(state['max_abs_diff'])}  ", verdict_text(state["passed"])),
         )
-    result.add_row("verdict", verdict_text(report["passed"]))
+    # with --impl, report["passed"] is the implementation's verdict; this table is Keras's
+    result.add_row("verdict", verdict_text(report.get("keras_passed", report["passed"])))
     return result
+
+
+_FAILURE_LABEL = {"raised": "your implementation raised ", "timeout": "", "output": ""}
+
+
+def _impl_table(report: dict) -> Table:
+    """The user's implementation against Keras (the verdict), the reference and the truth; its suspected mistake."""
+    impl = report["impl"]
+    table = Table(
+        box=box.SIMPLE_HEAVY,
+        show_header=False,
+        title=f"Your implementation: {impl['target']}",
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("what", style="bold", no_wrap=True)
+    table.add_column("value")
+    failure = impl["failure"]
+    if failure is not None:
+        text = _FAILURE_LABEL[failure["kind"]] + failure["message"]
+        if failure["location"]:
+            text += f"\nat {failure['location']}"
+        table.add_row("failure", Text(text, style="red"))
+    else:
+        for label, mine in impl["vs_keras"].items():
+            ref = impl["vs_reference"][label]
+            stats = f"max |Δ| {fmt(mine['max_abs_diff'])} · smallest passing atol {fmt(mine['required_atol'])}"
+            if mine["first_divergence"] is not None:
+                stats += f" · first over tolerance at t={mine['first_divergence']}"
+            table.add_row(f"{label}: yours vs Keras", Text.assemble(stats + "  ", verdict_text(mine["passed"])))
+            table.add_row(
+                f"{label}: yours vs reference",
+                Text.assemble(f"max |Δ| {fmt(ref['max_abs_diff'])}  ", verdict_text(ref["passed"])),
+            )
+        table.add_row(
+            "Keras vs reference",
+            Text.assemble(f"max |Δ| {fmt(report['max_abs_diff'])}  ", verdict_text(report["keras_passed"])),
+        )
+        three = impl["three_way"]
+        table.add_row(
+            "vs float64 truth",
+            f"yours {fmt(three['impl_vs_truth'])} · NumPy {three['low_dtype']} {fmt(three['low_vs_truth'])}: "
+            f"{impl['roundoff_ratio']:.3g}× {three['low_dtype']} rounding",
+        )
+        table.add_row("dtype", f"given {impl['dtype']} · returned {impl['returned_dtype']}")
+        suspects = impl["suspected_mistakes"]
+        if suspects:
+            lines = [f"your output matches the reference with {suspects[0]['mistake']}"]
+            lines += [f"also within tolerance: {s['mistake']}" for s in suspects[1:]]
+            table.add_row("suspected mistake", Text("\n".join(lines), style="yellow"))
+        elif not impl["passed"]:
+            table.add_row(
+                "suspected mistake",
+                f"none of the {impl['mistakes_tried']} known mistakes that apply here reproduces your output",
+            )
+    table.add_row("verdict", verdict_text(impl["passed"]))
+    return table
 
 
 def check_table(report: dict):
@@ -273,7 +337,28 @@ def check_table(report: dict):
     )
 
     result = _output_table(report, report["states"])
-    return Group(title, _config_lines(report["config"]), layers, result, environment_text(report["environment"]))
+    parts = [title, _config_lines(report["config"]), layers, result]
+    if report.get("impl") is not None:
+        title.append("  your implementation vs Keras")
+        parts.append(_impl_table(report))
+    return Group(*parts, environment_text(report["environment"]))
+
+
+def plain_text(renderable, width: int = 100) -> str:
+    """A renderable as plain text (no colours), e.g. for an ``AssertionError``."""
+    # force_jupyter=False: inside Jupyter rich would display the output instead of writing it to the file
+    console = Console(file=io.StringIO(), width=width, color_system=None, soft_wrap=False, force_jupyter=False)
+    console.print(renderable)
+    return console.file.getvalue()
+
+
+def html(renderable, width: int = 100) -> str:
+    """A renderable as an HTML ``<pre>`` with inline styles (Jupyter's ``_repr_html_``)."""
+    console = Console(file=io.StringIO(), record=True, width=width, color_system="truecolor", force_jupyter=False)
+    console.print(renderable)
+    return console.export_html(
+        inline_styles=True, code_format='<pre style="font-family: monospace; line-height: 1.3">{code}</pre>'
+    )
 
 
 def _mask_text(masks: list[dict]) -> Text:
@@ -423,6 +508,20 @@ def explain_view(explanation, report: dict):
     return Group(*parts)
 
 
+def weights_view(convention: dict):
+    """``rnn-parity explain --weights``: what a user's ``function(x, *weights)`` receives."""
+    table = Table(box=box.SIMPLE_HEAVY, title="Weights, in get_weights() order", title_justify="left", pad_edge=False)
+    for col in ("#", "parameter", "Keras weight", "shape"):
+        table.add_column(col, justify="right" if col == "#" else "left", no_wrap=True)
+    table.add_column("layout", justify="left")
+    for w in convention["weights"]:
+        table.add_row(str(w["position"]), w["param"], w["name"], _shape(w["shape"]), w["layout"])
+    lines = [Text(convention["signature"], style="bold"), Text("  " + convention["x"])]
+    lines += [Text("  keyword " + k) for k in convention["keywords"]]
+    returns = [Text("returns:", style="bold")] + [Text("  " + r) for r in convention["returns"]]
+    return Group(*lines, table, *returns)
+
+
 # ----- sweeps -----
 _STATUS_ORDER = {"fail": 0, "error": 1, "pass": 2}
 _VERDICT = {"pass": "PASS", "fail": "FAIL", "error": "ERROR"}
@@ -460,11 +559,28 @@ def first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
+def impl_note(impl: dict) -> str:
+    """Why the user's implementation failed, in one line: its failure, or its first suspected mistake."""
+    if impl["failure"] is not None:
+        return f"impl: {impl['failure']['message']}"
+    suspects = impl["suspected_mistakes"]
+    note = f"impl fails, max |Δ| vs Keras {fmt(impl['max_abs_diff'])}"
+    return note + (f"; suspected: {suspects[0]['mistake']}" if suspects else "; no known mistake matches")
+
+
+def verdict_diff(entry: dict):
+    """The ``max |Δ|`` the case's verdict rests on: the user's implementation against Keras, if there is one."""
+    impl = entry.get("impl")
+    return impl["max_abs_diff"] if impl else entry.get("max_abs_diff")
+
+
 def case_note(entry: dict) -> str:
     """Why a case did not pass, in one line ("" for a pass)."""
     if entry["status"] == "error":
         return first_line(entry["error"])
     if entry["status"] == "fail":
+        if entry.get("impl"):
+            return impl_note(entry["impl"])
         return "fails: " + ", ".join(failing_parts(entry))
     return ""
 
@@ -511,7 +627,7 @@ def sweep_table(report: dict) -> Table:
         row = [entry["name"]] + ([entry["config_file"]] if several else [])
         row += [
             sizes_text(cfg),
-            fmt(entry.get("max_abs_diff"), 2),
+            fmt(verdict_diff(entry), 2),
             tolerance_text(entry),
             verdict,
             f"{entry['seconds']:.2f}",

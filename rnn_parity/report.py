@@ -6,7 +6,7 @@ docs/verify-export.md and docs/sweeps.md ("Reports").
 
 from __future__ import annotations
 
-from .check import CheckResult
+from .check import SEQUENCE, CheckResult
 from .compare import Comparison
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY
 from .recurrent import WRAPPERS, cell_of
@@ -115,6 +115,48 @@ def check_report(result: CheckResult) -> dict:
         "versions": result.versions,
         "environment": result.environment,
         "seconds": result.seconds,
+        "verdict": "impl_vs_keras" if result.impl is not None else "keras_vs_reference",
+        "keras_passed": result.keras_passed,
+        "impl": _impl_entry(result.impl) if result.impl is not None else None,
+    }
+
+
+def _impl_side(parity, names: dict) -> dict | None:
+    """One comparison of the user's arrays: ``output``, ``hidden`` and states by name."""
+    if parity is None:
+        return None
+    return {
+        names.get(name, name): {**entry.comparison.to_dict(), "first_divergence": entry.first_bad_step}
+        for name, entry in parity.arrays.items()
+    }
+
+
+def _impl_entry(impl) -> dict:
+    """The ``impl`` object of a check report (docs/your-implementation.md)."""
+    names = {impl.output_name: "output", SEQUENCE: "hidden"}
+    hidden = impl.vs_keras.arrays.get(SEQUENCE) if impl.vs_keras is not None else None
+    three = impl.three_way
+    return {
+        "target": impl.target,
+        "passed": impl.passed,
+        "max_abs_diff": impl.max_abs_diff,
+        "dtype": impl.dtype,
+        "returned_dtype": impl.returned_dtype,
+        "failure": impl.failure.to_dict() if impl.failure is not None else None,
+        "vs_keras": _impl_side(impl.vs_keras, names),
+        "vs_reference": _impl_side(impl.vs_reference, names),
+        "first_divergence": hidden.first_bad_step if hidden is not None else None,
+        "roundoff_ratio": three.roundoff_ratio if three is not None else None,
+        "three_way": {
+            "low_dtype": three.low_dtype,
+            "impl_vs_truth": three.keras_vs_truth,
+            "low_vs_truth": three.low_vs_truth,
+        }
+        if three is not None
+        else None,
+        "suspected_mistakes": [suspect.to_dict() for suspect in impl.suspects],
+        "mistakes_tried": impl.mistakes_tried,
+        "seconds": impl.seconds,
     }
 
 

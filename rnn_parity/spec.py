@@ -180,6 +180,13 @@ class CheckSpec(BaseModel):
         True, description="compare the last recurrent layer at every timestep (a sweep does it for failing cases)"
     )
 
+    # Your own implementation against Keras (docs/your-implementation.md).
+    impl: str | None = Field(None, description="your function, FILE.py:FUNCTION or package.module:FUNCTION")
+    impl_dtype: Literal["float32", "float64"] = Field("float32", description="dtype of the x and weights impl gets")
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = Field(
+        None, description="seconds impl may run per case before it is stopped"
+    )
+
     @field_validator("M", mode="before")
     @classmethod
     def _units(cls, value):
@@ -200,6 +207,15 @@ class CheckSpec(BaseModel):
                 return parse_size(value)
             except ValueError:
                 raise ValueError("must be a size such as 4GiB or 512MB") from None
+        return value
+
+    @field_validator("impl")
+    @classmethod
+    def _target(cls, value):
+        if value is not None:
+            module, _, function = value.rpartition(":")
+            if not module or not function:
+                raise ValueError("must be FILE.py:FUNCTION or package.module:FUNCTION")
         return value
 
     @field_validator("activation", "recurrent_activation")
