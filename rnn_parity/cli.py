@@ -14,7 +14,15 @@ from collections.abc import Callable
 import click
 
 from . import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, InvalidInput, RnnParityError
+from .errors import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_PARITY,
+    InvalidInput,
+    RnnParityError,
+)
 from .recurrent import CELL_KEYS, MERGE_MODES
 from .spec import CheckSpec, build_spec, parse_size
 from .tolerance import AUTO_FACTOR, DEFAULT_MODE, MODES
@@ -387,6 +395,41 @@ def verify(model, fmt, output, debug, **options):
 
         result = run_verify(opts)
         return _emit(verify_report(result), fmt, output, table="verify_table") or exit_code(result)
+
+    return run_guarded(debug, body)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("model", metavar="MODEL.h5")
+@click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]")
+@click.option("--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]")
+@click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated inputs and padding")
+@click.option("--atol", type=float, default=1e-5, show_default=True, help="absolute tolerance")
+@click.option("--rtol", type=float, default=1.3e-6, show_default=True, help="relative tolerance")
+@report_options
+def upgrade(model, N, T, seed, atol, rtol, fmt, output, debug):
+    """Does Keras 3 compute the same model as the Keras 2 that wrote MODEL.h5? Layer by layer, with the reason.
+
+    Needs Keras 2: pip install 'rnn-parity[keras2]'. Exit 0: the same; 1: Keras 3 changes the model.
+
+    Example: rnn-parity upgrade old_model.h5
+    """
+
+    def body():
+        from .files import ensure_writable
+
+        for option, value in (("--N", N), ("--T", T)):
+            if value is not None and value < 1:
+                raise InvalidInput(f"{option} must be a positive integer, got {value}")
+        for option, value in (("--atol", atol), ("--rtol", rtol)):
+            if not value >= 0:
+                raise InvalidInput(f"{option} must be a number ≥ 0, got {value}")
+        if output is not None:
+            ensure_writable(output, "--output")
+        from .upgrade import run_upgrade
+
+        result = run_upgrade(model, N=N, T=T, seed=seed, atol=atol, rtol=rtol)
+        return _emit(result.to_dict(), fmt, output, table="upgrade_table") or (EXIT_OK if result.same else EXIT_PARITY)
 
     return run_guarded(debug, body)
 

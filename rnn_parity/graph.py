@@ -29,8 +29,10 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from .errors import InvalidInput, Unsupported
+from .layers import LAYERS
 from .recurrent import BIDIRECTIONAL, CELLS, MERGE_MODES, RECURRENT_LIKE, TIME_DISTRIBUTED, WRAPPERS, is_recurrent
 from .reference import ACTIVATIONS
+from .rnn_cell import as_layer, cells_of
 from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, n_tensors
 
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
@@ -59,6 +61,8 @@ SUPPORTED_LAYERS = {
     "GlobalAveragePooling1D": "mean over time, masked steps excluded",
     "GlobalMaxPooling1D": "max over time (Keras ignores the mask)",
     **{name: "identity at inference" for name in sorted(IDENTITY_CLASSES)},
+    "RNN": "around one SimpleRNNCell, LSTMCell or GRUCell (also in Bidirectional): runs as that layer",
+    **{name: spec.summary for name, spec in LAYERS.items()},
 }
 #: Keras operations that only compute masks between layers.
 MASK_OPERATIONS = frozenset(
@@ -116,6 +120,7 @@ class Call(NamedTuple):
     states: list[TensorRef]
     mask: object
     problems: list[str]
+    options: dict = {}  # other keyword arguments of the call (e.g. Attention's use_causal_mask)
 
 
 class Node(NamedTuple):
@@ -126,6 +131,7 @@ class Node(NamedTuple):
     initial_state: list[tuple[str, int]]
     receives_mask: bool
     problems: list[str]
+    options: dict = {}
 
 
 # --------------------------------------------------------------------------
@@ -204,11 +210,17 @@ def _wrapped(entry, what: str, problems: list[str]) -> tuple[str, Mapping]:
     return str(entry.get("class_name")), entry.get("config") or {}
 
 
+def _as_cell_layer(class_name: str, cfg: Mapping) -> tuple[str, Mapping]:
+    """An ``RNN`` around one built-in cell as that cell's layer; any other layer as it is."""
+    translated = as_layer(cfg) if class_name == "RNN" else None
+    return translated if translated is not None else (class_name, cfg)
+
+
 def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
     merge_mode = cfg.get("merge_mode", "concat")
     if merge_mode not in MERGE_MODES:
         problems.append(f"merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
-    inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
+    inner_class, inner_cfg = _as_cell_layer(*_wrapped(cfg.get("layer"), "the wrapped layer", problems))
     if inner_class not in CELLS:
         problems.append(f"wraps {inner_class}; only SimpleRNN, LSTM and GRU are supported")
         return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": {}}}
@@ -217,7 +229,7 @@ def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
         problems.append("the forward layer has go_backwards=True")
     backward_entry = cfg.get("backward_layer")
     if backward_entry is not None:
-        back_class, back_cfg = _wrapped(backward_entry, "backward_layer", problems)
+        back_class, back_cfg = _as_cell_layer(*_wrapped(backward_entry, "backward_layer", problems))
         backward = _recurrent(back_class, back_cfg, []) if back_class in CELLS else {}
         same = {k: v for k, v in backward.items() if k not in ("go_backwards", "zero_output_for_mask")}
         want = {k: v for k, v in forward.items() if k not in ("go_backwards", "zero_output_for_mask")}
@@ -242,6 +254,13 @@ def _per_step_options(class_name: str, cfg: Mapping, problems: list[str]) -> dic
     if class_name == "Activation":
         return {"activation": _activation(cfg, "activation", None, problems)}
     return {}
+
+
+def _rnn_problems(cfg: Mapping) -> list[str]:
+    cells, problems = cells_of(cfg)
+    if not problems and len(cells) > 1:
+        problems = ["keras.layers.RNN around StackedRNNCells is not supported yet; stack RNN layers instead"]
+    return problems
 
 
 def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
@@ -282,6 +301,17 @@ def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
         out = {"n": cfg.get("n")}
     elif class_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
         out = {"data_format": cfg.get("data_format") or "channels_last", "keepdims": bool(cfg.get("keepdims", False))}
+    elif class_name in LAYERS:
+        out = LAYERS[class_name].options(cfg, problems)
+    elif class_name == "RNN":
+        translated = as_layer(cfg)
+        if translated is None:
+            problems.extend(_rnn_problems(cfg))
+            out = {}
+        else:
+            layer_class, layer_cfg = translated
+            _dtype(layer_cfg, problems)
+            out = _recurrent(layer_class, layer_cfg, problems)
     else:
         raise ValueError(f"not a supported class: {class_name}")
     return out, problems
@@ -349,8 +379,8 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
         ]
     if class_name in MODEL_CLASSES:
         return ["a nested model is not supported"]
-    if class_name == "RNN":
-        return ["keras.layers.RNN around a cell is not supported; use SimpleRNN, LSTM or GRU layers"]
+    if class_name == "RNN" and as_layer(cfg) is None:
+        return _rnn_problems(cfg)
     if class_name == "InputLayer":
         problems = []
         if cfg.get("sparse") or cfg.get("ragged"):
@@ -464,9 +494,7 @@ def _parse_call(node) -> Call:
             states.extend(refs)
     mask = kwargs.pop("mask", None)
     kwargs.pop("training", None)
-    for key in kwargs:
-        problems.append(f"called with {key}=, which is not supported")
-    return Call(data=data, states=states, mask=mask, problems=problems)
+    return Call(data=data, states=states, mask=mask, problems=problems, options=kwargs)
 
 
 def _chain(entries: list, model_cfg: Mapping, where: str):
@@ -547,9 +575,15 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
             continue
         call = calls[name]
         problems, receives_mask = call.problems, False
+        accepted = LAYERS[entry.get("class_name")].call_options if entry.get("class_name") in LAYERS else ()
+        problems = [
+            *problems,
+            *(f"called with {key}=, which is not supported" for key in call.options if key not in accepted),
+        ]
         if call.mask is not None:
-            source = _tensor_ref(call.mask)
-            if source is None or not _is_operation(by_name.get(source.layer, {})):
+            masks = [m for m in (call.mask if isinstance(call.mask, list) else [call.mask]) if m is not None]
+            sources = [_tensor_ref(m) for m in masks]
+            if any(source is None or not _is_operation(by_name.get(source.layer, {})) for source in sources):
                 problems = [
                     *problems,
                     "called with an explicit mask= tensor; only masks Keras propagates "
@@ -566,6 +600,7 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
                 initial_state=[(r.layer, r.index) for r in call.states],
                 receives_mask=receives_mask,
                 problems=problems,
+                options=dict(call.options),
             )
         )
     return inputs, nodes, outputs
@@ -599,10 +634,12 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
             problems = [*problems, *_problems(class_name, entry.get("config") or {}, entry)]
         config = {}
         if not problems:
-            config = layer_options(class_name, entry.get("config") or {})[0]
+            config = {**layer_options(class_name, entry.get("config") or {})[0], **node.options}
+            if class_name == "RNN":  # around one built-in cell: that cell's layer, same weights
+                class_name = as_layer(entry.get("config") or {})[0]
             if node.initial_state and not is_recurrent(class_name):
                 problems.append("called with initial_state")
-        if model_class == "Sequential" and not problems:
+        if (model_class == "Sequential" or (class_name in LAYERS and LAYERS[class_name].call_mask)) and not problems:
             receives_mask = True
         if problems:
             found.append(Refusal(name=name, class_name=class_name, problems=problems))

@@ -59,14 +59,39 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load(model_file: ModelFile) -> LoadedModel:
-    """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file."""
+def load_translated(keras, path, config: dict):
+    """Keras 3's model of a copy of an ``.h5`` file whose stored configuration is ``config``."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import h5py
+
+    with tempfile.TemporaryDirectory(prefix="rnn-parity-translated-") as folder:
+        copy = Path(folder) / "translated.h5"
+        shutil.copyfile(path, copy)
+        with h5py.File(copy, "r+") as f:
+            f.attrs["model_config"] = json.dumps(config)
+        return keras.saving.load_model(str(copy), compile=False, safe_mode=True)
+
+
+def load(model_file: ModelFile, translated_config: dict | None = None) -> LoadedModel:
+    """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file.
+
+    ``translated_config``: for an ``.h5`` file written by Keras 2, the configuration
+    :func:`rnn_parity.keras2.translate` made for Keras 3; Keras 3 loads a copy of the
+    file holding it (weights as Keras 3 reads them from the file).
+    """
     keras = import_keras()
     where = model_file.path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = keras.saving.load_model(str(model_file.path), compile=False, safe_mode=True)
+            if translated_config is not None:
+                model = load_translated(keras, model_file.path, translated_config)
+            else:
+                model = keras.saving.load_model(str(model_file.path), compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
         message = _first_line(exc)
         hint = ""

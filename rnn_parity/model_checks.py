@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import InvalidInput, NonFiniteWeights, Unsupported
+from .layers import LAYERS
 from .recurrent import BIDIRECTIONAL, CELLS, DIRECTIONS, MERGE_MODES, TIME_DISTRIBUTED
 from .reference import ACTIVATIONS
 
@@ -60,27 +61,9 @@ KNOWN_UNSUPPORTED = frozenset(
         "ConvLSTM2D",
         "ConvLSTM3D",
         "Lambda",
-        "Conv1D",
         "Conv2D",
-        "Flatten",
-        "Reshape",
-        "Permute",
-        "Cropping1D",
-        "ZeroPadding1D",
-        "UpSampling1D",
-        "MaxPooling1D",
-        "AveragePooling1D",
-        "LayerNormalization",
-        "BatchNormalization",
-        "Attention",
-        "AdditiveAttention",
         "MultiHeadAttention",
         "Dot",
-        "Softmax",
-        "ReLU",
-        "LeakyReLU",
-        "PReLU",
-        "ELU",
         "StringLookup",
         "IntegerLookup",
         "TextVectorization",
@@ -247,6 +230,27 @@ def _global_pool(layer: _Layer) -> list:
     return layer.features[:1] if data_format == "channels_last" else [None]
 
 
+def _registered(layer: _Layer) -> list:
+    """A layer of :data:`rnn_parity.layers.LAYERS`: its config, input count and weight shapes from its entry."""
+    spec, problems = LAYERS[layer.class_name], []
+    kept = spec.options(layer.cfg, problems)
+    if problems:
+        raise layer.fail(problems[0])
+    least, most = spec.inputs
+    if not least <= len(layer.features) <= most:
+        raise layer.fail(
+            f"reads {len(layer.features)} inputs, it takes {least}" + (f" to {most}" if most > least else "")
+        )
+    features = layer.features[0] if layer.features else None
+    wanted = spec.weights(kept, features)
+    if len(layer.weights) != len(wanted):
+        raise layer.fail(f"has {len(layer.weights)} weight arrays, its config needs {len(wanted)}")
+    for i, (label, shape) in enumerate(wanted):
+        if shape is not None:
+            layer.shape(i, label, shape)
+    return [spec.features(kept, features)]
+
+
 #: Per Keras class: checks the layer's config and weights and returns the last-axis size of each tensor it gives.
 LAYER_CHECKS: dict[str, Callable[[_Layer], list]] = {
     **{c: _recurrent for c in CELLS},
@@ -262,6 +266,7 @@ LAYER_CHECKS: dict[str, Callable[[_Layer], list]] = {
     "GlobalAveragePooling1D": _global_pool,
     "GlobalMaxPooling1D": _global_pool,
     **{c: _same for c in _IDENTITY},
+    **{c: _registered for c in LAYERS},
 }
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 __all__ = [
     "ACTIVATIONS",
+    "KERAS2_ACTIVATIONS",
     "UnsupportedActivation",
     "get_activation",
     "bidirectional",
@@ -138,16 +139,27 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def _hard_sigmoid_keras2(x):  # Keras 2 / tf.keras: clip(0.2x + 0.5, 0, 1)
+    return np.clip(_c(0.2, x) * x + _c(0.5, x), 0, 1).astype(x.dtype, copy=False)
+
+
+#: Keras 2's definitions where Keras 3 gives the name another meaning, under the names the
+#: graph of a file written by Keras 2 uses (never accepted from a Keras 3 configuration).
+KERAS2_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"keras2:hard_sigmoid": _hard_sigmoid_keras2}
+
+
 def get_activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
     """Return the NumPy function for a Keras activation name.
 
-    ``None`` means linear, as in Keras. Raises :class:`UnsupportedActivation`
-    for any other name (custom or not built in), never a silent substitute.
+    ``None`` means linear, as in Keras. ``"keras2:hard_sigmoid"`` is Keras 2's
+    ``hard_sigmoid`` (see :data:`KERAS2_ACTIVATIONS`). Raises
+    :class:`UnsupportedActivation` for any other name (custom or not built in),
+    never a silent substitute.
     """
     if name is None:
         return ACTIVATIONS["linear"]
     try:
-        return ACTIVATIONS[name]
+        return ACTIVATIONS[name] if name in ACTIVATIONS else KERAS2_ACTIVATIONS[name]
     except (KeyError, TypeError):
         raise UnsupportedActivation(
             f"activation {name!r} is not supported; supported: {', '.join(sorted(ACTIVATIONS))}"

@@ -644,3 +644,40 @@ def cases_table(cases: list[dict]) -> Table:
     for i, case in enumerate(cases, 1):
         table.add_row(str(i), case["name"], case["config_file"], sizes_text(case["config"]), case["options"])
     return table
+
+
+def upgrade_table(report: dict):
+    """The ``upgrade`` report (Keras 3 against the Keras 2 that wrote a file) as a rich renderable."""
+    title = Text.assemble(
+        ("rnn-parity upgrade  ", "bold"), verdict_text(report["same"], "SAME" if report["same"] else "CHANGED")
+    )
+    written = report["written_by"]
+    header = Text(
+        "\n".join(
+            [
+                report["file"],
+                f"written by Keras 2 ({written['evidence']}); Keras 3 against Keras 2, "
+                f"atol={report['tolerance']['atol']:g} rtol={report['tolerance']['rtol']:g}",
+            ]
+        )
+    )
+    layers = Table(box=box.SIMPLE_HEAVY, title="Layers, in execution order", title_justify="left", pad_edge=False)
+    layers.add_column("layer", no_wrap=True)
+    layers.add_column("Keras 3 vs 2", justify="right")
+    layers.add_column("")
+    layers.add_column("why")
+    layers.add_column("NumPy vs 2", justify="right")
+    for layer in report["layers"]:
+        reference = layer["reference"]
+        layers.add_row(
+            Text.assemble(layer["name"] + "\n", (layer["class_name"], "dim")),
+            fmt(layer["max_abs"], 2),
+            verdict_text(layer["same"], "same" if layer["same"] else "changed"),
+            layer["reason"],
+            Text.assemble(fmt(reference["max_abs"], 2) + " ", verdict_text(reference["same"])),
+        )
+    parts = [title, header, layers]
+    if report["rewrites"]:
+        parts.append(Text("translated for Keras 3:\n" + "\n".join(f"  {r}" for r in report["rewrites"]), style="dim"))
+    parts.append(Text(report["summary"], style="bold green" if report["same"] else "bold red"))
+    return Group(*parts)

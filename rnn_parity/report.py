@@ -217,6 +217,7 @@ def verify_report(result) -> dict:
             "class_name": result.graph["keras_class"],
             "name": result.graph["name"],
             "keras_version": mf.keras_version,
+            "keras2_rewrites": None if result.keras2_rewrites is None else list(result.keras2_rewrites),
             "sha256": mf.sha256,
             "inputs": result.graph["inputs"],
             "outputs": list(result.outputs),

@@ -50,6 +50,7 @@ import numpy as np
 
 from . import reference
 from .errors import InvalidInput
+from .layers import LAYERS
 from .limits import MAX_JSON_BYTES, loads_bounded
 from .model_checks import validate_model
 from .recurrent import (
@@ -112,6 +113,7 @@ SUPPORTED_CLASSES = frozenset(
         "GlobalMaxPooling1D",
         *IDENTITY_CLASSES,
         *MERGE_CLASSES,
+        *LAYERS,
     }
 )
 
@@ -362,6 +364,10 @@ def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None
         out, out_mask = np.repeat(x[:, None, :], cfg["n"], axis=1), None
     elif class_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
         out, out_mask = _global_pool(class_name, cfg, x, mask if receives_mask else None), None
+    elif class_name in LAYERS:
+        spec = LAYERS[class_name]
+        out = spec.forward(cfg, weights, list(xs), list(masks) if receives_mask else None)
+        out_mask = spec.output_mask(masks)
     else:
         raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
     return LayerOutput(tensors=[out], masks=[out_mask], n_outputs=1, states=[], notes=notes)
@@ -385,6 +391,8 @@ def expected_weights(class_name: str, cfg: Mapping) -> int:
         return expected_weights(*unwrap(class_name, cfg))
     if class_name == "Embedding":
         return 1
+    if class_name in LAYERS:
+        return len(LAYERS[class_name].weights(cfg, None))
     return 0
 
 

@@ -29,6 +29,7 @@ from .compare import Comparison
 from .environment import environment
 from .errors import Unsupported
 from .graph import build_graph, scan
+from .keras2 import for_keras3
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
 from .parity import SideParity, compare_side, named_arrays, run_reference
@@ -184,6 +185,8 @@ class VerifyResult:
     tolerance: Tolerance | None = None
     three_way: ThreeWay | None = None
     environment: dict = field(default_factory=dict)
+    #: for a file written by Keras 2: how its configuration was translated for Keras 3 (else None)
+    keras2_rewrites: tuple[str, ...] | None = None
 
     @property
     def passed(self) -> bool:
@@ -280,12 +283,13 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     started = time.perf_counter()
     model_file = read_model_file(options.model)
     where = str(model_file.path)
-    scan(model_file.config, where)
+    keras2 = for_keras3(model_file, where)  # a Keras 2 file runs as its Keras 3 translation
+    scan(keras2[1].config if keras2 else model_file.config, where)
     arrays = read_arrays(options.input) if options.input is not None else None
 
     from . import keras_model, keras_runner  # imports TensorFlow
 
-    loaded = keras_model.load(model_file)
+    loaded = keras_model.load(model_file, keras2[1].config if keras2 else None)
     graph = build_graph(loaded.class_name, loaded.config, where)
     feeds = _feeds(options, graph, arrays)
     load_seconds = time.perf_counter() - started
@@ -328,6 +332,7 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         tolerance=outputs[keys[0]].tolerance,
         three_way=reference.three_way(keys[0], keras_outputs[keys[0]]),
         environment=environment(options.command_line()),
+        keras2_rewrites=tuple(keras2[1].rewrites) if keras2 else None,
     )
 
 

@@ -229,11 +229,12 @@ def lambda_model(folder: Path) -> dict[str, Path]:
     return _save(keras.Model(x_in, keras.layers.LSTM(3)(y)), folder, "lambda")
 
 
-def conv_model(folder: Path) -> dict[str, Path]:
+def groupnorm_model(folder: Path) -> dict[str, Path]:
+    """A built-in Keras layer the runtime does not implement."""
     keras = _keras()
     x_in = keras.Input(shape=(8, 2))
-    y = keras.layers.Conv1D(4, 3, name="conv")(x_in)
-    return _save(keras.Model(x_in, keras.layers.LSTM(3)(y)), folder, "conv", formats=("keras",))
+    y = keras.layers.GroupNormalization(groups=2, name="groupnorm")(x_in)
+    return _save(keras.Model(x_in, keras.layers.LSTM(3)(y)), folder, "groupnorm", formats=("keras",))
 
 
 def custom_layer_model(folder: Path) -> dict[str, Path]:
@@ -273,7 +274,8 @@ def refused(folder: Path) -> dict[str, Path]:
     models["nested"] = keras.Model(x, inner(x))
     shared = layers.LSTM(3, name="shared")
     models["shared"] = keras.Model(x, layers.Add()([shared(x), shared(x)]))
-    models["cell"] = keras.Sequential([keras.Input((5, 2)), layers.RNN(layers.LSTMCell(3), name="rnn")])
+    stacked = layers.StackedRNNCells([layers.LSTMCell(3), layers.GRUCell(2)])
+    models["cell"] = keras.Sequential([keras.Input((5, 2)), layers.RNN(stacked, name="rnn")])
     models["lora"] = keras.Sequential([keras.Input((5, 2)), layers.GRU(3), layers.Dense(2, lora_rank=2, name="d")])
     models["backward"] = keras.Sequential(
         [
@@ -321,7 +323,7 @@ BUILDERS = {
         stateful,
         autoencoder,
         lambda_model,
-        conv_model,
+        groupnorm_model,
         custom_layer_model,
         options_model,
         dense_only,

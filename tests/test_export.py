@@ -156,7 +156,7 @@ def test_nothing_is_written_when_parity_fails(model, tmp_path, monkeypatch):
     assert not target.parent.exists()
 
 
-@pytest.mark.parametrize("name, code", [("lambda_model", 4), ("conv_model", 4), ("dense_only", 2)])
+@pytest.mark.parametrize("name, code", [("lambda_model", 4), ("groupnorm_model", 4), ("dense_only", 2)])
 def test_refused_models_write_nothing(model, tmp_path, name, code):
     target = tmp_path / "out" / "m.npz"
     result = invoke(["export", model(name), "-o", target], code)

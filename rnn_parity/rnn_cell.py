@@ -1,0 +1,135 @@
+"""``keras.layers.RNN`` around built-in cells, and ``StackedRNNCells``, on the existing reference.
+
+How Keras 3 saves them (``keras/src/layers/rnn/rnn.py``, ``stacked_rnn_cells.py``):
+
+* ``RNN``'s config holds the sequence options (``return_sequences``,
+  ``return_state``, ``go_backwards``, ``stateful``, ``unroll``,
+  ``zero_output_for_mask``) and ``cell``: ``{"class_name": "LSTMCell", "config":
+  {units, activation, recurrent_activation, use_bias, ...}}``;
+* its weights are the cell's, in the layer's order and layouts: ``RNN(LSTMCell(4))``
+  has exactly ``LSTM(4)``'s ``[kernel, recurrent_kernel, bias]``. So an ``RNN``
+  around one built-in cell *is* that layer: :func:`as_layer` merges the two
+  configs into the ``SimpleRNN`` / ``LSTM`` / ``GRU`` config the reference runs;
+* ``StackedRNNCells`` (``cell`` with ``{"cells": [...]}``) lists its cells; the
+  weights are each cell's list in turn. At every step the cells run in order,
+  each reading the previous cell's output, and the layer emits the last cell's.
+  Over a whole sequence that is a stack of layers where every layer but the
+  first reads the previous one's sequence in *processing* order (so with
+  ``go_backwards`` only the first reads backwards, and the mask is read in
+  processing order after it); :func:`stacked_rnn` computes it that way.
+  ``return_state`` returns every cell's states in cell order, flattened
+  (``[h₁, c₁, h₂]`` for an LSTM cell then a GRU cell).
+
+Only NumPy, the reference and config dicts: no Keras import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from . import reference
+
+__all__ = ["CELL_LAYERS", "RNN_KEYS", "as_layer", "cells_of", "stacked_rnn"]
+
+#: Each built-in cell and the layer that runs it over a sequence.
+CELL_LAYERS = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
+#: ``RNN``'s own options that change what it computes (``unroll`` only schedules the same arithmetic).
+RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask")
+_FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
+
+
+def cells_of(rnn_config: Mapping) -> tuple[list[tuple[str, dict]], list[str]]:
+    """``([(layer class, cell config), ...], problems)`` of an ``RNN`` layer's config.
+
+    One entry for a single cell, one per cell for ``StackedRNNCells`` (nested
+    stacks are flattened, as Keras runs them the same way). A custom cell or
+    anything else is a problem naming it.
+    """
+    cell = rnn_config.get("cell")
+    if not isinstance(cell, Mapping):
+        return [], ["RNN without a cell configuration"]
+    cls, cfg = cell.get("class_name"), cell.get("config") or {}
+    if cls == "StackedRNNCells":
+        found, problems = [], []
+        for inner in cfg.get("cells") or []:
+            more, why = cells_of({"cell": inner})
+            found.extend(more)
+            problems.extend(why)
+        if not found and not problems:
+            problems.append("StackedRNNCells without cells")
+        return found, problems
+    if cls in CELL_LAYERS:
+        return [(CELL_LAYERS[cls], dict(cfg))], []
+    return [], [f"RNN around {cls}; only SimpleRNNCell, LSTMCell, GRUCell and StackedRNNCells are supported"]
+
+
+def as_layer(rnn_config: Mapping) -> tuple[str, dict] | None:
+    """The ``SimpleRNN``/``LSTM``/``GRU`` config equal to an ``RNN`` around one built-in cell, else None."""
+    cells, problems = cells_of(rnn_config)
+    if problems or len(cells) != 1:
+        return None
+    layer_class, cell_cfg = cells[0]
+    merged = {key: value for key, value in cell_cfg.items() if key != "name"}
+    merged.update({key: rnn_config[key] for key in RNN_KEYS if key in rnn_config})
+    merged["name"] = rnn_config.get("name")
+    return layer_class, merged
+
+
+def n_cell_states(layer_class: str) -> int:
+    return 2 if layer_class == "LSTM" else 1
+
+
+def stacked_rnn(
+    x,
+    cells: Sequence[tuple[str, Sequence[np.ndarray], Mapping]],
+    *,
+    return_sequences=False,
+    return_state=False,
+    go_backwards=False,
+    mask=None,
+    initial_state=None,
+    zero_output_for_mask=False,
+):
+    """``RNN(StackedRNNCells(cells))``.
+
+    Args:
+        x: ``(batch, timesteps, features)``.
+        cells: per cell, ``(layer class, [kernel, recurrent_kernel(, bias)], options)``
+            where options are the reference's keyword arguments (``activation``,
+            ``recurrent_activation``, ``reset_after``).
+        initial_state: all cells' states flattened in cell order, or None (zeros).
+        return_sequences, return_state, go_backwards, mask, zero_output_for_mask: as in Keras.
+    Returns:
+        the last cell's output (``(batch, timesteps, units)`` or ``(batch, units)``),
+        then with ``return_state`` every cell's final states, flattened in cell order.
+    """
+    starts: list = []
+    remaining = list(initial_state) if initial_state is not None else None
+    for layer_class, _, _ in cells:
+        n = n_cell_states(layer_class)
+        starts.append(None if remaining is None else remaining[:n])
+        remaining = None if remaining is None else remaining[n:]
+    sequence, step_mask, states = x, mask, []
+    for i, ((layer_class, weights, options), start) in enumerate(zip(cells, starts, strict=True)):
+        first, last = i == 0, i == len(cells) - 1
+        kernel, recurrent_kernel, *bias = weights
+        out, *cell_states = _FUNCTIONS[layer_class](
+            sequence,
+            kernel,
+            recurrent_kernel,
+            bias[0] if bias else None,
+            return_sequences=return_sequences if last else True,
+            return_state=True,
+            go_backwards=go_backwards and first,
+            mask=step_mask,
+            initial_state=start,
+            zero_output_for_mask=zero_output_for_mask and last,
+            **options,
+        )
+        if first and go_backwards and step_mask is not None:
+            step_mask = step_mask[:, ::-1]  # later cells read the sequence in processing order
+        sequence = out
+        states.extend(cell_states)
+    return [sequence, *states] if return_state else sequence

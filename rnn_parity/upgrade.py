@@ -1,0 +1,215 @@
+"""The upgrade report: does Keras 3 compute the same model as the Keras 2 that wrote a file?
+
+For a Keras 2 ``.h5`` file, :func:`run_upgrade` runs the same seeded inputs
+through
+
+* Keras 2 itself (``tf_keras``, the ``keras2`` extra), loading the file as it is,
+* Keras 3, loading the configuration :func:`rnn_parity.keras2.translate` rewrote
+  (a copy of the file, so the weights are Keras 3's reading of it), and
+* the NumPy runtime computing Keras 2's definitions (``keras2:hard_sigmoid``)
+  with Keras 2's weights, in float64,
+
+and compares every layer's output, Keras 3 against Keras 2 (the verdict) and the
+reference against Keras 2 (proof that the reason is understood), with the pass
+rule of :mod:`rnn_parity.compare`. A layer that differs is explained by the options
+that changed meaning there (``hard_sigmoid``) or, when it has none, by the
+first differing layer upstream. Imports Keras (both versions) lazily.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .compare import compare
+from .errors import InvalidInput, Unsupported
+from .graph import build_graph, scan
+from .keras2 import Keras2File, Translation, detect, keras2_activation, translate
+from .model_file import read_model_file
+from .model_inputs import seeded
+from .runtime import GraphRuntime
+
+__all__ = ["UpgradeLayer", "UpgradeResult", "run_upgrade"]
+
+KERAS2_HINT = "the upgrade report runs Keras 2 itself: pip install 'rnn-parity[keras2]' (installs tf-keras)"
+
+
+@dataclass(frozen=True)
+class UpgradeLayer:
+    """One layer, Keras 3 against Keras 2.
+
+    Attributes:
+        name, class_name: the layer.
+        same: Keras 3's output equals Keras 2's within the tolerance.
+        max_abs: largest |Keras 3 − Keras 2| over the layer's output.
+        reason: why it differs ("" when the same).
+        reference_same, reference_max_abs: the NumPy reference computing Keras 2's
+            definitions (``keras2:hard_sigmoid``), float64, against Keras 2, same rule.
+    """
+
+    name: str
+    class_name: str
+    same: bool
+    max_abs: float
+    reason: str = ""
+    reference_same: bool = True
+    reference_max_abs: float = 0.0
+
+
+@dataclass
+class UpgradeResult:
+    """The upgrade report of one file.
+
+    Attributes:
+        same: Keras 3 computes the same model (every layer the same).
+        keras_version: the Keras that wrote the file.
+        rewrites: how the configuration was translated for Keras 3.
+        layers: per layer, in the model's order.
+    """
+
+    file: str
+    keras_version: str | None
+    evidence: str
+    atol: float
+    rtol: float
+    rewrites: list[str] = field(default_factory=list)
+    layers: list[UpgradeLayer] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return all(layer.same for layer in self.layers)
+
+    @property
+    def summary(self) -> str:
+        if self.same:
+            return "yes: Keras 3 computes the same model"
+        first = next(layer for layer in self.layers if not layer.same)
+        return f"no: {first.reason} (max |Δ| {first.max_abs:.2g} at layer {first.name})"
+
+    def to_dict(self) -> dict:
+        return {
+            "file": self.file,
+            "written_by": {"keras_version": self.keras_version, "evidence": self.evidence},
+            "same": self.same,
+            "summary": self.summary,
+            "tolerance": {"atol": self.atol, "rtol": self.rtol},
+            "rewrites": list(self.rewrites),
+            "layers": [
+                {
+                    "name": layer.name,
+                    "class_name": layer.class_name,
+                    "same": layer.same,
+                    "max_abs": layer.max_abs,
+                    "reason": layer.reason,
+                    "reference": {"same": layer.reference_same, "max_abs": layer.reference_max_abs},
+                }
+                for layer in self.layers
+            ],
+        }
+
+
+def _import_tf_keras():
+    from .keras_runner import _stderr_parked, import_keras
+
+    import_keras()  # sets the log levels TensorFlow reads at import
+    with _stderr_parked():
+        try:
+            import tf_keras
+        except ImportError:
+            raise Unsupported(KERAS2_HINT) from None
+    return tf_keras
+
+
+def _first(value):
+    return value[0] if isinstance(value, (list, tuple)) else value
+
+
+def _per_layer_outputs(framework, model, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Every layer's (first) output on ``arrays``, by layer name."""
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    probe = framework.Model(model.inputs, [_first(layer.output) for layer in layers])
+    outs = probe(list(arrays), training=False)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return {layer.name: np.asarray(out) for layer, out in zip(layers, outs, strict=True)}
+
+
+def _keras2_semantics(graph: dict) -> dict:
+    """A copy of ``graph`` whose activations mean what they meant in Keras 2 (``hard_sigmoid``)."""
+
+    def convert(cfg: dict) -> dict:
+        out = {k: (keras2_activation(v) if k in ("activation", "recurrent_activation") else v) for k, v in cfg.items()}
+        if isinstance(cfg.get("layer"), dict):
+            out["layer"] = {**cfg["layer"], "config": convert(cfg["layer"].get("config") or {})}
+        return out
+
+    return {**graph, "layers": [{**layer, "config": convert(layer.get("config") or {})} for layer in graph["layers"]]}
+
+
+def _explain(name: str, translation: Translation, upstream: str | None) -> str:
+    changes = translation.changes_at(name)
+    if changes:
+        return "; ".join(change.describe() for change in changes)
+    if upstream is not None:
+        return f"its input differs (from layer {upstream})"
+    return "differs with no option known to have changed meaning"
+
+
+def run_upgrade(
+    path: str | Path, *, N: int | None = None, T: int | None = None, seed: int = 0, atol=1e-5, rtol=1.3e-6
+) -> UpgradeResult:
+    """Compare Keras 3 with Keras 2 on a Keras 2 ``.h5`` file, layer by layer.
+
+    Raises:
+        InvalidInput: not a Keras model file, or not one Keras 2 wrote.
+        Unsupported: tf-keras is not installed, or the file holds something
+            :func:`~rnn_parity.keras2.translate` or the input generator cannot handle.
+    """
+    model_file = read_model_file(path)
+    where = str(model_file.path)
+    found: Keras2File | None = detect(model_file.path, model_file.config) if model_file.format == "h5" else None
+    if found is None:
+        raise InvalidInput(f"{where}: was not written by Keras 2 (keras_version {model_file.keras_version})")
+    translation = translate(model_file.config, found.keras_version, where=where)
+    scan(translation.config, where)
+    tf_keras = _import_tf_keras()
+    from .keras_model import load
+    from .keras_runner import _stderr_parked, import_keras
+
+    loaded = load(model_file, translation.config)
+    new = loaded.model
+    # The graph of Keras 3's model: its configuration records the masks Keras passes between layers.
+    graph = build_graph(loaded.class_name, loaded.config, where)
+    feeds = seeded(graph, N=N, T=T, seed=seed)
+    arrays = [feeds.arrays[spec["name"]] for spec in graph["inputs"]]
+    with _stderr_parked():
+        old = tf_keras.models.load_model(model_file.path, compile=False)
+        old_outs = _per_layer_outputs(tf_keras, old, arrays)
+        new_outs = _per_layer_outputs(import_keras(), new, arrays)
+
+    weights = {layer["name"]: old.get_layer(layer["name"]).get_weights() for layer in graph["layers"]}
+    trace = GraphRuntime(_keras2_semantics(graph), weights, dtype="float64").run(feeds.arrays)
+
+    result = UpgradeResult(where, found.keras_version, found.evidence, atol, rtol, list(translation.rewrites))
+    upstream = None
+    for layer in new.layers:
+        if layer.name not in new_outs:
+            continue
+        cmp = compare(new_outs[layer.name], old_outs[layer.name], atol=atol, rtol=rtol)
+        ours = compare(old_outs[layer.name], _first(trace.outputs[layer.name]), atol=atol, rtol=rtol)
+        reason = "" if cmp.passed else _explain(layer.name, translation, upstream)
+        result.layers.append(
+            UpgradeLayer(
+                layer.name,
+                type(layer).__name__,
+                cmp.passed,
+                cmp.max_abs_diff,
+                reason,
+                reference_same=ours.passed,
+                reference_max_abs=ours.max_abs_diff,
+            )
+        )
+        if not cmp.passed and upstream is None:
+            upstream = layer.name
+    return result
