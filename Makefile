@@ -29,6 +29,7 @@ test: install
 bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_sweep.py
+	$(BIN)/python bench/bench_grad.py
 
 lint: install
 	$(BIN)/ruff check rnn_parity tests bench

@@ -24,6 +24,7 @@ from .case import CaseData, make_case
 from .compare import Comparison
 from .environment import environment
 from .errors import RnnParityError
+from .gradient_check import GradientResult, run_gradient_check
 from .impl import Implementation, resolve_impl
 from .impl_side import ImplResult, run_impl_side
 from .parity import StepProfile, compare_side, named_arrays, run_reference
@@ -108,13 +109,19 @@ class CheckResult:
     #: with ``keep_sequences``: the last batch's input ``x`` and the last recurrent
     #: layer's output at every step from Keras and from the reference (``keras``, ``reference``)
     sequences: dict | None = None
+    #: with ``spec.gradients``: the gradients compared (:mod:`rnn_parity.gradient_check`)
+    gradients: GradientResult | None = None
     #: the user's own implementation, when one was given: then the verdict is it against Keras
     impl: ImplResult | None = None
 
     @property
     def keras_passed(self) -> bool:
-        """Keras against the reference: every layer's output and every state."""
-        return all(layer.comparison.passed for layer in self.layers) and all(c.passed for c in self.states.values())
+        """Keras against the reference: every layer's output and every state, and the gradients when compared."""
+        return (
+            all(layer.comparison.passed for layer in self.layers)
+            and all(c.passed for c in self.states.values())
+            and (self.gradients is None or self.gradients.passed)
+        )
 
     @property
     def passed(self) -> bool:
@@ -249,6 +256,7 @@ def run_check(
     if profiled:
         k_seq = keras.sequences[last.name] if twin is not None else keras.outputs[last.name]
         profile = TimeProfile.of(last.name, reference.profile(SEQUENCE, k_seq))
+    gradients = run_gradient_check(spec, layers, keras.weights, case) if spec.gradients else None
     mine = None
     if impl is not None:
         keras_arrays = _namer(layers)(keras.outputs, keras.states) | ({SEQUENCE: k_seq} if profiled else {})
@@ -281,6 +289,7 @@ def run_check(
         sequences={"x": case.batches[-1], "keras": k_seq, "reference": reference.expected.get(SEQUENCE)}
         if keep_sequences
         else None,
+        gradients=gradients,
         impl=mine,
     )
 

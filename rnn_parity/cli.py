@@ -200,6 +200,18 @@ def spec_options(fn):
             default=None,
             help="compare the last recurrent layer at every timestep [default: on]",
         ),
+        click.option(
+            "--gradients",
+            is_flag=True,
+            default=None,
+            help="also compare gradients of a seeded linear loss: NumPy BPTT against Keras's autodiff",
+        ),
+        click.option(
+            "--fd-check",
+            is_flag=True,
+            default=None,
+            help="with --gradients: check the NumPy gradients by central finite differences (float64)",
+        ),
     ]
     return _options(*options)(fn)
 
@@ -294,7 +306,8 @@ def check(fmt, output, plot, debug, **options):
 def explain(steps, weights_only, debug, **options):
     """Walk through the computation layer by layer and step by step, NumPy beside Keras.
 
-    Takes the same options as check. Example: rnn-parity explain --T 5 --M 3
+    Takes the same options as check; with --gradients it also walks through backpropagation
+    through time. Example: rnn-parity explain --T 5 --M 3
     """
 
     def body():
@@ -314,7 +327,13 @@ def explain(steps, weights_only, debug, **options):
         from .report import check_report, exit_code
 
         result = run_check(spec, keep_sequences=True)
-        Console(soft_wrap=False).print(explain_view(tell(result, steps), check_report(result)))
+        console = Console(soft_wrap=False)
+        console.print(explain_view(tell(result, steps), check_report(result)))
+        if spec.gradients:
+            from .explain import explain_gradients
+            from .render import gradient_explain_view
+
+            console.print(gradient_explain_view(explain_gradients(result, steps)))
         return exit_code(result)
 
     return run_guarded(debug, body)

@@ -17,7 +17,7 @@ from .architecture import LayerDesc
 from .check import CheckResult
 from .recurrent import CELLS, DIRECTIONS
 
-__all__ = ["Explanation", "LayerStory", "explain", "equations", "param_formula"]
+__all__ = ["Explanation", "GradientStory", "LayerStory", "explain", "explain_gradients", "equations", "param_formula"]
 
 
 @dataclass(frozen=True)
@@ -218,3 +218,116 @@ def explain(result: CheckResult, max_steps: int = 20) -> Explanation:
     if backwards:
         note += "; go_backwards: step k reads input step T-1-k"
     return Explanation(stories, steps, note, result)
+
+
+# --------------------------------------------------------------------------
+# explain --gradients: backpropagation through time, told the same way.
+# --------------------------------------------------------------------------
+
+
+def _bptt_equations(cell: str, cfg: dict) -> list[str]:
+    """One step of BPTT for ``cell``, newest step first; δ_t is the gradient of the pre-activations."""
+    phi = cfg.get("activation", "tanh")
+    sigma = cfg.get("recurrent_activation", "sigmoid")
+    reach = "dL/dh_t = ∂L/∂output_t + δ_(t+1)·{U}ᵀ{extra}   what reaches h_t: its output and the next step"
+    if cell == "SimpleRNN":
+        return [
+            reach.format(U="Wh", extra=""),
+            f"δ_t = dL/dh_t ⊙ {phi}'(a_t),   a_t = x_t·Wx + h_(t-1)·Wh + bh",
+            "dWx = Σ_t x_tᵀ·δ_t;   dWh = Σ_t h_(t-1)ᵀ·δ_t;   dbh = Σ_t Σ_batch δ_t",
+            "dL/dx_t = δ_t·Wxᵀ;   dL/dh_0 = δ_0·Whᵀ (first processed step)",
+            f"each step multiplies by Whᵀ and {phi}': repeated, that shrinks (vanishing) or grows (exploding)",
+        ]
+    if cell == "LSTM":
+        return [
+            reach.format(U="U", extra=""),
+            f"do_t = dL/dh_t ⊙ {phi}(c_t)",
+            f"dc_t = dL/dc_t + dL/dh_t ⊙ o_t ⊙ {phi}'(c_t)   dL/dc_t comes from step t+1",
+            "di_t = dc_t ⊙ c~_t;   df_t = dc_t ⊙ c_(t-1);   dc~_t = dc_t ⊙ i_t",
+            "dL/dc_(t-1) = dc_t ⊙ f_t   the carried cell state: a path without a weight matrix",
+            f"δ_t = [di_t ⊙ {sigma}', df_t ⊙ {sigma}', dc~_t ⊙ {phi}', do_t ⊙ {sigma}']   blocks i, f, c, o",
+            "dW = Σ_t x_tᵀ·δ_t;   dU = Σ_t h_(t-1)ᵀ·δ_t;   db = Σ_t Σ_batch δ_t;   dL/dx_t = δ_t·Wᵀ",
+        ]
+    common = [
+        reach.format(U="U", extra=" + dL/dh_(t+1) ⊙ z_(t+1)"),
+        "dz_t = dL/dh_t ⊙ (h_(t-1) - h~_t);   dh~_t = dL/dh_t ⊙ (1 - z_t);   dL/dh_(t-1) gets dL/dh_t ⊙ z_t",
+        f"δh_t = dh~_t ⊙ {phi}'(·)   (h~'s pre-activation)",
+    ]
+    if cfg.get("reset_after", True):
+        return common + [
+            "dr_t = δh_t ⊙ (h_(t-1)·U_h + b_rec_h)   reset after the product",
+            f"δz_t, δr_t = dz_t ⊙ {sigma}'(·), dr_t ⊙ {sigma}'(·)",
+            "dU = Σ_t h_(t-1)ᵀ·[δz_t, δr_t, δh_t ⊙ r_t];   db[1] = Σ [δz_t, δr_t, δh_t ⊙ r_t]",
+            "dW = Σ_t x_tᵀ·[δz_t, δr_t, δh_t];   db[0] = Σ [δz_t, δr_t, δh_t];   dL/dx_t = [δz_t, δr_t, δh_t]·Wᵀ",
+        ]
+    return common + [
+        "dU_h = Σ_t (r_t ⊙ h_(t-1))ᵀ·δh_t;   dr_t = (δh_t·U_hᵀ) ⊙ h_(t-1)   reset before the product",
+        f"δz_t, δr_t = dz_t ⊙ {sigma}'(·), dr_t ⊙ {sigma}'(·);   dU_zr = Σ_t h_(t-1)ᵀ·[δz_t, δr_t]",
+        "dW = Σ_t x_tᵀ·[δz_t, δr_t, δh_t];   db = Σ [δz_t, δr_t, δh_t];   dL/dx_t = [δz_t, δr_t, δh_t]·Wᵀ",
+    ]
+
+
+@dataclass(frozen=True)
+class GradientStory:
+    """``explain --gradients``: the BPTT equations, every gradient's shape, dL/dh_t step by step."""
+
+    loss: str
+    equations: list[tuple[str, list[str]]]  # (layer, lines)
+    gradients: list[dict]  # name, shape, max |diff|, passed
+    steps: list[dict | None]  # t, numpy, keras ‖dL/dh_t‖, ratio to the step after; None marks a gap
+    step_note: str
+
+
+def explain_gradients(result: CheckResult, max_steps: int = 20) -> GradientStory:
+    """Tell the gradients of ``result`` (from a check with ``gradients``) step by step."""
+    g = result.gradients
+    equations_by_layer = []
+    for layer in result.layers:
+        desc = layer.desc
+        if not desc.is_recurrent:
+            continue
+        lines = _bptt_equations(desc.cell_class, desc.cell_config)
+        if result.spec.mask != "none":
+            lines.append("masked step: dL/dh passes to h_(t-1) unchanged; the cell's step receives none")
+        if desc.is_bidirectional:
+            lines.insert(0, "each direction on its own, the merged output's gradient split by merge_mode:")
+        equations_by_layer.append((desc.name, lines))
+    gradients = [
+        {
+            "name": name,
+            "shape": list(entry.comparison.shape),
+            "max_abs_diff": entry.comparison.max_abs_diff,
+            "passed": entry.passed,
+        }
+        for name, entry in g.parity.arrays.items()
+    ]
+    steps: list[dict | None] = []
+    norms = g.steps
+    if norms is not None:
+        count = len(norms.reference)
+        order: list[int | None] = list(range(count))
+        if count > max_steps:
+            order = order[: max_steps - 5] + [None] + order[-5:]
+        for k in order:
+            if k is None:
+                steps.append(None)
+                continue
+            later = norms.reference[k + 1] if k + 1 < count else None
+            steps.append(
+                {
+                    "t": k,
+                    "numpy": norms.reference[k],
+                    "keras": None if norms.keras is None else norms.keras[k],
+                    "ratio": (norms.reference[k] / later) if later else None,
+                }
+            )
+    note = "" if norms is None else f"‖dL/dh_t‖ over batch and units, layer {norms.layer}, processing order"
+    if norms is not None and norms.keras is None:
+        note += "; Keras's side is not probed in a Bidirectional layer"
+    return GradientStory(
+        loss=f"L = Σ G·y, G ~ N(0, 1) drawn from seed {result.spec.seed}, one weight per output element",
+        equations=equations_by_layer,
+        gradients=gradients,
+        steps=steps,
+        step_note=note,
+    )

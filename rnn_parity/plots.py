@@ -50,7 +50,12 @@ def check_plot(report: dict, path) -> None:
     low_err, _ = _positive(report["timestep_low_max_abs_diff"])
     steps = list(range(len(keras_err)))
     cfg, three = report["config"], report["three_way"]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    norms = (report.get("gradients") or {}).get("dh_norm")
+    if norms:  # a second panel: the gradients over time
+        fig, (ax, grad_ax) = plt.subplots(2, 1, figsize=(8, 8), constrained_layout=True)
+        _gradient_panel(grad_ax, norms)
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(steps, keras_err, color="tab:blue", lw=1.4, label="Keras vs reference")
     ax.plot(
         steps,
@@ -82,6 +87,22 @@ def check_plot(report: dict, path) -> None:
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     _save(fig, path)
     plt.close(fig)
+
+
+def _gradient_panel(ax, norms: dict) -> None:
+    """‖dL/dh_t‖ against the processing step (log y): vanishing or exploding gradients at a glance."""
+    reference, _ = _positive(norms["reference"])
+    steps = list(range(len(reference)))
+    ax.plot(steps, reference, color="tab:green", lw=1.6, label="NumPy BPTT (float64)")
+    if norms.get("keras") is not None:
+        keras, _ = _positive(norms["keras"])
+        ax.plot(steps, keras, color="tab:blue", lw=1.0, ls="--", label="Keras autodiff")
+    ax.set_yscale("log")
+    ax.set_xlabel("timestep (processing order)")
+    ax.set_ylabel("‖dL/dh_t‖")
+    ax.set_title(f"gradient reaching the hidden state of {norms['layer']} at each step", fontsize=10)
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def sweep_plot(cases: list[dict], path, x_key: str = "T") -> None:

@@ -30,6 +30,8 @@ __all__ = [
     "review_order",
     "sizes_text",
     "sparkline",
+    "gradients_table",
+    "gradient_explain_view",
     "stop_line",
     "summary_line",
     "summary_lines",
@@ -338,6 +340,8 @@ def check_table(report: dict):
 
     result = _output_table(report, report["states"])
     parts = [title, _config_lines(report["config"]), layers, result]
+    if report.get("gradients"):
+        parts.append(gradients_table(report["gradients"]))
     if report.get("impl") is not None:
         title.append("  your implementation vs Keras")
         parts.append(_impl_table(report))
@@ -680,4 +684,90 @@ def upgrade_table(report: dict):
     if report["rewrites"]:
         parts.append(Text("translated for Keras 3:\n" + "\n".join(f"  {r}" for r in report["rewrites"]), style="dim"))
     parts.append(Text(report["summary"], style="bold green" if report["same"] else "bold red"))
+    return Group(*parts)
+
+
+def gradients_table(gradients: dict):
+    """The ``gradients`` object of a check report: every gradient, dL/dh_t over time, the FD check."""
+    table = Table(
+        box=box.SIMPLE_HEAVY,
+        title="Gradients of L = Σ G·y  (NumPy BPTT vs Keras's autodiff)",
+        title_justify="left",
+        pad_edge=False,
+    )
+    table.add_column("gradient")
+    table.add_column("shape")
+    table.add_column("max |Δ|", justify="right")
+    table.add_column("tolerance", justify="right")
+    table.add_column("")
+    for name, entry in gradients["arrays"].items():
+        table.add_row(
+            name,
+            _shape(entry["shape"]),
+            fmt(entry["max_abs_diff"], 2),
+            f"{entry['atol']:.2g} + {entry['rtol']:.2g}·|g|",
+            verdict_text(entry["passed"]),
+        )
+    lines = []
+    steps = gradients.get("dh_norm")
+    if steps:
+        ref = steps["reference"]
+        lines.append(f"‖dL/dh_t‖ over processing steps ({steps['layer']}), log scale, t = 0 … {len(ref) - 1}:")
+        lines.append(f"  NumPy  {sparkline(ref)}  {fmt(ref[0], 2)} … {fmt(ref[-1], 2)}" if ref else "  NumPy  -")
+        if steps["keras"] is not None:
+            keras = steps["keras"]
+            lines.append(f"  Keras  {sparkline(keras)}  {fmt(keras[0], 2)} … {fmt(keras[-1], 2)}" if keras else "")
+        else:
+            lines.append("  Keras  (a Bidirectional layer is not probed)")
+    fd = gradients.get("fd_check")
+    if fd:
+        lines.append(
+            f"finite differences (float64, step {fd['step']:g}): max relative error {fmt(fd['max_rel_error'], 2)}"
+            f" (≤ {fd['tolerance']:g})"
+        )
+    verdict = Text.assemble("gradients: ", verdict_text(gradients["passed"]))
+    if fd:
+        verdict = Text.assemble(verdict, "   finite differences: ", verdict_text(fd["passed"]))
+    return Group(table, Text("\n".join(lines)), verdict)
+
+
+def gradient_explain_view(story):
+    """``rnn-parity explain --gradients``: the BPTT equations, the gradients' shapes, dL/dh_t by step."""
+    parts = [Text("Backpropagation through time", style="bold"), Text(story.loss)]
+    for layer, lines in story.equations:
+        parts.append(
+            Group(
+                Text(f"{layer}: one step backward, newest step first", style="bold"),
+                *(Text("  " + line) for line in lines),
+                Text(""),
+            )
+        )
+    shapes = Table(box=box.SIMPLE_HEAVY, title="Gradients", title_justify="left", pad_edge=False)
+    for col, just in (("dL/d…", "left"), ("shape", "left"), ("max |Δ| Keras vs NumPy", "right"), ("", "left")):
+        shapes.add_column(col, justify=just)
+    for entry in story.gradients:
+        shapes.add_row(
+            entry["name"], _shape(entry["shape"]), fmt(entry["max_abs_diff"], 2), verdict_text(entry["passed"])
+        )
+    parts.append(shapes)
+    if story.steps:
+        steps = Table(
+            box=box.SIMPLE_HEAVY,
+            title=f"dL/dh_t step by step ({story.step_note})",
+            title_justify="left",
+            pad_edge=False,
+        )
+        for col in ("t", "NumPy", "Keras", "÷ step t+1"):
+            steps.add_column(col, justify="right")
+        for row in story.steps:
+            if row is None:
+                steps.add_row("…", "", "", "")
+                continue
+            steps.add_row(
+                str(row["t"]),
+                fmt(row["numpy"], 3),
+                "-" if row["keras"] is None else fmt(row["keras"], 3),
+                "" if row["ratio"] is None else f"{row['ratio']:.3g}",
+            )
+        parts.append(steps)
     return Group(*parts)

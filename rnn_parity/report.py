@@ -17,6 +17,7 @@ __all__ = [
     "check_report",
     "exit_code",
     "export_report",
+    "gradients_report",
     "installed_versions",
     "sweep_exit_code",
     "sweep_report",
@@ -98,7 +99,7 @@ def check_report(result: CheckResult) -> dict:
     """The ``check --format json`` object (docs/check.md, "JSON report")."""
     three = result.three_way
     timeline = result.time
-    return {
+    report = {
         **_headline(result.passed, result.output),
         "tolerance": result.tolerance.to_dict(),
         "roundoff_ratio": three.roundoff_ratio,
@@ -119,6 +120,9 @@ def check_report(result: CheckResult) -> dict:
         "keras_passed": result.keras_passed,
         "impl": _impl_entry(result.impl) if result.impl is not None else None,
     }
+    if result.gradients is not None:
+        report["gradients"] = gradients_report(result.gradients)
+    return report
 
 
 def _impl_side(parity, names: dict) -> dict | None:
@@ -356,3 +360,39 @@ def sweep_report(result) -> dict:
         },
         "versions": versions,
     }
+
+
+def gradients_report(result) -> dict:
+    """The ``gradients`` object of a check report (see docs/gradients.md, "JSON report")."""
+    from .gradients import FD_STEP
+
+    report = {
+        "passed": result.passed,
+        "max_abs_diff": result.max_abs_diff,
+        "loss": result.loss,
+        "arrays": {
+            name: {**entry.comparison.to_dict(), "tolerance": entry.tolerance.to_dict()}
+            for name, entry in result.parity.arrays.items()
+        },
+        "dh_norm": None,
+        "fd_check": None,
+        "seconds": result.seconds,
+    }
+    if result.steps is not None:
+        report["dh_norm"] = {
+            "layer": result.steps.layer,
+            "reference": result.steps.reference,
+            "keras": result.steps.keras,
+        }
+    if result.fd is not None:
+        report["fd_check"] = {
+            "passed": result.fd.passed,
+            "max_rel_error": result.fd.max_error,
+            "tolerance": result.fd.tolerance,
+            "step": FD_STEP,
+            "arrays": {
+                name: {"rel_error": error, "checked": result.fd.checked[name]}
+                for name, error in result.fd.errors.items()
+            },
+        }
+    return report

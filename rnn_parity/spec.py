@@ -179,6 +179,10 @@ class CheckSpec(BaseModel):
     time_profile: bool = Field(
         True, description="compare the last recurrent layer at every timestep (a sweep does it for failing cases)"
     )
+    gradients: bool = Field(
+        False, description="also compare the gradients of a seeded linear loss (NumPy BPTT against Keras's autodiff)"
+    )
+    fd_check: bool = Field(False, description="check the NumPy gradients by central finite differences in float64")
 
     # Your own implementation against Keras (docs/your-implementation.md).
     impl: str | None = Field(None, description="your function, FILE.py:FUNCTION or package.module:FUNCTION")
@@ -253,6 +257,13 @@ class CheckSpec(BaseModel):
                 f"Keras 3's Bidirectional fails to build a stateful layer that returns its state: "
                 f"{opt('bidirectional', self.bidirectional)} with {opt('stateful', True)} "
                 f"and {opt('return_state', True)}"
+            )
+        if self.fd_check and not self.gradients:
+            raise ValueError(f"{opt('fd_check', True)} checks the gradients, which need {opt('gradients', True)}")
+        if self.gradients and self.stateful:
+            raise ValueError(
+                f"{opt('gradients', True)}: gradients of a {opt('stateful', True)} layer span two calls; "
+                "they are not computed"
             )
         if self.stateful and self.initial_state:
             raise ValueError(
