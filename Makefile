@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The torch extra's range is loose; an unpinned torch resolves to a multi-GB CUDA build, so install the CPU one.
+TORCH_CPU ?= torch==2.13.0
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 export KERAS_BACKEND ?= tensorflow
 
-.PHONY: install run test bench lint format clean
+.PHONY: install run test bench oldest lint format clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,plot,keras2]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" -e ".[dev,plot,keras2,tensorflow,jax,torch]"
 	touch $(STAMP)
 
 run: install
@@ -30,6 +32,15 @@ bench: install
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_grad.py
+	$(BIN)/python bench/bench_backends.py
+
+# The oldest supported pair (Keras 3.5, TensorFlow 2.17) in its own virtualenv: check and a sweep.
+OLDEST := .venv-oldest
+oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/python -m pip install --quiet "keras==3.5.0" "tensorflow==2.17.*" -e ".[dev]"
+	KERAS_BACKEND=tensorflow $(OLDEST)/bin/rnn-parity check --cell lstm --mask post --return-sequences
+	KERAS_BACKEND=tensorflow $(OLDEST)/bin/rnn-parity sweep configs/smoke.yaml
 
 lint: install
 	$(BIN)/ruff check rnn_parity tests bench
@@ -40,5 +51,5 @@ format: install
 	$(BIN)/ruff check --fix rnn_parity tests bench
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .hypothesis reports
+	rm -rf $(VENV) $(OLDEST) build *.egg-info .pytest_cache .ruff_cache .hypothesis reports
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

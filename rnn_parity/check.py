@@ -18,7 +18,7 @@ import time
 import types
 from dataclasses import dataclass, replace
 
-from . import keras_runner
+from . import backend, keras_runner
 from .architecture import LayerDesc, last_recurrent, layers_for, sequence_twin
 from .case import CaseData, make_case
 from .compare import Comparison
@@ -230,6 +230,7 @@ def run_check(
     ``time_profile`` overrides the spec's (a sweep runs without it first);
     ``impl`` is the user's implementation (default: ``spec.impl`` imported, if set).
     """
+    backend.select(spec.backend)
     if impl is None and spec.impl is not None:
         impl = resolve_impl(spec.impl)
     layers = layers_for(spec)
@@ -249,7 +250,8 @@ def run_check(
     rule = ToleranceRule.of(spec, spec.compute_dtype)
     runs = run_reference(_reference_run(layers, keras.weights, case, twin, profiled), rule, spec.reference_dtype)
     reference = runs.reference(rule)
-    parity = compare_side("keras", _namer(layers)(keras.outputs, keras.states), reference)
+    named = _namer(layers)(keras.outputs, keras.states)
+    parity = compare_side("keras", named, reference)
 
     out = layers[-1].name
     profile, k_seq = None, None
@@ -280,7 +282,8 @@ def run_check(
         output=parity[out].comparison,
         states=parity.comparisons([name for name in parity.arrays if name not in keras.outputs]),
         tolerance=parity[out].tolerance,
-        three_way=reference.three_way(out, keras.outputs[out]),
+        # diagnosed over every compared array: the model output's unless another is worse
+        three_way=reference.worst_three_way(named, out),
         time=profile,
         total_params=keras.total_params,
         versions=keras_runner.versions(),

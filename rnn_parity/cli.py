@@ -196,6 +196,12 @@ def spec_options(fn):
         ),
         click.option("--unroll", is_flag=True, default=None, help="Keras unrolls the time loop"),
         click.option(
+            "--backend",
+            type=click.Choice(["tensorflow", "jax", "torch", "all"]),
+            help="Keras backend; all: every installed one, each in its own process "
+            "[default: KERAS_BACKEND, else tensorflow]",
+        ),
+        click.option(
             "--time-profile/--no-time-profile",
             default=None,
             help="compare the last recurrent layer at every timestep [default: on]",
@@ -258,13 +264,21 @@ def check(fmt, output, plot, debug, **options):
     def body():
         from .files import ensure_writable
 
-        spec = spec_from_options(options)
+        every = options.get("backend") == "all"
+        spec = spec_from_options({**options, "backend": None} if every else options)
         if spec.impl is not None:  # a missing or unimportable TARGET is exit 2 before TensorFlow loads
             from .impl import check_callable, resolve_impl
 
             check_callable(resolve_impl(spec.impl).fn, spec, f"--impl {spec.impl}")
         if output is not None:
             ensure_writable(output, "--output")
+        if every:
+            if plot is not None:
+                raise InvalidInput("--plot draws one backend's time profile; choose one with --backend")
+            from .all_backends import all_exit_code, run_all
+
+            report = run_all(spec)
+            return _emit(report, fmt, output, table="all_backends_table") or all_exit_code(report)
         if plot is not None:
             if not spec.time_profile:
                 raise InvalidInput("--plot draws the time profile, which --no-time-profile turns off")
@@ -311,6 +325,8 @@ def explain(steps, weights_only, debug, **options):
     """
 
     def body():
+        if options.get("backend") == "all":
+            raise InvalidInput("--backend all: explain walks through one backend; choose tensorflow, jax or torch")
         spec = spec_from_options(options)
         from rich.console import Console
 
@@ -384,6 +400,11 @@ model_options = _options(
     click.option("--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]"),
     click.option("--seed", type=int, help="seed of the generated inputs and padding [default: 0]"),
     tolerance_options,
+    click.option(
+        "--backend",
+        type=click.Choice(["tensorflow", "jax", "torch"]),
+        help="Keras backend that loads and runs the model [default: KERAS_BACKEND, else tensorflow]",
+    ),
 )
 
 

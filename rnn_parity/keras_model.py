@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InvalidInput, RnnParityError
-from .keras_runner import import_keras
+from .keras_runner import get_mask, import_keras, tensorflow_kept_out, to_numpy
 from .model_checks import require_finite_weights
 from .model_file import ModelFile
 
@@ -79,10 +79,17 @@ def load_translated(keras, path, config: dict):
 def load(model_file: ModelFile, translated_config: dict | None = None) -> LoadedModel:
     """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file.
 
+    TensorFlow is not imported unless it is the backend: neither format needs it to load.
+
     ``translated_config``: for an ``.h5`` file written by Keras 2, the configuration
     :func:`rnn_parity.keras2.translate` made for Keras 3; Keras 3 loads a copy of the
     file holding it (weights as Keras 3 reads them from the file).
     """
+    with tensorflow_kept_out():
+        return _load(model_file, translated_config)
+
+
+def _load(model_file: ModelFile, translated_config: dict | None = None) -> LoadedModel:
     keras = import_keras()
     where = model_file.path
     try:
@@ -143,6 +150,11 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
     Raises:
         NonFiniteWeights: a layer holds a NaN or infinite weight (exit 1).
     """
+    with tensorflow_kept_out():
+        return _run_marked(loaded, graph, feeds)
+
+
+def _run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -> KerasRun:
     keras = import_keras()
     model = loaded.model
     graph_model, nodes = _model_nodes(model)
@@ -178,6 +190,6 @@ def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -
         name = layer_desc["name"]
         chunk = raw[position : position + counts[name]]
         position += counts[name]
-        tensors[name] = [np.asarray(t) for t in chunk]
-        masks[name] = [None if getattr(t, "_keras_mask", None) is None else np.asarray(t._keras_mask) for t in chunk]
+        tensors[name] = [to_numpy(t) for t in chunk]
+        masks[name] = [None if (m := get_mask(t)) is None else to_numpy(m) for t in chunk]
     return KerasRun(tensors, masks, weights, weight_names, param_counts, int(model.count_params()))

@@ -1,19 +1,26 @@
-"""The only module that imports Keras and TensorFlow, and only when first asked.
+"""The Keras side of ``check`` and ``sweep``: import Keras on the chosen backend, build, run.
 
-:func:`import_keras` sets the backend (tensorflow unless ``KERAS_BACKEND`` is
-set), quiets TensorFlow's C++ and Python logging and imports Keras with the
-process's stderr parked, so oneDNN banners and absl lines never reach the user.
-:func:`run_keras` builds the described model as a real ``keras.Model``, sets the
-case's weights, reads them back with ``get_weights()`` and calls it.
+:func:`import_keras` imports Keras on the backend :mod:`rnn_parity.backend`
+fixed (``--backend``, else ``KERAS_BACKEND``, else tensorflow), quiets
+TensorFlow's C++ and Python logging when TensorFlow is the backend and imports
+Keras with the process's stderr parked, so oneDNN banners and absl lines never
+reach the user. :func:`run_keras` builds the described model as a real
+``keras.Model``, sets the case's weights, reads them back with
+``get_weights()`` and runs it.
 
-The path parity is claimed for is the model's eager forward call,
-``model(inputs, training=False)``: the real Keras layers, op by op, without
-``model.predict``'s per-model ``tf.function`` tracing (about 0.2 s per new
-model, most of a small check). Built models are kept and reused for every case
-with the same architecture (batch size and sequence length are left open, so
-they vary freely), their weights swapped with ``set_weights``. Keras's session
-is cleared every :data:`BUILDS_PER_SESSION` builds: its global state and
-TensorFlow's eager kernel cache otherwise grow with every model.
+The call parity is claimed for is ``model.predict_on_batch``: the backend's own
+compiled forward pass, the one ``model.predict`` runs (a ``tf.function`` on
+TensorFlow, ``jax.jit`` on JAX, the model under ``torch.no_grad`` on torch).
+One model is built per *architecture*, with the batch size and sequence
+length left open wherever the options allow (a stateful layer fixes the batch,
+``unroll`` the length), so cases that differ only in N, T or seed reuse it with
+their weights swapped in by ``set_weights``; its compiled function is built on
+the first call and reused (TensorFlow's relaxes to open shapes after the
+second shape instead of retracing; JAX compiles once per input shape).
+Keras's session is cleared every :data:`BUILDS_PER_SESSION` builds: its global
+state and the compiled functions otherwise grow with every model. The eager
+call and ``model.predict`` stay available (``mode``) and a test keeps the
+three in agreement for every option.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .architecture import LayerDesc
+from .backend import select as select_backend
 from .case import CaseData
 from .errors import InvalidInput
 from .model_checks import require_finite_weights
@@ -40,16 +48,19 @@ __all__ = [
     "build_model",
     "clear_models",
     "import_keras",
+    "get_mask",
+    "tensorflow_kept_out",
     "import_log",
     "run_keras",
+    "to_numpy",
     "versions",
 ]
 
 _keras = None
 _import_log = ""
 
-#: The backends Keras 3 knows; the tool is built and tested on tensorflow.
-KERAS_BACKENDS = ("tensorflow", "jax", "torch", "numpy", "openvino")
+#: The calls :func:`run_keras` can compare: the compiled forward pass, the eager call, ``model.predict``.
+CALL_MODES = ("compiled", "eager", "predict")
 
 #: How many built models are kept for reuse (least recently used dropped first).
 MODEL_CACHE_SIZE = 16
@@ -84,19 +95,21 @@ def _drop_never_used(record) -> bool:
 
 
 def import_keras():
-    """Import and return ``keras`` with TensorFlow's log noise silenced."""
+    """Import and return ``keras`` on the backend :func:`rnn_parity.backend.select` fixed, quietly.
+
+    TensorFlow is imported only when it is the backend (Keras 3 itself does not
+    import it for jax or torch).
+    """
     global _keras
     if _keras is not None:
         return _keras
-    backend = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if backend not in KERAS_BACKENDS:
-        raise InvalidInput(f"KERAS_BACKEND={backend}: not a Keras backend (one of {', '.join(KERAS_BACKENDS)})")
+    backend = select_backend(None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
     with _stderr_parked():
         try:
             import keras
-        except ImportError as exc:  # e.g. KERAS_BACKEND=jax without jax installed
+        except ImportError as exc:  # the backend's package is installed but broken
             raise InvalidInput(f"KERAS_BACKEND={backend}: Keras cannot load that backend ({exc})") from None
 
         if keras.backend.backend() == "tensorflow":
@@ -120,32 +133,53 @@ def import_log() -> str:
 
 
 def versions() -> dict[str, str | None]:
-    """Versions of the stack, importing Keras if needed."""
+    """Versions of the stack, importing Keras if needed.
+
+    ``jax`` and ``torch`` are given when they are the backend; ``tensorflow``
+    whenever it was imported (its backend, or a file format that needs it).
+    """
     import platform
 
     keras = import_keras()
-    tf_version = None
-    if "tensorflow" in sys.modules:
-        tf_version = sys.modules["tensorflow"].__version__
+    name = keras.backend.backend()
+
+    def loaded(module: str) -> str | None:
+        return getattr(sys.modules[module], "__version__", None) if module in sys.modules else None
+
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "keras": keras.__version__,
-        "tensorflow": tf_version,
-        "backend": keras.backend.backend(),
+        "tensorflow": loaded("tensorflow"),
+        "jax": loaded("jax") if name == "jax" else None,
+        "torch": loaded("torch") if name == "torch" else None,
+        "backend": name,
     }
 
 
 def backend_facts() -> dict:
-    """What of Keras's backend changes rounding: oneDNN, thread pools."""
+    """What of Keras's backend changes rounding: its library's kernels, devices and thread pools.
+
+    TensorFlow: oneDNN and its thread pools; JAX: jaxlib, the XLA device and
+    whether 64-bit types are enabled (without them float64 computes in float32);
+    torch: its intra- and inter-op threads and whether oneDNN (mkldnn) is on.
+    Keys of the other backends are None.
+    """
     keras = import_keras()
+    name = keras.backend.backend()
     facts = {
-        "keras_backend": keras.backend.backend(),
+        "keras_backend": name,
         "onednn": None,
         "tf_intra_op_threads": None,
         "tf_inter_op_threads": None,
+        "jaxlib": None,
+        "xla_device": None,
+        "jax_enable_x64": None,
+        "torch_threads": None,
+        "torch_interop_threads": None,
+        "torch_mkldnn": None,
     }
-    if facts["keras_backend"] == "tensorflow":
+    if name == "tensorflow":
         import tensorflow as tf
 
         try:  # TensorFlow reports oneDNN at start-up; this is the switch it reads
@@ -157,7 +191,69 @@ def backend_facts() -> dict:
         # 0 means "TensorFlow chooses" (one per core).
         facts["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
         facts["tf_inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+    elif name == "jax":
+        import jax
+        import jaxlib
+
+        device = jax.devices()[0]
+        facts["jaxlib"] = getattr(jaxlib, "__version__", None)
+        facts["xla_device"] = f"{device.platform} ({getattr(device, 'device_kind', '?')})"
+        facts["jax_enable_x64"] = bool(jax.config.jax_enable_x64)
+    elif name == "torch":
+        import torch
+
+        facts["torch_threads"] = torch.get_num_threads()
+        facts["torch_interop_threads"] = torch.get_num_interop_threads()
+        facts["torch_mkldnn"] = bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled)
     return facts
+
+
+@contextlib.contextmanager
+def tensorflow_kept_out():
+    """Keep Keras from importing TensorFlow just to ask whether a value is one of its types.
+
+    Keras's serializers test ``isinstance(obj, tf.TensorShape)`` (``tf.DType``,
+    ``tf.TypeSpec``) behind a lazy module that imports TensorFlow when it is
+    installed: on jax or torch, ``model.get_config()`` would cost TensorFlow's
+    import (3-6 s) and its log lines. When TensorFlow is neither the backend nor
+    already imported, no value can be one of its types, so the lazy module is
+    told it is unavailable for the duration.
+    """
+    lazy = None
+    if import_keras().backend.backend() != "tensorflow" and "tensorflow" not in sys.modules:
+        with contextlib.suppress(ImportError):
+            from keras.src.utils import module_utils
+
+            lazy = getattr(module_utils, "tensorflow", None)
+    if lazy is None or not hasattr(lazy, "_available"):
+        yield
+        return
+    saved = lazy._available
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = saved
+
+
+def get_mask(tensor):
+    """The mask Keras attached to an eager tensor, or None.
+
+    JAX arrays take no attributes, so Keras 3.6+ keeps masks beside the tensor
+    (``keras.src.backend.common.masking``); older Keras only sets ``_keras_mask``.
+    """
+    try:
+        from keras.src.backend.common.masking import get_keras_mask
+    except ImportError:
+        return getattr(tensor, "_keras_mask", None)
+    return get_keras_mask(tensor)
+
+
+def to_numpy(value) -> np.ndarray:
+    """A backend tensor as a NumPy array (torch tensors that require grad are detached first)."""
+    if isinstance(value, np.ndarray):
+        return value
+    return np.asarray(import_keras().ops.convert_to_numpy(value))
 
 
 @dataclass(frozen=True)
@@ -182,12 +278,28 @@ class KerasResult:
     total_params: int
 
 
+def _buildable(config: dict, dtype: str) -> dict:
+    """A recurrent layer's config that builds in ``dtype`` on every backend.
+
+    Keras's default recurrent initializer, ``orthogonal``, takes a QR
+    decomposition in the layer's dtype, which JAX's and torch's CPU LAPACK do
+    not have for float16 (``Unsupported dtype float16``, ``"geqrf_cpu" not
+    implemented for 'Half'``). The case's weights replace the initial ones
+    anyway, so a float16 layer starts from zeros instead.
+    """
+    if dtype == "float16" and "units" in config:
+        return {**config, "recurrent_initializer": "zeros"}
+    return config
+
+
 def _make_layer(keras, desc: LayerDesc, dtype: str):
     cfg = dict(desc.config)
     if desc.is_bidirectional:
         inner = desc.config["layer"]
-        rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **inner["config"])
+        rnn = getattr(keras.layers, inner["class_name"])(dtype=dtype, **_buildable(inner["config"], dtype))
         return keras.layers.Bidirectional(rnn, merge_mode=cfg["merge_mode"], name=desc.name, dtype=dtype)
+    if desc.is_recurrent:
+        cfg = _buildable(cfg, dtype)
     return getattr(keras.layers, desc.class_name)(name=desc.name, dtype=dtype, **cfg)
 
 
@@ -294,6 +406,34 @@ def _cached_model(layers: list[LayerDesc], **dims):
     return entry
 
 
+def _compiled(model):
+    """The model's compiled forward pass, built on first use and kept on the model.
+
+    On TensorFlow: a ``tf.function`` of ``model(inputs, training=False)`` (what
+    ``predict_on_batch`` traces) with the input signature of the model's
+    ``Input`` layers, batch and time left open, so it is traced once per model
+    and a new sequence length or batch size never retraces. Elsewhere:
+    ``model.predict_on_batch``, the backend's own compiled predict step
+    (``jax.jit``, which compiles once per input shape; torch runs it eagerly
+    under ``torch.no_grad``).
+    """
+    fn = getattr(model, "_rnn_parity_compiled", None)
+    if fn is not None:
+        return fn
+    if import_keras().backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        signature = [tf.TensorSpec(shape=tuple(t.shape), dtype=t.dtype) for t in model.inputs]
+        traced = tf.function(lambda *xs: model(list(xs), training=False), input_signature=signature)
+
+        def fn(feed):
+            return traced(*[np.asarray(x, dtype=s.dtype.as_numpy_dtype) for x, s in zip(feed, signature, strict=True)])
+    else:
+        fn = model.predict_on_batch
+    model._rnn_parity_compiled = fn
+    return fn
+
+
 def _reset_states(model) -> None:
     for layer in model.layers:
         if getattr(layer, "stateful", False) or is_bidirectional(type(layer).__name__):
@@ -308,17 +448,25 @@ def run_keras(
     dtype: str = "float32",
     twin: LayerDesc | None = None,
     reuse: bool = True,
-    predict: bool = False,
+    mode: str = "compiled",
 ) -> KerasResult:
     """Build (or reuse) the model, set and read back the weights, call it on every batch.
 
     The model is built with the batch size open (fixed only when ``stateful``)
     and the sequence length open (fixed only for ``unroll``, which needs it);
     a stateful model's states are reset first, so a reused model starts from
-    zeros like a new one. ``reuse=False`` builds a new model; ``predict=True``
-    runs ``model.predict`` instead of the eager call (the notebook's way, the
-    sweep benchmark's baseline).
+    zeros like a new one. ``reuse=False`` builds a new model.
+
+    ``mode`` is the call whose numbers are compared (:data:`CALL_MODES`):
+    ``"compiled"`` (the default) is ``model.predict_on_batch``, the backend's own
+    compiled forward pass that ``model.predict`` runs too (a ``tf.function``
+    that stops retracing for new shapes on TensorFlow, ``jax.jit`` on JAX, the
+    eager graph under ``torch.no_grad`` on torch), built once per cached model;
+    ``"eager"`` is ``model(inputs, training=False)``, op by op; ``"predict"``
+    is ``model.predict`` (the notebook's way, the benchmark's baseline).
     """
+    if mode not in CALL_MODES:
+        raise ValueError(f"mode must be one of {', '.join(CALL_MODES)}, got {mode!r}")
     batch, timesteps, features = case.batches[0].shape
     unroll = any(desc.cell_config.get("unroll", False) for desc in layers if desc.is_recurrent)
     dims = {
@@ -345,16 +493,19 @@ def run_keras(
         param_counts[desc.name] = int(layer.count_params())
     states_in = [s for desc in layers for s in case.initial_states.get(desc.name, [])]
     for x in case.batches:
-        if predict:
-            raw = model.predict([x, *states_in], batch_size=len(x), verbose=0)
+        feed = [x, *states_in]
+        if mode == "compiled":
+            raw = _compiled(model)(feed)
+        elif mode == "predict":
+            raw = model.predict(feed, batch_size=len(x), verbose=0)
         else:
-            raw = model([x, *states_in], training=False)
+            raw = model(feed, training=False)
     raw = raw if isinstance(raw, (list, tuple)) else [raw]
     outputs: dict[str, object] = {}
     states: dict[str, list[np.ndarray]] = {}
     sequences: dict[str, object] = {}
     for (kind, name, _), value in zip(keys, raw, strict=True):
-        value = np.asarray(value)
+        value = to_numpy(value)
         if kind == "state":
             states.setdefault(name, []).append(value)
             continue

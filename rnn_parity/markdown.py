@@ -36,7 +36,9 @@ def markdown_summary(report: dict) -> str:
     if stop:
         lines += [f"**{_cell(stop)}**", ""]
     versions = report["versions"]
-    stack = ", ".join(f"{k} {versions[k]}" for k in ("keras", "tensorflow", "numpy", "python") if versions.get(k))
+    stack = ", ".join(
+        f"{k} {versions[k]}" for k in ("keras", "tensorflow", "jax", "torch", "numpy", "python") if versions.get(k)
+    )
     configs = ", ".join(f"`{_cell(c)}`" for c in report["configs"])
     lines += [f"{_cell(stack)}; configs: {configs}", ""]
     header = (

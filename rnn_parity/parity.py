@@ -50,7 +50,7 @@ import numpy as np
 
 from .compare import Comparison, compare, max_abs_error
 from .errors import RnnParityError
-from .tolerance import ThreeWay, Tolerance, ToleranceRule, three_way
+from .tolerance import ThreeWay, Tolerance, ToleranceRule, three_way, worst_three_way
 
 __all__ = [
     "ArrayParity",
@@ -210,6 +210,16 @@ class Reference:
     def three_way(self, name: str, actual) -> ThreeWay:
         """``actual`` and the low-precision run, each against the truth: rounding or a discrepancy."""
         return three_way(actual, self.truth[name], self.low[name], self.rule.compute_dtype)
+
+    def worst_three_way(self, actual: Arrays, first: str) -> ThreeWay:
+        """:meth:`three_way` over every array of ``actual``: ``first``'s unless another is worse.
+
+        See :func:`rnn_parity.tolerance.worst_three_way`: a failing first layer is
+        not called rounding because the model output happens to be close.
+        """
+        names = [first, *(name for name in actual if name != first)]
+        arrays = [(name, actual[name], self.truth[name], self.low[name]) for name in names]
+        return worst_three_way(arrays, self.rule.compute_dtype)
 
     def profile(self, name: str, actual) -> StepProfile:
         """``actual``, a ``(…, timesteps, units)`` sequence, compared with ``expected[name]`` at every step."""

@@ -18,6 +18,7 @@ from rich.text import Text
 from .recurrent import is_bidirectional
 
 __all__ = [
+    "all_backends_table",
     "case_note",
     "cases_table",
     "check_table",
@@ -128,19 +129,35 @@ def diagnosis_text(report: dict) -> Text:
             f"{what}: Keras's error is {ratio:.2g}× that of a correct {low} NumPy implementation{grows}",
             style="green",
         )
-    return Text(
-        f"a real discrepancy: Keras's error is {ratio:.3g}× that of a correct {low} NumPy "
+    where = f" in {three['array']}" if three.get("array") else ""
+    text = Text(
+        f"a real discrepancy{where}: Keras's error is {ratio:.3g}× that of a correct {low} NumPy "
         f"implementation, far above rounding",
         style="bold red",
     )
+    for known in report.get("known_differences") or []:
+        text.append(f"\nknown backend difference {known['name']}: {known['summary']}", style="yellow")
+    return text
+
+
+def _backend_text(env: dict) -> str:
+    """The backend's own facts: oneDNN for TensorFlow, the XLA device for JAX, threads for torch."""
+    backend = env.get("keras_backend")
+    if backend == "jax":
+        x64 = "on" if env.get("jax_enable_x64") else "off"
+        return f"JAX {env.get('jax')} · jaxlib {env.get('jaxlib')} · XLA {env.get('xla_device')} · x64 {x64}"
+    if backend == "torch":
+        mkldnn = {True: "on", False: "off", None: "n/a"}[env.get("torch_mkldnn")]
+        return f"torch {env.get('torch')} · {env.get('torch_threads')} threads · oneDNN {mkldnn}"
+    onednn = {True: "on", False: "off", None: "n/a"}[env.get("onednn")]
+    return f"TensorFlow {env.get('tensorflow')} · oneDNN {onednn}"
 
 
 def environment_text(env: dict) -> Text:
     blas = ", ".join(f"{b['api']} {b['version']} ({b['threads']} threads)" for b in env.get("blas", [])) or "unknown"
-    onednn = {True: "on", False: "off", None: "n/a"}[env.get("onednn")]
     return Text(
         f"Python {env['python']} · NumPy {env['numpy']} · Keras {env['keras']} ({env['keras_backend']}) · "
-        f"TensorFlow {env['tensorflow']} · oneDNN {onednn}\nBLAS {blas} · {env['cpu']} · {env['cpu_count']} CPUs\n"
+        f"{_backend_text(env)}\nBLAS {blas} · {env['cpu']} · {env['cpu_count']} CPUs\n"
         f"reproduce: {env['command']}",
         style="dim",
     )
@@ -363,6 +380,38 @@ def html(renderable, width: int = 100) -> str:
     return console.export_html(
         inline_styles=True, code_format='<pre style="font-family: monospace; line-height: 1.3">{code}</pre>'
     )
+
+
+def all_backends_table(report: dict):
+    """``check --backend all``: one row per backend, then the backend-vs-backend differences."""
+    title = Text.assemble(("rnn-parity check --backend all  ", "bold"), verdict_text(report["passed"]))
+    rows = Table(box=box.SIMPLE_HEAVY, title="Keras vs NumPy, per backend", title_justify="left", pad_edge=False)
+    for column in ("backend", "max |Δ|", "diagnosis", "Keras s", "process s", ""):
+        rows.add_column(column, justify="right" if column.endswith(("s", "|Δ|")) else "left")
+    for name, entry in report["backends"].items():
+        if entry.get("status") == "error":
+            rows.add_row(name, "-", Text(first_line(entry["error"]), style="yellow"), "-", "-", verdict_text(None))
+            continue
+        rows.add_row(
+            name,
+            fmt(entry["max_abs_diff"], 2),
+            entry.get("diagnosis") or "-",
+            f"{entry['seconds']['keras']:.2f}",
+            f"{entry.get('process_seconds', 0):.1f}",
+            verdict_text(entry["passed"]),
+        )
+    for name, command in report["skipped"].items():
+        rows.add_row(name, "-", Text(f"not installed: {command}", style="dim"), "-", "-", Text("SKIPPED", style="dim"))
+    parts = [title, _config_lines(report["config"]), rows]
+    if report["differences"]:
+        pairs = Table(box=box.SIMPLE_HEAVY, title="Backend vs backend", title_justify="left", pad_edge=False)
+        pairs.add_column("backends")
+        pairs.add_column("max |Δ|", justify="right")
+        pairs.add_column("where")
+        for diff in report["differences"]:
+            pairs.add_row(" vs ".join(diff["backends"]), fmt(diff["max_abs_diff"], 2), diff["array"] or "-")
+        parts.append(pairs)
+    return Group(*parts)
 
 
 def _mask_text(masks: list[dict]) -> Text:

@@ -116,6 +116,7 @@ def check_report(result: CheckResult) -> dict:
         "versions": result.versions,
         "environment": result.environment,
         "seconds": result.seconds,
+        "known_differences": _known_differences(result),
         "verdict": "impl_vs_keras" if result.impl is not None else "keras_vs_reference",
         "keras_passed": result.keras_passed,
         "impl": _impl_entry(result.impl) if result.impl is not None else None,
@@ -162,6 +163,15 @@ def _impl_entry(impl) -> dict:
         "mistakes_tried": impl.mistakes_tried,
         "seconds": impl.seconds,
     }
+
+
+def _known_differences(result: CheckResult) -> list[dict]:
+    """The named backend behaviours (rnn_parity.backend_notes) that can explain a failing check."""
+    from .backend_notes import applying
+
+    if result.passed:
+        return []
+    return [d.to_dict() for d in applying(result.spec, result.environment.get("keras_backend", "tensorflow"))]
 
 
 def exit_code(result) -> int:
@@ -286,6 +296,8 @@ def installed_versions() -> dict[str, str | None]:
         "numpy": version("numpy"),
         "keras": version("keras"),
         "tensorflow": version("tensorflow"),
+        "jax": version("jax"),
+        "torch": version("torch"),
         "backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
     }
 

@@ -175,6 +175,11 @@ class CheckSpec(BaseModel):
     )
     unroll: bool = Field(False, description="Keras unrolls the time loop")
 
+    # Where Keras runs.
+    backend: Literal["tensorflow", "jax", "torch"] | None = Field(
+        None, description="Keras backend (default: KERAS_BACKEND, else tensorflow)"
+    )
+
     # Diagnostics.
     time_profile: bool = Field(
         True, description="compare the last recurrent layer at every timestep (a sweep does it for failing cases)"

@@ -22,7 +22,8 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 from .check import run_check
 from .config import Case
@@ -130,14 +131,31 @@ def run_case(index: int, spec: CheckSpec) -> CaseOutcome:
     return CaseOutcome(index, status, report, None, time.perf_counter() - started)
 
 
-def _worker_init() -> None:
+def _worker_init(backend_name: str | None = None) -> None:
     """Each worker ignores Ctrl-C (the parent handles it) and NumPy's overflow warnings (the
-    reports say what overflowed, as in the main process) and imports TensorFlow once, up front."""
+    reports say what overflowed, as in the main process) and imports Keras on its backend once, up front."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     warnings.simplefilter("ignore", RuntimeWarning)
+    from .backend import select
     from .keras_runner import import_keras
 
+    select(backend_name)
     import_keras()
+
+
+def backend_groups(cases: list[Case]) -> dict[str, list[int]]:
+    """Case indices by the backend each runs on (its ``backend`` key, else the default), in config order.
+
+    Raises InvalidInput (before anything runs) for a backend that is not installed.
+    """
+    from . import backend
+
+    groups: dict[str, list[int]] = {}
+    for i, case in enumerate(cases):
+        groups.setdefault(case.spec.backend or backend.default(), []).append(i)
+    for name in groups:
+        backend.validate(name, "backend" if any(c.spec.backend == name for c in cases) else "KERAS_BACKEND")
+    return groups
 
 
 OnDone = Callable[[Case, CaseOutcome], None]
@@ -155,12 +173,40 @@ def run_sweep(
         fail_fast: stop starting cases after the first failure or error.
         on_done: called in this process as each case finishes, in finishing order.
     """
+    from .backend import bound
+
     n = resolve_workers(workers, len(cases))
     started = time.perf_counter()
     outcomes: dict[int, CaseOutcome] = {}
-    runner = _run_serial if n == 1 else _run_pool
+    on_done = on_done or (lambda c, o: None)
+    interrupted = stopped = False
     with terminate_as_interrupt():
-        interrupted, stopped = runner(cases, outcomes, n=n, fail_fast=fail_fast, on_done=on_done or (lambda c, o: None))
+        # Keras binds one backend per process: a backend this process is not bound to runs in workers.
+        for name, indices in backend_groups(cases).items():
+            group = [cases[i] for i in indices]
+            here = n == 1 and bound() in (None, name)
+            found: dict[int, CaseOutcome] = {}
+
+            def done(case, outcome, indices=indices):
+                on_done(case, replace(outcome, index=indices[outcome.index]))
+
+            if here:
+                interrupted, stopped = _run_serial(group, found, n=1, fail_fast=fail_fast, on_done=done, backend=name)
+            else:
+                interrupted, stopped = _run_pool(
+                    group,
+                    found,
+                    n=min(n, len(group)),
+                    fail_fast=fail_fast,
+                    on_done=done,
+                    init=partial(_worker_init, name),
+                )
+            for j, outcome in found.items():
+                outcomes[indices[j]] = replace(outcome, index=indices[j])
+            if fail_fast and any(o.status != "pass" for o in found.values()):
+                stopped = len(outcomes) < len(cases)
+            if interrupted or stopped:
+                break
     return SweepResult(
         cases=tuple(cases),
         outcomes=tuple(outcomes[i] for i in sorted(outcomes)),
@@ -171,10 +217,12 @@ def run_sweep(
     )
 
 
-def _run_serial(cases, outcomes, *, n, fail_fast, on_done) -> tuple[bool, bool]:
+def _run_serial(cases, outcomes, *, n, fail_fast, on_done, backend=None) -> tuple[bool, bool]:
+    from .backend import select
     from .keras_runner import import_keras
 
     try:
+        select(backend)
         import_keras()  # before the first case, so its seconds are its own (workers do this on start)
         for i, case in enumerate(cases):
             outcome = run_case(i, case.spec)

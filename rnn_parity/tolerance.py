@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,6 +35,7 @@ __all__ = [
     "ToleranceRule",
     "resolve",
     "three_way",
+    "worst_three_way",
 ]
 
 #: (rtol, atol) by the dtype Keras computes in, as torch.testing.assert_close uses.
@@ -86,6 +87,8 @@ class ThreeWay:
     low_vs_truth: float
     keras_vs_low: float
     roundoff_ratio: float
+    #: the compared array this is about (a layer's output or ``layer.state``), when named
+    array: str | None = None
 
     @property
     def diagnosis(self) -> str:
@@ -99,6 +102,7 @@ class ThreeWay:
             "keras_vs_truth": self.keras_vs_truth,
             "low_vs_truth": self.low_vs_truth,
             "keras_vs_low": self.keras_vs_low,
+            "array": self.array,
         }
 
 
@@ -176,3 +180,19 @@ class ToleranceRule:
             truth=truth,
             low=low,
         )
+
+
+def worst_three_way(arrays, compute_dtype: str) -> ThreeWay:
+    """:func:`three_way` over every compared array: the model output's unless another is worse.
+
+    ``arrays`` is ``[(name, keras, truth, low), ...]`` with the model output
+    first. When every array is rounding, the model output's diagnosis stands;
+    otherwise the array that most needs explaining is reported (non-finite
+    first, then the highest roundoff ratio), so a failing first layer is not
+    called rounding because the model output happens to be close.
+    """
+    found = [replace(three_way(k, t, low, compute_dtype), array=name) for name, k, t, low in arrays]
+    bad = [w for w in found if w.diagnosis != "rounding"]
+    if not bad:
+        return found[0]
+    return max(bad, key=lambda w: (w.diagnosis == "non-finite", w.roundoff_ratio))

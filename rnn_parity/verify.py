@@ -21,6 +21,7 @@ import os
 import shlex
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
@@ -73,6 +74,8 @@ class VerifyOptions(BaseModel):
     reference_dtype: ReferenceDtype = "float64"
     tolerance: ToleranceMode = DEFAULT_MODE
     max_mismatch_frac: Fraction = 0.0
+    #: the Keras backend that loads and runs the model (None: ``KERAS_BACKEND``, else tensorflow)
+    backend: Literal["tensorflow", "jax", "torch"] | None = None
 
     @classmethod
     def build(cls, style: str = "cli", **values) -> VerifyOptions:
@@ -280,6 +283,10 @@ def _layer_check(layer: dict, keras_run, trace, side: SideParity) -> LayerCheck:
 
 def run_verify(options: VerifyOptions) -> VerifyResult:
     """Verify the model file named in ``options`` layer by layer (see the module docstring)."""
+    from .backend import validate
+
+    if options.backend is not None:
+        validate(options.backend)  # an uninstalled backend is refused before anything is read
     started = time.perf_counter()
     model_file = read_model_file(options.model)
     where = str(model_file.path)
@@ -287,7 +294,10 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     scan(keras2[1].config if keras2 else model_file.config, where)
     arrays = read_arrays(options.input) if options.input is not None else None
 
-    from . import keras_model, keras_runner  # imports TensorFlow
+    from . import keras_model, keras_runner
+    from .backend import select
+
+    select(options.backend)  # before Keras is imported; TensorFlow only on its own backend
 
     loaded = keras_model.load(model_file, keras2[1].config if keras2 else None)
     graph = build_graph(loaded.class_name, loaded.config, where)
@@ -307,12 +317,9 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         rule,
         options.reference_dtype,
     )
-    layers = compare_side(
-        "keras",
-        _keras_layers(graph, keras_run),
-        runs.reference(rule, lambda trace: named_arrays(trace.outputs, trace.states, _labels(graph))),
-        where=lambda key: f"layer {key!r}",
-    )
+    keras_layers = _keras_layers(graph, keras_run)
+    layer_reference = runs.reference(rule, lambda trace: named_arrays(trace.outputs, trace.states, _labels(graph)))
+    layers = compare_side("keras", keras_layers, layer_reference, where=lambda key: f"layer {key!r}")
     keys = _output_keys(graph)
     keras_outputs = {key: keras_run.tensors[source][index] for key, (source, index) in zip(keys, graph["outputs"])}
     reference = runs.reference(rule, lambda trace: dict(zip(keys, trace.model_outputs, strict=True)))
@@ -330,10 +337,18 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         versions=keras_runner.versions(),
         seconds={"load": load_seconds, "keras": keras_seconds, "reference": runs.seconds},
         tolerance=outputs[keys[0]].tolerance,
-        three_way=reference.three_way(keys[0], keras_outputs[keys[0]]),
+        three_way=_diagnosis(reference.worst_three_way(keras_outputs, keys[0]), layer_reference, keras_layers),
         environment=environment(options.command_line()),
         keras2_rewrites=tuple(keras2[1].rewrites) if keras2 else None,
     )
+
+
+def _diagnosis(output: ThreeWay, layer_reference, keras_layers: dict) -> ThreeWay:
+    """The model outputs' diagnosis, unless a layer's output or state needs explaining more."""
+    if output.diagnosis != "rounding" or not keras_layers:
+        return output
+    worst = layer_reference.worst_three_way(keras_layers, next(iter(keras_layers)))
+    return output if worst.diagnosis == "rounding" else worst
 
 
 def _compute_dtype(keras_run, graph: dict) -> str:

@@ -89,7 +89,7 @@ def test_a_passing_sweep_prints_the_table_and_the_counts_and_writes_three_report
         "stopped_early": False, "workers": 1, "seconds": 0, "exit_code": 0,
     }  # fmt: skip
     assert data["configs"] == ["c.yaml"] and data["not_run"] == []
-    assert set(data["versions"]) == {"python", "numpy", "keras", "tensorflow", "backend"}
+    assert set(data["versions"]) == {"python", "numpy", "keras", "tensorflow", "jax", "torch", "backend"}
 
     xml = JUnitXml.fromfile(str(tmp_path / "deep/er/r.xml"))
     [suite] = list(xml)
