@@ -1,7 +1,7 @@
 """Turn results into plain data: the JSON reports and the exit codes.
 
-The JSON layouts are documented field by field in README ("JSON report",
-"Sweep reports").
+The JSON layouts are documented field by field in docs/check.md ("JSON report"),
+docs/verify-export.md and docs/sweeps.md ("Reports").
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _time_fields(timeline) -> dict:
 
 
 def check_report(result: CheckResult) -> dict:
-    """The ``check --format json`` object (README, "JSON report")."""
+    """The ``check --format json`` object (docs/check.md, "JSON report")."""
     three = result.three_way
     timeline = result.time
     report = {
