@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" -e ".[dev,plot,keras2,tensorflow,jax,torch]"
+	$(BIN)/python -m pip install --quiet "$(TORCH_CPU)" -e ".[dev,plot,dask,keras2,tensorflow,jax,torch]"
 	touch $(STAMP)
 
 run: install
@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_grad.py
 	$(BIN)/python bench/bench_backends.py
+	$(BIN)/python bench/bench_dask.py
 
 # The oldest supported pair (Keras 3.5, TensorFlow 2.17) in its own virtualenv: check and a sweep.
 OLDEST := .venv-oldest

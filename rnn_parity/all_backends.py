@@ -5,7 +5,7 @@ case in a child process (``python -m rnn_parity.all_backends``, with
 ``KERAS_BACKEND`` set) that writes its full ``check`` report and the arrays
 Keras computed (every layer's output and returned state) into a temporary
 folder. The parent compares those arrays backend against backend and returns
-one report (docs/backends.md, "--backend all"):
+one report (docs/backends.md, "check --backend all"):
 
 - ``backends``: per backend that ran, its full check report, or
   ``{"status": "error", "error": ...}`` when the case crashed that backend only;

@@ -502,6 +502,20 @@ def _workers(ctx, param, value):
     show_default=True,
     help="worker processes (each imports TensorFlow once); auto = one per usable CPU",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="local: this process or a process pool; dask: a Dask cluster (pip install 'rnn-parity[dask]')",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="with --executor dask: the scheduler of a running cluster, e.g. tcp://10.0.0.5:8786 "
+    "[default: a local cluster of --workers processes]",
+)
+@click.option("--shard", metavar="I/N", help="run only shard I of N (a fixed split of the cases, e.g. for CI jobs)")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH", help="write the JSON report")
 @click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), metavar="PATH", help="write JUnit XML")
 @click.option(
@@ -521,7 +535,20 @@ def _workers(ctx, param, value):
 @click.option("--plot-x", default="T", show_default=True, metavar="KEY", help="the config key on the plot's x axis")
 @debug_option
 def sweep(
-    configs, dry_run, patterns, fail_fast, workers, json_path, junit_path, markdown_path, plot_path, plot_x, debug
+    configs,
+    dry_run,
+    patterns,
+    fail_fast,
+    workers,
+    executor,
+    scheduler,
+    shard,
+    json_path,
+    junit_path,
+    markdown_path,
+    plot_path,
+    plot_x,
+    debug,
 ):
     """Run every case of one or more YAML configs; report, and exit as a CI gate.
 
@@ -541,10 +568,14 @@ def sweep(
         if patterns and not chosen:
             shown = " ".join(f"--filter {p}" for p in patterns)
             raise InvalidInput(f"{shown}: matches none of the {len(cases)} cases (see --dry-run)")
+        from .executors import Placement
+
+        run = Placement(executor, scheduler, workers, shard).validated()
+        mine = run.shard_of(chosen)
         if dry_run:
-            _print_cases(chosen)
+            _print_cases(mine, f"shard {run.shard}: {len(mine)} of {len(chosen)} cases" if run.shard else None)
             return 0
-        _check_impls(chosen)
+        _check_impls(mine)
         outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path, "--plot": plot_path}
         given = {option: path for option, path in outputs.items() if path is not None}
         if plot_path:
@@ -556,7 +587,7 @@ def sweep(
         ensure_distinct(given)
         for option, path in given.items():
             ensure_writable(path, option)
-        return _run_sweep(chosen, workers, fail_fast, given, plot_x)
+        return _run_sweep(mine, workers, fail_fast, given, plot_x, run=run, sweep_cases=chosen)
 
     return run_guarded(debug, body)
 
@@ -607,12 +638,12 @@ def _check_impls(cases) -> None:
             check_callable(resolve_impl(case.spec.impl, label).fn, case.spec, label)
 
 
-def _print_cases(cases) -> None:
+def _print_cases(cases, footer: str | None = None) -> None:
     from .render import cases_table
     from .report import case_list
 
     _console().print(cases_table(case_list(cases)))
-    click.echo(f"{len(cases)} cases")
+    click.echo(footer or f"{len(cases)} cases")
 
 
 def _console():
@@ -624,26 +655,49 @@ def _console():
     return console
 
 
-def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> int:
+def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T", *, run=None, sweep_cases=None) -> int:
+    from .executors import Placement
+    from .progress import SweepProgress
+    from .report import sweep_exit_code, sweep_report
+    from .signals import active
+    from .sweep import run_sweep
+
+    run = run or Placement()
+    with SweepProgress(len(cases)) as progress:
+        result = run_sweep(
+            cases,
+            workers=workers,
+            fail_fast=fail_fast,
+            on_done=progress.advance,
+            executor=run.executor,
+            scheduler=run.scheduler,
+        )
+    shard = None
+    if run.shard is not None:
+        from .shards import shard_block
+
+        shard = shard_block(sweep_cases, run.shard)
+    report = sweep_report(result, shard)
+    received = active()
+    if result.interrupted and received is not None and received.signum is not None:
+        report["summary"]["exit_code"] = received.exit_code(report["summary"]["exit_code"])  # 143 after SIGTERM
+    fallbacks = _write_reports(report, outputs, plot_x)
+    _print_summary(report)
+    lost = _lost(fallbacks)
+    return sweep_exit_code(result) if result.interrupted else (lost or sweep_exit_code(result))
+
+
+def _write_reports(report: dict, outputs: dict, plot_x: str = "T") -> list:
+    """Write each report asked for; one that cannot be written where asked goes to a fallback file
+    (returned, for :func:`_lost`), and the others still come."""
     from pathlib import Path
 
     from .files import Fallback, write_or_fallback
     from .junit import junit_xml
     from .markdown import markdown_summary
-    from .progress import SweepProgress
-    from .render import summary_lines, sweep_table, to_json
-    from .report import sweep_exit_code, sweep_report
-    from .signals import active
-    from .sweep import run_sweep
+    from .render import to_json
 
-    with SweepProgress(len(cases)) as progress:
-        result = run_sweep(cases, workers=workers, fail_fast=fail_fast, on_done=progress.advance)
-    report = sweep_report(result)
-    received = active()
-    if result.interrupted and received is not None and received.signum is not None:
-        report["summary"]["exit_code"] = received.exit_code(report["summary"]["exit_code"])  # 143 after SIGTERM
     renderers = {"--json": to_json, "--junit-xml": junit_xml, "--markdown": markdown_summary}
-    # A report that cannot be written where asked goes to a fallback file; the others and the summary still come.
     fallbacks = []
     for option, path in outputs.items():
         if option == "--plot":
@@ -655,11 +709,57 @@ def _run_sweep(cases, workers, fail_fast, outputs: dict, plot_x: str = "T") -> i
                 fallbacks.append(Fallback(option, Path(path), exc.strerror or str(exc), None))
         else:
             fallbacks.append(write_or_fallback(path, renderers[option](report), option))
+    return fallbacks
+
+
+def _print_summary(report: dict, notes: list[str] = ()) -> None:
+    """The sweep table, then a line per errored case, the notes, why cases did not run, and the counts."""
+    from .render import summary_lines, sweep_table
+
     _console().print(sweep_table(report))
-    for line in summary_lines(report):
+    lines = summary_lines(report)
+    for line in lines[:-1] + list(notes) + lines[-1:]:
         click.echo(line)
-    lost = _lost(fallbacks)
-    return sweep_exit_code(result) if result.interrupted else (lost or sweep_exit_code(result))
+
+
+@main.command("merge-reports", context_settings=CONTEXT)
+@click.argument("reports", nargs=-1, required=True, metavar="REPORT.json...")
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False), metavar="PATH", help="write the merged JSON report"
+)
+@click.option("--junit-xml", "junit_path", type=click.Path(dir_okay=False), metavar="PATH", help="write JUnit XML")
+@click.option(
+    "--markdown", "markdown_path", type=click.Path(dir_okay=False), metavar="PATH", help="write a Markdown summary"
+)
+@click.option("--debug", is_flag=True, help="show tracebacks")
+def merge_reports(reports, json_path, junit_path, markdown_path, debug):
+    """Merge the JSON reports of a sharded sweep (sweep --shard I/N --json) into one.
+
+    Exit codes: 2 the reports are not shards of one sweep of one tool stack, or
+    hold a case twice (nothing is written); otherwise the whole sweep's: 130 a
+    shard was interrupted; 1 a case violated parity; 3 a case errored or a
+    shard's report is missing; 0 all passed.
+
+    Example: rnn-parity merge-reports shard-*.json --junit-xml reports/ci.xml
+    """
+
+    def body():
+        from .files import ensure_distinct, ensure_writable
+
+        outputs = {"--json": json_path, "--junit-xml": junit_path, "--markdown": markdown_path}
+        given = {option: path for option, path in outputs.items() if path is not None}
+        ensure_distinct(given)
+        for option, path in given.items():
+            ensure_writable(path, option)
+        from .merge import merge_reports as merge
+
+        merged = merge(list(reports))
+        fallbacks = _write_reports(merged.report, given)
+        _print_summary(merged.report, merged.notes())
+        lost = _lost(fallbacks)
+        return merged.exit_code if merged.report["summary"]["interrupted"] else (lost or merged.exit_code)
+
+    return run_guarded(debug, body)
 
 
 @main.command(context_settings=CONTEXT)

@@ -4,7 +4,8 @@ One ``<testsuite>`` per config file and one ``<testcase>`` per case: ``name`` is
 the case's name, ``classname`` the config file's path without its suffix and
 with dots for slashes (``configs/smoke.yaml`` → ``configs.smoke``), ``time`` the
 case's seconds. A parity failure carries a ``<failure>``, a case that could not
-run an ``<error>``, and a case that did not run (interrupted, ``--fail-fast``)
+run an ``<error>``, and a case that did not run (interrupted, ``--fail-fast``,
+or a shard whose report ``merge-reports`` was not given: the entry's ``reason``)
 a ``<skipped>``; each with the difference and the tolerance.
 """
 
@@ -130,6 +131,6 @@ def junit_xml(report: dict) -> str:
                 ),
                 "skipped",
             )
-            skipped.set("message", f"not run: {why_not_run}")
+            skipped.set("message", f"not run: {case.get('reason') or why_not_run}")
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,8 +1,8 @@
 """A pure-NumPy reference for Keras 3's recurrent layers.
 
 Every function takes arrays in Keras's own layouts and reproduces the
-semantics of the TensorFlow backend of Keras 3 exactly (see README,
-"Keras semantics the reference reproduces"):
+semantics of the TensorFlow backend of Keras 3 exactly (see
+docs/reference-semantics.md, "Keras semantics the reference reproduces"):
 
 * ``x``: ``(batch, timesteps, features)``;
 * ``kernel``: ``(features, G * units)``; ``recurrent_kernel``: ``(units, G * units)``;

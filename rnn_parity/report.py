@@ -1,7 +1,7 @@
 """Turn results into plain data: the JSON reports and the exit codes.
 
-The JSON layouts are documented field by field in README ("JSON report",
-"Sweep reports").
+The JSON layouts are documented field by field in docs/check.md ("JSON report"),
+docs/verify-export.md and docs/sweeps.md ("Reports").
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ __all__ = [
     "check_report",
     "exit_code",
     "export_report",
+    "gate_exit_code",
     "gradients_report",
     "installed_versions",
     "sweep_exit_code",
@@ -96,7 +97,7 @@ def _time_fields(timeline) -> dict:
 
 
 def check_report(result: CheckResult) -> dict:
-    """The ``check --format json`` object (README, "JSON report")."""
+    """The ``check --format json`` object (docs/check.md, "JSON report")."""
     three = result.three_way
     timeline = result.time
     report = {
@@ -339,23 +340,35 @@ def case_entry(case, outcome) -> dict:
 
 def sweep_exit_code(result) -> int:
     """130 interrupted, else 1 if any case failed, else 3 if any case errored, else 0."""
-    if result.interrupted:
+    return gate_exit_code(interrupted=result.interrupted, failed=result.count("fail"), errors=result.count("error"))
+
+
+def gate_exit_code(*, interrupted: bool, failed: int, errors: int) -> int:
+    """The sweep's rule from its counts (``merge-reports`` applies it to merged shards)."""
+    if interrupted:
         return EXIT_INTERRUPTED
-    if result.count("fail"):
+    if failed:
         return EXIT_PARITY
-    if result.count("error"):
+    if errors:
         return EXIT_INTERNAL
     return EXIT_OK
 
 
-def sweep_report(result) -> dict:
-    """The ``sweep --json`` object (finished cases in config order, those not run by name)."""
+def sweep_report(result, shard: dict | None = None) -> dict:
+    """The ``sweep --json`` object (finished cases in config order, those not run by name).
+
+    ``shard`` is :func:`~rnn_parity.shards.shard_block` for a ``--shard I/N`` run, else None."""
+    from . import __version__
+
     entries = [case_entry(result.cases[o.index], o) for o in result.outcomes]
     versions = next((o.report["versions"] for o in result.outcomes if o.report), None) or installed_versions()
     configs = list(dict.fromkeys(case.config for case in result.cases))
+    if shard is not None:  # a shard of several configs may hold no case of some of them
+        configs = list(dict.fromkeys(c["config_file"] for c in shard["sweep_cases"]))
     return {
         "schema_version": SCHEMA_VERSION,
         "configs": configs,
+        "shard": shard,
         "cases": entries,
         "not_run": [{"name": c.name, "config_file": c.config} for c in result.not_run],
         "summary": {
@@ -370,7 +383,7 @@ def sweep_report(result) -> dict:
             "seconds": result.seconds,
             "exit_code": sweep_exit_code(result),
         },
-        "versions": versions,
+        "versions": {"rnn_parity": __version__, **versions},
     }
 
 

@@ -162,7 +162,13 @@ OnDone = Callable[[Case, CaseOutcome], None]
 
 
 def run_sweep(
-    cases: list[Case], *, workers: int | str = 1, fail_fast: bool = False, on_done: OnDone | None = None
+    cases: list[Case],
+    *,
+    workers: int | str = 1,
+    fail_fast: bool = False,
+    on_done: OnDone | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run every case; see the module docstring for isolation, ``fail_fast`` and interruption.
 
@@ -172,6 +178,9 @@ def run_sweep(
             worker processes that import TensorFlow once and stay alive.
         fail_fast: stop starting cases after the first failure or error.
         on_done: called in this process as each case finishes, in finishing order.
+        executor: ``"local"`` (this process or a pool) or ``"dask"``
+            (:mod:`~rnn_parity.dask_executor`: a local Dask cluster of ``workers``
+            processes, or the cluster whose scheduler is at ``scheduler``).
     """
     from .backend import bound
 
@@ -181,32 +190,42 @@ def run_sweep(
     on_done = on_done or (lambda c, o: None)
     interrupted = stopped = False
     with terminate_as_interrupt():
-        # Keras binds one backend per process: a backend this process is not bound to runs in workers.
-        for name, indices in backend_groups(cases).items():
-            group = [cases[i] for i in indices]
-            here = n == 1 and bound() in (None, name)
-            found: dict[int, CaseOutcome] = {}
+        if executor == "dask":
+            # Dask workers are bound to their own KERAS_BACKEND; a case asking for another is an error there.
+            from .dask_executor import run_dask
 
-            def done(case, outcome, indices=indices):
-                on_done(case, replace(outcome, index=indices[outcome.index]))
+            interrupted, stopped, n = run_dask(
+                cases, outcomes, workers=workers, scheduler=scheduler, fail_fast=fail_fast, on_done=on_done
+            )
+        else:
+            # Keras binds one backend per process: a backend this process is not bound to runs in workers.
+            for name, indices in backend_groups(cases).items():
+                group = [cases[i] for i in indices]
+                here = n == 1 and bound() in (None, name)
+                found: dict[int, CaseOutcome] = {}
 
-            if here:
-                interrupted, stopped = _run_serial(group, found, n=1, fail_fast=fail_fast, on_done=done, backend=name)
-            else:
-                interrupted, stopped = _run_pool(
-                    group,
-                    found,
-                    n=min(n, len(group)),
-                    fail_fast=fail_fast,
-                    on_done=done,
-                    init=partial(_worker_init, name),
-                )
-            for j, outcome in found.items():
-                outcomes[indices[j]] = replace(outcome, index=indices[j])
-            if fail_fast and any(o.status != "pass" for o in found.values()):
-                stopped = len(outcomes) < len(cases)
-            if interrupted or stopped:
-                break
+                def done(case, outcome, indices=indices):
+                    on_done(case, replace(outcome, index=indices[outcome.index]))
+
+                if here:
+                    interrupted, stopped = _run_serial(
+                        group, found, n=1, fail_fast=fail_fast, on_done=done, backend=name
+                    )
+                else:
+                    interrupted, stopped = _run_pool(
+                        group,
+                        found,
+                        n=min(n, len(group)),
+                        fail_fast=fail_fast,
+                        on_done=done,
+                        init=partial(_worker_init, name),
+                    )
+                for j, outcome in found.items():
+                    outcomes[indices[j]] = replace(outcome, index=indices[j])
+                if fail_fast and any(o.status != "pass" for o in found.values()):
+                    stopped = len(outcomes) < len(cases)
+                if interrupted or stopped:
+                    break
     return SweepResult(
         cases=tuple(cases),
         outcomes=tuple(outcomes[i] for i in sorted(outcomes)),

@@ -40,7 +40,8 @@ __all__ = [
 
 #: (rtol, atol) by the dtype Keras computes in, as torch.testing.assert_close uses.
 DTYPE_TOLERANCES = {"float64": (1e-7, 1e-7), "float32": (1.3e-6, 1e-5), "float16": (1e-3, 1e-5)}
-#: The explicit tolerances every command defaults to (``check``, ``verify``, ``export``, sweep configs).
+#: The explicit tolerances every command defaults to (``check``, ``verify``, ``export``, sweep configs);
+#: why these: docs/tolerances.md, "Default tolerances and why".
 DEFAULT_RTOL, DEFAULT_ATOL = DTYPE_TOLERANCES["float32"]
 MODES = ("explicit", "dtype", "auto")
 DEFAULT_MODE = "explicit"

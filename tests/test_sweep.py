@@ -87,8 +87,8 @@ def test_a_passing_sweep_prints_the_table_and_the_counts_and_writes_three_report
         "total": 4, "passed": 4, "failed": 0, "errors": 0, "not_run": 0, "interrupted": False,
         "stopped_early": False, "workers": 1, "seconds": 0, "exit_code": 0,
     }  # fmt: skip
-    assert data["configs"] == ["c.yaml"] and data["not_run"] == []
-    assert set(data["versions"]) == {"python", "numpy", "keras", "tensorflow", "jax", "torch", "backend"}
+    assert data["configs"] == ["c.yaml"] and data["not_run"] == [] and data["shard"] is None
+    assert set(data["versions"]) == {"rnn_parity", "python", "numpy", "keras", "tensorflow", "jax", "torch", "backend"}
 
     xml = JUnitXml.fromfile(str(tmp_path / "deep/er/r.xml"))
     [suite] = list(xml)
