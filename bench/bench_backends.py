@@ -54,7 +54,7 @@ def _run_in_process(variant: str, config: str) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from functools import partial
 
-    from rnn_parity import check, keras_runner
+    from rnn_parity import checker, keras_runner
 
     started = time.perf_counter()
     keras_runner.import_keras()
@@ -74,7 +74,7 @@ def _run_in_process(variant: str, config: str) -> int:
 
     keras_runner.run_keras = partial(real, reuse=False, mode="predict")
     cases = load_cases([config])
-    passed = sum(check.run_check(case.spec, time_profile=False).passed for case in cases)
+    passed = sum(checker.run_check(case.spec, time_profile=False).passed for case in cases)
     return 0 if passed == len(cases) else 1
 
 

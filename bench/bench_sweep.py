@@ -31,7 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import psutil  # noqa: E402
 
-from rnn_parity import check, keras_runner  # noqa: E402
+from rnn_parity import checker, keras_runner  # noqa: E402
 from rnn_parity.config import Case, load_cases  # noqa: E402
 from rnn_parity.spec import build_spec  # noqa: E402
 from rnn_parity.sweep import run_sweep  # noqa: E402
@@ -83,7 +83,7 @@ def main() -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     smoke = load_cases([str(SMOKE)])
     keras_runner.import_keras()
-    check.run_check(build_spec(T=2, M=2))  # warm-up: TensorFlow's first ops are slow
+    checker.run_check(build_spec(T=2, M=2))  # warm-up: TensorFlow's first ops are slow
     print(f"rnn-parity sweep benchmark: 1 worker, TensorFlow loaded, {cpus} CPUs, "
           f"Keras session cleared every {args.builds_per_session} model builds")  # fmt: skip
     print(f"configs/smoke.yaml: {len(smoke)} cases")
@@ -111,7 +111,7 @@ def main() -> int:
     try:
         before_naive = rss_mb()
         started = time.perf_counter()
-        naive_passed = sum(check.run_check(case.spec, time_profile=False).passed for case in smoke)
+        naive_passed = sum(checker.run_check(case.spec, time_profile=False).passed for case in smoke)
         naive_seconds = time.perf_counter() - started
         naive_growth = rss_mb() - before_naive
     finally:

@@ -65,7 +65,7 @@ def _keras_arrays(spec: CheckSpec) -> dict[str, np.ndarray]:
 
 def _child(out_dir: str) -> int:
     """In the child process: run the check on this process's backend and write report and arrays."""
-    from .check import run_check
+    from .checker import run_check
     from .report import check_report
     from .sweep import _describe
 

@@ -3,7 +3,7 @@
 ``rnn_parity.check(impl=None, **options)`` runs what ``rnn-parity check`` runs,
 with the same option names as the sweep config keys (``T=10``, ``cell="lstm"``,
 ``return_sequences=True``, ``tolerance="auto"`` …), and returns the
-:class:`~rnn_parity.check.CheckResult`: true when parity holds, with
+:class:`~rnn_parity.checker.CheckResult`: true when parity holds, with
 ``.passed``, ``.max_abs_diff``, ``.to_dict()`` (the JSON report), a rich
 rendering in terminals and an HTML one in Jupyter. ``impl`` is your own
 implementation: a function ``f(x, *weights)`` or a ``"FILE.py:FUNCTION"`` /
@@ -29,7 +29,7 @@ def check(impl: Callable | str | None = None, **options):
     """Run one check; ``impl`` is your implementation (optional), ``options`` the config keys.
 
     Returns:
-        :class:`rnn_parity.check.CheckResult` (``bool(result)`` is ``result.passed``).
+        :class:`rnn_parity.checker.CheckResult` (``bool(result)`` is ``result.passed``).
 
     Raises:
         InvalidInput: an unknown option or bad value (the message names it), a
@@ -45,6 +45,6 @@ def check(impl: Callable | str | None = None, **options):
     implementation = None
     if impl is not None:
         implementation = resolve_impl(impl, label=f"impl={impl}" if isinstance(impl, str) else None)
-    from .check import run_check
+    from .checker import run_check
 
     return run_check(spec, impl=implementation)

@@ -286,7 +286,7 @@ def check(fmt, output, plot, debug, **options):
 
             require_matplotlib("--plot")
             ensure_writable(plot, "--plot")
-        from .check import run_check
+        from .checker import run_check
         from .report import check_report, exit_code
 
         result = run_check(spec)
@@ -337,7 +337,7 @@ def explain(steps, weights_only, debug, **options):
             Console(soft_wrap=False).print(weights_view(convention_report(spec)))
             return 0
 
-        from .check import run_check
+        from .checker import run_check
         from .explain import explain as tell
         from .render import explain_view
         from .report import check_report, exit_code

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .architecture import LayerDesc
-from .check import CheckResult
+from .checker import CheckResult
 from .recurrent import CELLS, DIRECTIONS
 
 __all__ = ["Explanation", "GradientStory", "LayerStory", "explain", "explain_gradients", "equations", "param_formula"]

@@ -6,7 +6,7 @@ docs/verify-export.md and docs/sweeps.md ("Reports").
 
 from __future__ import annotations
 
-from .check import SEQUENCE, CheckResult
+from .checker import SEQUENCE, CheckResult
 from .compare import Comparison
 from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARITY
 from .recurrent import WRAPPERS, cell_of

@@ -25,7 +25,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from functools import partial
 
-from .check import run_check
+from .checker import run_check
 from .config import Case
 from .errors import InvalidInput
 from .report import check_report

@@ -23,7 +23,7 @@ __all__ = ["assert_matches_keras"]
 def assert_matches_keras(fn: Callable | str, **options):
     """Raise ``AssertionError`` (the report's text) unless ``fn`` matches Keras under ``options``.
 
-    Returns the :class:`~rnn_parity.check.CheckResult` when it does.
+    Returns the :class:`~rnn_parity.checker.CheckResult` when it does.
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this one
     result = check(fn, **options)

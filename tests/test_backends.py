@@ -281,7 +281,7 @@ def test_the_compiled_call_agrees_with_the_eager_call_and_predict(options, keras
 @pytest.mark.keras
 def test_a_new_sequence_length_reuses_the_compiled_model(keras):
     from rnn_parity import keras_runner
-    from rnn_parity.check import run_check
+    from rnn_parity.checker import run_check
 
     keras_runner.clear_models()
     for t in (5, 9, 13, 21):

@@ -218,12 +218,12 @@ def test_unwritable_output_path(tmp_path):
 
 
 def test_internal_error_is_one_line_exit_3(monkeypatch):
-    import rnn_parity.check
+    import rnn_parity.checker
 
     def boom(spec):
         raise RuntimeError("graph exploded\nsecond line")
 
-    monkeypatch.setattr(rnn_parity.check, "run_check", boom)
+    monkeypatch.setattr(rnn_parity.checker, "run_check", boom)
     result = invoke(["check"], 3)
     assert result.stderr == (
         "Error: internal error: RuntimeError: graph exploded (rerun with --debug for the traceback)\n"

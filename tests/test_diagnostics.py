@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from rnn_parity import reference
-from rnn_parity.check import run_check
+from rnn_parity.checker import run_check
 from rnn_parity.compare import compare
 from rnn_parity.spec import build_spec
 from rnn_parity.tolerance import AUTO_FACTOR, AUTO_FLOOR_ULPS, resolve

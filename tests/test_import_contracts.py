@@ -31,8 +31,8 @@ VIOLATIONS = {
     "numpy-side": ("model_file.py", "from . import keras_model", "rnn_parity.model_file -> rnn_parity.keras_model"),
     "numpy-only-runtime": ("runtime.py", "import yaml", "rnn_parity.runtime -> yaml"),
     "cli-on-top": ("graph.py", "from . import cli", "rnn_parity.graph -> rnn_parity.cli"),
-    "layers": ("check.py", "from . import sweep", "rnn_parity.check -> rnn_parity.sweep"),
-    "output-renders-only": ("markdown.py", "from . import check", "rnn_parity.markdown -> rnn_parity.check"),
+    "layers": ("checker.py", "from . import sweep", "rnn_parity.checker -> rnn_parity.sweep"),
+    "output-renders-only": ("markdown.py", "from . import checker", "rnn_parity.markdown -> rnn_parity.checker"),
 }
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rnn_parity import reference
-from rnn_parity.check import run_check
+from rnn_parity.checker import run_check
 from rnn_parity.spec import build_spec
 
 pytestmark = pytest.mark.keras

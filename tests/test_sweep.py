@@ -15,7 +15,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 
 from rnn_parity import files
 from rnn_parity import sweep as sweep_module
-from rnn_parity.check import run_check
+from rnn_parity.checker import run_check
 
 from conftest import invoke
 

@@ -14,7 +14,7 @@ import pytest
 from rnn_parity import keras_runner
 from rnn_parity.architecture import layers_for
 from rnn_parity.case import make_case
-from rnn_parity.check import run_check
+from rnn_parity.checker import run_check
 from rnn_parity.report import check_report
 from rnn_parity.spec import build_spec
 

@@ -13,9 +13,7 @@ recurrent layer's output is also compared at every timestep (:class:`TimeProfile
 
 from __future__ import annotations
 
-import sys
 import time
-import types
 from dataclasses import dataclass, replace
 
 from . import backend, keras_runner
@@ -295,19 +293,3 @@ def run_check(
         gradients=gradients,
         impl=mine,
     )
-
-
-class _CallableModule(types.ModuleType):
-    """``rnn_parity.check`` is this module *and* the Python API's ``check(impl=None, **options)``.
-
-    The module keeps its name (``from rnn_parity.check import run_check`` and
-    ``rnn_parity.check.CheckResult`` go on working); calling it runs :func:`rnn_parity.api.check`.
-    """
-
-    def __call__(self, impl=None, **options) -> CheckResult:
-        from .api import check
-
-        return check(impl, **options)
-
-
-sys.modules[__name__].__class__ = _CallableModule
