@@ -30,11 +30,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import reference
+from .recurrent import CELLS
 
 __all__ = ["CELL_LAYERS", "RNN_KEYS", "as_layer", "cells_of", "stacked_rnn"]
 
 #: Each built-in cell and the layer that runs it over a sequence.
-CELL_LAYERS = {"SimpleRNNCell": "SimpleRNN", "LSTMCell": "LSTM", "GRUCell": "GRU"}
+CELL_LAYERS = {f"{name}Cell": name for name in CELLS}
 #: ``RNN``'s own options that change what it computes (``unroll`` only schedules the same arithmetic).
 RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask")
 _FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
@@ -77,10 +78,6 @@ def as_layer(rnn_config: Mapping) -> tuple[str, dict] | None:
     return layer_class, merged
 
 
-def n_cell_states(layer_class: str) -> int:
-    return 2 if layer_class == "LSTM" else 1
-
-
 def stacked_rnn(
     x,
     cells: Sequence[tuple[str, Sequence[np.ndarray], Mapping]],
@@ -108,7 +105,7 @@ def stacked_rnn(
     starts: list = []
     remaining = list(initial_state) if initial_state is not None else None
     for layer_class, _, _ in cells:
-        n = n_cell_states(layer_class)
+        n = len(CELLS[layer_class].states)
         starts.append(None if remaining is None else remaining[:n])
         remaining = None if remaining is None else remaining[n:]
     sequence, step_mask, states = x, mask, []
