@@ -94,11 +94,42 @@ def _drop_never_used(record) -> bool:
     return not str(record.msg).startswith("Object was never used")
 
 
+#: Packages that Keras and TensorFlow import at start-up only if they happen to be installed, for
+#: features rnn-parity never uses: TensorFlow Lite's JAX converter imports ``jax`` (about 1.5 s),
+#: Keras's image and plotting utilities import ``PIL`` and ``matplotlib``. The other backends are
+#: among them unless they are the backend.
+_OPPORTUNISTIC = ("jax", "jaxlib", "torch", "matplotlib", "PIL")
+
+
+@contextlib.contextmanager
+def _kept_out(backend: str):
+    """While Keras is imported, make the packages of :data:`_OPPORTUNISTIC` look absent.
+
+    A ``None`` in ``sys.modules`` makes ``import jax`` raise ImportError, which
+    those imports are written to expect (they fall back to "not installed").
+    Packages already imported, and the backend's own, are left alone; the
+    entries are removed afterwards, so a later import (``--plot``) works.
+    """
+    own = {"jax": ("jax", "jaxlib"), "torch": ("torch",)}.get(backend, ())
+    blocked = [name for name in _OPPORTUNISTIC if name not in own and name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+
+
 def import_keras():
     """Import and return ``keras`` on the backend :func:`rnn_parity.backend.select` fixed, quietly.
 
     TensorFlow is imported only when it is the backend (Keras 3 itself does not
-    import it for jax or torch).
+    import it for jax or torch), and packages Keras or TensorFlow would import
+    only because they are installed (the other backends, matplotlib, PIL) are
+    kept out of that import (:func:`_kept_out`): with every backend installed,
+    this takes about a quarter off TensorFlow's import.
     """
     global _keras
     if _keras is not None:
@@ -106,7 +137,7 @@ def import_keras():
     backend = select_backend(None)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
-    with _stderr_parked():
+    with _stderr_parked(), _kept_out(backend):
         try:
             import keras
         except ImportError as exc:  # the backend's package is installed but broken

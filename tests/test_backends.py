@@ -289,6 +289,26 @@ def test_a_new_sequence_length_reuses_the_compiled_model(keras):
     assert len(keras_runner._models) == 1
 
 
+@needs_all
+@pytest.mark.keras
+@pytest.mark.parametrize("name", ["tensorflow", "jax"])
+def test_importing_keras_leaves_out_what_only_happens_to_be_installed(name):
+    """TensorFlow imports JAX and Keras imports matplotlib and PIL just because they are installed: kept out,
+    except the backend's own package; afterwards they import as usual."""
+    code = """
+        import json, sys
+        from rnn_parity.keras_runner import import_keras
+        import_keras()
+        during = sorted(m for m in ("jax", "torch", "matplotlib", "PIL") if m in sys.modules)
+        import matplotlib, PIL
+        print(json.dumps(during))
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env={**ENV, "KERAS_BACKEND": name}, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == (["jax"] if name == "jax" else [])
+
+
 # ----- --backend all -------------------------------------------------------------------------------------------
 @needs_all
 @pytest.mark.keras
