@@ -24,7 +24,10 @@ dilation, so ``h`` keeps the grid size of ``x_t ∗ W``. Layouts are Keras's
 
 The sequence semantics (masks, ``go_backwards``, ``initial_state``, the return
 options) are those of every other recurrent layer: this module supplies the step and
-the input projection and runs them in :func:`rnn_parity.reference.recurrent`.
+the input projection and runs them in :func:`rnn_parity.reference.recurrent`. What
+Keras does that this reproduces, and what it refuses, is in docs/reference-semantics.md,
+"ConvLSTM1D, ConvLSTM2D and ConvLSTM3D".
+
 Computation happens in the dtype of ``x`` (weights are cast to it). NumPy only, with
 :mod:`rnn_parity.reference` for the activations and the sequence loop, and
 :mod:`rnn_parity.errors` for the exceptions.
@@ -272,7 +275,7 @@ def conv_lstm(
     if channels_first:  # computed channels_last; converted back at the end
         x = np.moveaxis(x, 2, -1)
     batch, timesteps, *spatial, channels = x.shape
-    m = _check_weights(W, U, b, channels, filters=filters, kernel_size=kernel_size, use_bias=use_bias)
+    m = _check_weights(W, U, b, channels, filters=filters, kernel_size=kernel_size, use_bias=use_bias)  # filters
     out_spatial = conv_output_shape(
         spatial, W.shape[:rank], strides=strides, padding=padding, dilation_rate=dilation_rate
     )
@@ -298,11 +301,11 @@ def conv_lstm(
             xw += b
         return xw.reshape(steps, batch, *out_spatial, 4 * m)
 
-    # h ⊛ U: "same" padding, stride 1, no dilation. h is written into the middle of a zero
-    # buffer once per step instead of being padded anew.
-    pads = [_pads(n, k, 1, "same", 1) for n, k in zip(out_spatial, U.shape[:rank], strict=True)]
-    h_padded = np.zeros((batch, *(n + before + after for n, (before, after, _) in zip(out_spatial, pads)), m), dtype)
-    middle = (slice(None), *(slice(before, before + n) for n, (before, _, _) in zip(out_spatial, pads)), slice(None))
+    # h ⊛ U: "same" padding, stride 1, no dilation. Each step copies h into the middle of one
+    # zero-padded buffer instead of padding it anew.
+    pads = [_pads(n, k, 1, "same", 1)[:2] for n, k in zip(out_spatial, U.shape[:rank], strict=True)]
+    h_padded = np.zeros((batch, *(n + sum(pad) for n, pad in zip(out_spatial, pads)), m), dtype)
+    middle = (slice(None), *(slice(before, before + n) for n, (before, _) in zip(out_spatial, pads)), slice(None))
     ones = (1,) * rank
 
     def step(xw_t, states):  # xw_t = x_t ∗ W + b, (batch, *out_spatial, 4 * filters)
