@@ -226,6 +226,9 @@ def recurrent(
             block instead of one per step.
         initial_state: list of ``(batch, units)`` states.
         return_sequences, go_backwards, mask, zero_output_for_mask: as in Keras.
+            ``mask`` is ``(batch, timesteps)``; for outputs with more axes than
+            ``(batch, units)`` (a ConvLSTM's grids) it may go on with their leading
+            axes, and is broadcast as TensorFlow does (trailing axes of size 1).
 
     Returns:
         ``(outputs, final_states)``: ``outputs`` is ``(batch, timesteps, units)``
@@ -240,7 +243,8 @@ def recurrent(
     for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
         output, new_states = step(x_proj_t, states)
         if mask is not None:
-            keep = mask[:, t][:, None]
+            keep = mask[:, t]  # (batch,), or (batch, ...) leading the output's shape: broadcast from the left
+            keep = keep.reshape(keep.shape + (1,) * (output.ndim - keep.ndim))
             if prev_output is None or zero_output_for_mask:
                 prev_output = np.zeros_like(output)
             output = np.where(keep, output, prev_output)
@@ -255,7 +259,7 @@ def recurrent(
     if return_sequences:
         if outputs is None:  # timesteps == 0
             outputs = np.empty((0,) + states[0].shape, dtype=x_tm.dtype)
-        return np.ascontiguousarray(outputs.transpose(1, 0, 2)), states
+        return np.ascontiguousarray(outputs.swapaxes(0, 1)), states
     return prev_output, states
 
 
