@@ -193,7 +193,14 @@ def _split_bias(weights: Sequence[np.ndarray]) -> tuple:
 
 
 def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
-    """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None."""
+    """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None.
+
+    Keras 2's ``time_major=True``: ``x`` (and a returned sequence) is ``(timesteps, batch, …)``, its mask
+    ``(timesteps, batch)``; the states are batch-major.
+    """
+    time_major = cell_config(class_name, cfg).get("time_major", False)
+    if time_major:
+        x, mask = np.swapaxes(x, 0, 1), (None if mask is None else mask.T)
     if is_bidirectional(class_name):
         inner_class, inner_cfg = unwrap(class_name, cfg)
         half = len(weights) // 2
@@ -222,6 +229,8 @@ def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
             zero_output_for_mask=cfg.get("zero_output_for_mask", False),
             **_cell_kwargs(class_name, cfg),
         )
+    if time_major and returns_sequences(class_name, cfg):
+        output = [np.swapaxes(o, 0, 1) for o in output] if isinstance(output, list) else np.swapaxes(output, 0, 1)
     return output, states
 
 
