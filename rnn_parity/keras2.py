@@ -426,13 +426,18 @@ def keras2_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
     * every layer receives its input's mask, also a recurrent layer called with
       ``initial_state`` (Keras 3 hands the mask only to a call with one tensor);
     * ``hard_sigmoid`` is ``clip(0.2x + 0.5, 0, 1)``: ``keras2:hard_sigmoid``.
+
+    A graph with a ``time_major`` layer is written in format 2 (see docs/npz-format.md).
     """
     from .graph import build_graph
+    from .recurrent import cell_config
 
     layers = [(_states_as_keyword(e) or e) if isinstance(e, Mapping) else e for e in model_cfg.get("layers", [])]
     graph = build_graph(model_class, {**model_cfg, "layers": layers}, where)
     for layer in graph["layers"]:
         layer["receives_mask"] = True
+    if any(cell_config(layer["class_name"], layer["config"]).get("time_major") for layer in graph["layers"]):
+        graph["format_version"] = 2  # a format-1 reader would ignore time_major and compute another model
     return keras2_semantics(graph)
 
 

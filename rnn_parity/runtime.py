@@ -19,7 +19,7 @@ called with a single tensor argument, so a recurrent layer called with
 ``initial_state`` tensors computes **without** the mask (and still passes it
 on when it returns sequences).
 
-The graph format (``format_version`` 1)::
+The graph format (``format_version`` 1; 2 when a recurrent layer is Keras 2's ``time_major``)::
 
     {"format": "rnn-parity.model", "format_version": 1, "name": ...,
      "inputs":  [{"name": "tokens", "shape": [null, null], "dtype": "int32"}, ...],
@@ -84,6 +84,8 @@ __all__ = [
 
 FORMAT = "rnn-parity.model"
 FORMAT_VERSION = 1
+#: The newest format this runtime reads: 2 is 1 plus a recurrent layer's ``time_major`` (Keras 2 files).
+READS_FORMAT_VERSION = 2
 
 RECURRENT_FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
 #: Layers that are the identity at inference and pass the mask on.
@@ -714,9 +716,10 @@ def read_graph(data, where: str) -> dict:
     version = graph.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise InvalidInput(f"{where}: bad format_version {version!r}")
-    if version > FORMAT_VERSION:
+    if version > READS_FORMAT_VERSION:
         raise InvalidInput(
-            f"{where}: written in format {version} by a newer rnn-parity; this runtime reads format {FORMAT_VERSION}"
+            f"{where}: written in format {version} by a newer rnn-parity; this runtime reads formats up to "
+            f"{READS_FORMAT_VERSION}"
         )
     return graph
 

@@ -94,6 +94,11 @@ class VerifyOptions(BaseModel):
     def _path(cls, value):
         return os.fspath(value) if isinstance(value, os.PathLike) else value
 
+    @field_validator("keras", mode="before")
+    @classmethod
+    def _keras(cls, value):
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _combinations(self, info: ValidationInfo):
         opt = option_namer(info)

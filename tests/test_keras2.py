@@ -399,6 +399,7 @@ def test_a_hard_sigmoid_file_is_verified_and_exported_against_keras2(tf_keras, k
     assert by_name["lstm"]["masks"][0]["keras"] and by_name["lstm"]["masks"][0]["passed"]
     assert exported.graph["layers"][1]["config"]["recurrent_activation"] == "keras2:hard_sigmoid"
     assert exported.graph["verification"]["keras_side"] == f"Keras 2 (tf_keras {tf_keras.__version__})"
+    assert exported.graph["format_version"] == 1
     x = np.random.default_rng(7).standard_normal((5, 6, 3)).astype(np.float32)
     x[0, 3:] = 0.0  # masked steps
     np.testing.assert_allclose(exported.predict(x), np.asarray(keras2_models["hard"](x)), **TOL)
@@ -488,7 +489,7 @@ def test_a_time_major_file_verifies_against_keras2_only(keras2_models, keras2_fi
     path = keras2_files["time_major"]
     report, exported = _exported(path, tmp_path / "time_major.npz", "--N", 7, "--T", 3)  # axis 0 is time here
     assert report["inputs"]["shapes"] == {report["model"]["inputs"][0]["name"]: [7, 3, 3]}
-    assert exported.graph["layers"][1]["config"]["time_major"] is True
+    assert exported.graph["layers"][1]["config"]["time_major"] is True and report["export"]["format_version"] == 2
     x = np.random.default_rng(5).standard_normal((8, 2, 3)).astype(np.float32)  # 8 steps, 2 samples
     x[5:, 1] = 0.0  # sample 1's last steps masked
     want = np.asarray(keras2_models["time_major"](x))
