@@ -408,6 +408,32 @@ def test_a_hard_sigmoid_file_is_verified_and_exported_against_keras2(tf_keras, k
 
 
 @pytest.mark.keras
+def test_an_old_keras2_file_means_the_defaults_of_the_keras_that_wrote_it(keras2_files, tmp_path):
+    """A file from Keras 2.2 with no recurrent_activation or reset_after: Keras 2 today reads it with 2.2's defaults."""
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "old.h5"
+    shutil.copyfile(keras2_files["hard"], path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        for entry in config["config"]["layers"]:
+            for key in ("recurrent_activation", "reset_after"):
+                entry["config"].pop(key, None)
+        f.attrs["model_config"], f.attrs["keras_version"] = json.dumps(config), "2.2.4"
+    report = invoke_json(["verify", path, "--keras", "2"])
+    assert report["passed"] is True
+    assert report["model"]["keras2_rewrites"] == [
+        "lstm: recurrent_activation=hard_sigmoid written out (Keras 2.2.4 default)",
+        "gru: recurrent_activation=hard_sigmoid written out (Keras 2.2.4 default)",
+        "gru: reset_after=False written out (Keras 2's GRU without the option)",
+    ]
+    by_name = {layer["name"]: layer["options"] for layer in report["layers"]}
+    assert by_name["gru"]["recurrent_activation"] == "keras2:hard_sigmoid" and by_name["gru"]["reset_after"] is False
+
+
+@pytest.mark.keras
 @pytest.mark.parametrize("keras", ["2", "3"])
 def test_a_functional_file_verifies_against_either_keras(keras2_models, keras2_files, tmp_path, keras):
     """Embedding(mask_zero), Bidirectional(LSTM), GRU(reset_after=True), TimeDistributed(Dense)."""
