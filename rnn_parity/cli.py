@@ -405,6 +405,12 @@ model_options = _options(
         type=click.Choice(["tensorflow", "jax", "torch"]),
         help="Keras backend that loads and runs the model [default: KERAS_BACKEND, else tensorflow]",
     ),
+    click.option(
+        "--keras",
+        type=click.Choice(["auto", "2", "3"]),
+        help="the Keras a file written by Keras 2 is verified against: 2 (Keras 2 itself, the keras2 extra) or 3 "
+        "(its translation); auto: 2 when installed [default: auto]",
+    ),
 )
 
 

@@ -62,6 +62,7 @@ def exported_graph(result: VerifyResult) -> dict:
         "shapes": feeds.shapes(),
         "max_abs_diff": {key: c.max_abs_diff for key, c in result.outputs.items()},
         "layers": len(result.layers),
+        "keras_side": result.keras_side.get("label"),
     }
     return graph
 

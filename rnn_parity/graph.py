@@ -179,8 +179,6 @@ def _no_adapters(cfg: Mapping, problems: list[str]) -> None:
 
 
 def _recurrent(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
-    if cfg.get("time_major"):
-        problems.append("time_major=True is not supported")
     if "cell" in cfg:
         problems.append("a layer built around a cell object is not supported")
     out = {
@@ -200,6 +198,8 @@ def _recurrent(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
         out["recurrent_activation"] = _activation(cfg, "recurrent_activation", "sigmoid", problems)
     if "reset_after" in options:
         out["reset_after"] = bool(cfg.get("reset_after", True))
+    if cfg.get("time_major"):  # Keras 2 only: (timesteps, batch, features) in and out
+        out["time_major"] = True
     return out
 
 

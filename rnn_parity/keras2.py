@@ -1,4 +1,4 @@
-"""Files written by Keras 2 (tf.keras): detection, translation for Keras 3, and what changes meaning.
+"""Files written by Keras 2 (tf.keras): detection, translation, and which Keras verifies them.
 
 Keras 3 cannot load most Keras 2 ``.h5`` files as they are ("Unrecognized
 keyword arguments passed to LSTM: {'time_major': False}"), and where it can, it
@@ -16,31 +16,74 @@ configuration alone (no Keras import):
   used ``hard_sigmoid`` before 2.3);
 * every option whose *meaning* differs in Keras 3 is listed as a
   :class:`MeaningChange`: ``hard_sigmoid`` is ``clip(0.2x + 0.5, 0, 1)`` in
-  Keras 2 and ``relu6(x + 3) / 6`` in Keras 3.
+  Keras 2 and ``relu6(x + 3) / 6`` in Keras 3;
+* :func:`translate_for_keras2` rewrites it for the Keras 2 installed here
+  (tf_keras): only the version-dependent defaults are written out;
+* both run ``CuDNNLSTM`` / ``CuDNNGRU`` (GPU-only layers) as the ``LSTM`` /
+  ``GRU(reset_after=True)`` computing the same equations, with the weights
+  converted as Keras 2 converts them when it loads cuDNN weights into those
+  layers (:func:`cudnn_weights_as_keras`);
+* :func:`plan` decides which Keras verifies a file (``--keras 2|3|auto``), and
+  :func:`keras2_graph` turns what Keras 2 loaded into the runtime's graph with
+  Keras 2's definitions (``keras2:hard_sigmoid``, every layer handed its mask).
 
-What cannot be translated is :class:`~rnn_parity.errors.Unsupported` naming
-the layer: ``time_major=True``, ``CuDNNLSTM`` / ``CuDNNGRU`` (their bias
-layout differs; not translated yet).
+What Keras 3 cannot express (``time_major=True``) is
+:class:`~rnn_parity.errors.Unsupported` naming the layer, unless Keras 2 runs it.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import json
 import re
+import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InvalidInput, Unsupported
 
-__all__ = ["Keras2File", "MeaningChange", "Translation", "detect", "for_keras3", "keras2_activation", "translate"]
+__all__ = [
+    "CUDNN",
+    "KERAS2_EXTRA",
+    "Keras2File",
+    "MeaningChange",
+    "Plan",
+    "Translation",
+    "cudnn_weights_as_keras",
+    "detect",
+    "keras2_activation",
+    "keras2_graph",
+    "keras2_installed",
+    "keras2_semantics",
+    "masked_merges",
+    "plan",
+    "translate",
+    "translate_for_keras2",
+    "write_translated",
+]
 
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+#: Keras 2's cuDNN layers → the layer computing the same equations on any device (and its options).
+CUDNN = {
+    "CuDNNLSTM": ("LSTM", {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}),
+    "CuDNNGRU": (
+        "GRU",
+        {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True, "reset_after": True},
+    ),
+}
+#: How to get Keras 2 itself.
+KERAS2_EXTRA = "pip install 'rnn-parity[keras2]'"
 #: Keras 2's hard_sigmoid and Keras 3's, as the reports print them.
 HARD_SIGMOID_KERAS2 = "clip(0.2x + 0.5, 0, 1)"
 HARD_SIGMOID_KERAS3 = "relu6(x + 3) / 6"
 _ACTIVATION_KEYS = ("activation", "recurrent_activation")
 _WRAPPERS = ("Bidirectional", "TimeDistributed")
+_MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 
 
 @dataclass(frozen=True)
@@ -60,7 +103,10 @@ class Keras2File:
 
 @dataclass(frozen=True)
 class MeaningChange:
-    """An option Keras 3 reads with another meaning than the Keras 2 that wrote the file."""
+    """An option Keras 3 reads with another meaning than the Keras 2 that wrote the file.
+
+    ``option`` names it as the reports print it (``"recurrent_activation=hard_sigmoid"``).
+    """
 
     layer: str
     option: str
@@ -68,22 +114,25 @@ class MeaningChange:
     keras3: str
 
     def describe(self) -> str:
-        return f"{self.option}=hard_sigmoid changed meaning: Keras 2 {self.keras2}, Keras 3 {self.keras3}"
+        return f"{self.option} changed meaning: Keras 2 {self.keras2}, Keras 3 {self.keras3}"
 
 
 @dataclass
 class Translation:
-    """A Keras 2 configuration rewritten for Keras 3.
+    """A Keras 2 configuration rewritten for the Keras that loads it (3, or the Keras 2 installed here).
 
     Attributes:
-        config: the configuration Keras 3 loads (``{"class_name", "config"}``).
+        config: the configuration that Keras loads (``{"class_name", "config"}``).
         rewrites: one line per change, naming the layer (``"lstm: dropped time_major=False …"``).
-        changes: the options that compute something else in Keras 3.
+        changes: the options that compute something else in Keras 3 (always empty for Keras 2).
+        cudnn: top-level layer name → the cuDNN class whose weights it holds (itself, or inside
+            ``Bidirectional``); those weights are converted when the file is loaded.
     """
 
     config: dict
     rewrites: list[str] = field(default_factory=list)
     changes: list[MeaningChange] = field(default_factory=list)
+    cudnn: dict[str, str] = field(default_factory=dict)
 
     def changes_at(self, layer: str) -> list[MeaningChange]:
         """The meaning changes of one layer (a wrapped layer counts as its wrapper's)."""
@@ -122,7 +171,7 @@ def _walk(entries: list, prefix: str = "") -> Iterator[tuple[str, dict]]:
 def _written_by_keras2(raw: Mapping) -> bool:
     for _, entry in _walk(_layers(raw)):
         cfg = entry["config"]
-        if "time_major" in cfg or "batch_input_shape" in cfg or entry.get("class_name") in ("CuDNNLSTM", "CuDNNGRU"):
+        if "time_major" in cfg or "batch_input_shape" in cfg or entry.get("class_name") in CUDNN:
             return True
     return False
 
@@ -158,19 +207,34 @@ def _before_2_3(version: str | None) -> bool:
     return bool(parts) and parts[:2] < (2, 3)
 
 
-def _translate_layer(name: str, entry: dict, version: str | None, out: Translation, refused: list[str]) -> None:
+def _run_cudnn_as(name: str, entry: dict, out: Translation) -> str:
+    """Rewrite a CuDNNLSTM/CuDNNGRU entry in place as the LSTM/GRU computing the same; its new class."""
+    cls = entry["class_name"]
+    target, options = CUDNN[cls]
+    entry["class_name"] = target
+    entry["config"].update(options)
+    out.cudnn[name.split("/")[0]] = cls
+    shown = ", ".join(f"{key}={value}" for key, value in options.items() if key not in ("activation", "use_bias"))
+    bias = "input bias + recurrent bias" if target == "LSTM" else "[input bias, recurrent bias], (2, 3·units)"
+    out.rewrites.append(
+        f"{name}: {cls} runs as {target}({shown}), weights converted as Keras 2 loads them into one "
+        f"(kernels re-laid out per gate, bias = {bias})"
+    )
+    return target
+
+
+def _translate_layer(name: str, entry: dict, version: str | None, out: Translation, refused: list, keras: int):
     cls, cfg = entry.get("class_name"), entry["config"]
-    if cls in ("CuDNNLSTM", "CuDNNGRU"):
-        refused.append(f"layer {name!r} ({cls}): CuDNN layers are not translated yet")
-        return
-    if "batch_input_shape" in cfg:
+    if cls in CUDNN:
+        cls = _run_cudnn_as(name, entry, out)
+    if keras == 3 and "batch_input_shape" in cfg:
         shape = cfg.pop("batch_input_shape")
         if cls == "InputLayer":
             cfg["batch_shape"] = shape
             out.rewrites.append(f"{name}: batch_input_shape renamed batch_shape")
         else:  # Keras 3 builds a Sequential model's input from its InputLayer
             out.rewrites.append(f"{name}: dropped batch_input_shape={shape} (the model's InputLayer keeps the shape)")
-    if cls in RECURRENT:
+    if cls in RECURRENT and keras == 3:
         if cfg.get("time_major"):
             refused.append(f"layer {name!r} ({cls}): time_major=True has no Keras 3 equivalent")
         if "time_major" in cfg:
@@ -179,48 +243,32 @@ def _translate_layer(name: str, entry: dict, version: str | None, out: Translati
         if "implementation" in cfg:
             value = cfg.pop("implementation")
             out.rewrites.append(f"{name}: dropped implementation={value} (schedules the same arithmetic)")
-        if cls in ("LSTM", "GRU") and "recurrent_activation" not in cfg:
-            default = "hard_sigmoid" if _before_2_3(version) else "sigmoid"
-            cfg["recurrent_activation"] = default
-            out.rewrites.append(f"{name}: recurrent_activation={default} written out (Keras {version} default)")
-        if cls == "GRU" and "reset_after" not in cfg:
-            cfg["reset_after"] = False
-            out.rewrites.append(f"{name}: reset_after=False written out (Keras 2's GRU without the option)")
-    for key in _ACTIVATION_KEYS:
-        if cfg.get(key) == "hard_sigmoid":
-            out.changes.append(MeaningChange(name, key, HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3))
+    if cls in ("LSTM", "GRU") and "recurrent_activation" not in cfg:
+        default = "hard_sigmoid" if _before_2_3(version) else "sigmoid"
+        cfg["recurrent_activation"] = default
+        out.rewrites.append(f"{name}: recurrent_activation={default} written out (Keras {version} default)")
+    if cls == "GRU" and "reset_after" not in cfg:
+        cfg["reset_after"] = False
+        out.rewrites.append(f"{name}: reset_after=False written out (Keras 2's GRU without the option)")
+    if keras == 3:
+        for key in _ACTIVATION_KEYS:
+            if cfg.get(key) == "hard_sigmoid":
+                out.changes.append(MeaningChange(name, f"{key}=hard_sigmoid", HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3))
 
 
-def for_keras3(model_file, where: str | None = None) -> tuple[Keras2File, Translation] | None:
-    """The Keras 3 translation of a Keras 2 file (a :class:`~rnn_parity.model_file.ModelFile`), else None.
-
-    ``verify`` and ``export`` run a Keras 2 file this way. A file whose translation
-    changes what it computes (``hard_sigmoid``) is refused: Keras 3 would verify
-    a different model from the one Keras 2 trained.
-
-    Raises:
-        Unsupported: the translation changes the model's meaning, or cannot be made.
-    """
-    if model_file.format != "h5":
-        return None
-    found = detect(model_file.path, model_file.config)
-    if found is None:
-        return None
-    where = where or str(model_file.path)
-    translation = translate(model_file.config, found.keras_version, where=where)
-    if translation.changes:
-        layers = ", ".join(sorted({change.layer for change in translation.changes}))
-        raise Unsupported(
-            f"{where}: written by Keras 2 ({found.evidence}), and Keras 3 computes it differently: "
-            f"{translation.changes[0].describe()} (layers {layers}); "
-            "see `rnn-parity upgrade` for the difference per layer"
-        )
-    return found, translation
-
-
-def keras2_activation(name: str) -> str:
-    """The reference's name for what activation ``name`` computed in Keras 2 (``hard_sigmoid`` differs)."""
-    return f"keras2:{name}" if name == "hard_sigmoid" else name
+def _translated(raw: Mapping, keras_version: str | None, where: str, keras: int) -> tuple[Translation, list[str]]:
+    config = copy.deepcopy(dict(raw))
+    entries = _layers(config)
+    if not entries:
+        raise InvalidInput(f"{where}: the model configuration lists no layers")
+    if isinstance(config.get("config"), list):
+        config["config"] = {"name": "sequential", "layers": entries}
+    out, refused = Translation(config), []
+    for name, entry in _walk(entries):
+        _translate_layer(name, entry, keras_version, out, refused, keras)
+    if keras == 3:
+        _initial_states_for_keras3(entries, out)
+    return out, refused
 
 
 def translate(raw: Mapping, keras_version: str | None = None, *, where: str = "the model") -> Translation:
@@ -230,15 +278,263 @@ def translate(raw: Mapping, keras_version: str | None = None, *, where: str = "t
         InvalidInput: the configuration lists no layers.
         Unsupported: a layer or option without a Keras 3 equivalent (all named).
     """
-    config = copy.deepcopy(dict(raw))
-    entries = _layers(config)
-    if not entries:
-        raise InvalidInput(f"{where}: the model configuration lists no layers")
-    if isinstance(config.get("config"), list):
-        config["config"] = {"name": "sequential", "layers": entries}
-    out, refused = Translation(config), []
-    for name, entry in _walk(entries):
-        _translate_layer(name, entry, keras_version, out, refused)
+    out, refused = _translated(raw, keras_version, where, keras=3)
     if refused:
         raise Unsupported(f"{where}: Keras 2 file: " + " | ".join(refused))
     return out
+
+
+def translate_for_keras2(raw: Mapping, keras_version: str | None = None, *, where: str = "the model") -> Translation:
+    """Rewrite a Keras 2 model configuration for the Keras 2 installed here, which may be newer.
+
+    The defaults that changed in Keras 2.3 are written out (``recurrent_activation``,
+    GRU's ``reset_after``), and cuDNN layers run as the LSTM/GRU computing the same
+    (Keras 2 runs ``CuDNNLSTM`` on a GPU only). Everything else is kept as it is.
+    """
+    return _translated(raw, keras_version, where, keras=2)[0]
+
+
+def cudnn_weights_as_keras(class_name: str, weights: list[np.ndarray]) -> list[np.ndarray]:
+    """``CuDNNLSTM`` / ``CuDNNGRU`` weights as ``LSTM`` / ``GRU(reset_after=True)`` hold them.
+
+    Args:
+        class_name: ``"CuDNNLSTM"`` or ``"CuDNNGRU"``.
+        weights: ``[kernel (D, G·M), recurrent_kernel (M, G·M), bias (2·G·M,)]`` as the cuDNN layer
+            stores them, G gate blocks in Keras's order (i, f, c, o or z, r, h).
+
+    cuDNN multiplies ``W_g · x`` with each gate's ``(M, D)`` matrix read row-major, and
+    Keras 2's cuDNN layers store ``W_g`` *reshaped* (not transposed) into the gate's
+    ``(D, M)`` block of ``kernel``; a Keras layer computes ``x · K_g``, so
+    ``K_g = block.reshape(M, D).T``; likewise ``U_g = block.T`` for ``recurrent_kernel``.
+    The bias holds every gate's input bias, then every gate's recurrent bias: an
+    LSTM only ever adds the two (one ``(4M,)`` bias); a GRU with ``reset_after=True``
+    keeps them as the two rows of its ``(2, 3M)`` bias. This is the conversion
+    Keras 2 applies when it loads cuDNN weights into an LSTM/GRU layer.
+    """
+    kernel, recurrent_kernel, bias = (np.asarray(w) for w in weights)
+    gates = 4 if class_name == "CuDNNLSTM" else 3
+    features, units = kernel.shape[0], recurrent_kernel.shape[0]
+    if kernel.shape[1] != gates * units or bias.shape != (2 * gates * units,):
+        raise InvalidInput(
+            f"{class_name} weights have shapes {kernel.shape}, {recurrent_kernel.shape}, {bias.shape}; "
+            f"expected (D, {gates * units}), ({units}, {gates * units}), ({2 * gates * units},)"
+        )
+    kernel = np.hstack([block.reshape(units, features).T for block in np.hsplit(kernel, gates)])
+    recurrent_kernel = np.hstack([block.T for block in np.hsplit(recurrent_kernel, gates)])
+    input_bias, recurrent_bias = np.split(bias, 2)
+    bias = input_bias + recurrent_bias if gates == 4 else np.stack([input_bias, recurrent_bias])
+    return [kernel, recurrent_kernel, bias]
+
+
+def write_translated(source: str | Path, target: str | Path, translation: Translation, *, convert_cudnn: bool):
+    """Copy the ``.h5`` file to ``target`` with the translated configuration.
+
+    ``convert_cudnn``: also rewrite the weights of the cuDNN layers as
+    :func:`cudnn_weights_as_keras` converts them (Keras 3 does not; Keras 2's own
+    loader does it when it loads them into the LSTM/GRU).
+    """
+    import h5py
+
+    shutil.copyfile(source, target)
+    with h5py.File(target, "r+") as f:
+        f.attrs["model_config"] = json.dumps(translation.config)
+        if not convert_cudnn:
+            return
+        weights = f["model_weights"] if "model_weights" in f else f
+        for layer, class_name in translation.cudnn.items():
+            group = weights[layer]
+            names = [n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
+            for start in range(0, len(names), 3):  # forward, then backward inside Bidirectional
+                triple = names[start : start + 3]
+                for name, array in zip(triple, cudnn_weights_as_keras(class_name, [group[n][()] for n in triple])):
+                    del group[name]
+                    group.create_dataset(name, data=array)
+
+
+def keras2_activation(name: str) -> str:
+    """The reference's name for what activation ``name`` computed in Keras 2 (``hard_sigmoid`` differs)."""
+    return f"keras2:{name}" if name == "hard_sigmoid" else name
+
+
+def keras2_semantics(graph: dict) -> dict:
+    """A copy of ``graph`` whose activations mean what they meant in Keras 2 (``hard_sigmoid``)."""
+
+    def convert(cfg: dict) -> dict:
+        out = {k: (keras2_activation(v) if k in _ACTIVATION_KEYS and isinstance(v, str) else v) for k, v in cfg.items()}
+        if isinstance(cfg.get("layer"), dict):
+            out["layer"] = {**cfg["layer"], "config": convert(cfg["layer"].get("config") or {})}
+        return out
+
+    return {**graph, "layers": [{**layer, "config": convert(layer.get("config") or {})} for layer in graph["layers"]]}
+
+
+def _tensor(ref: list) -> dict:
+    """A tensor reference as Keras 3 serializes it; Keras 2 records no shape (Keras replaces this placeholder)."""
+    return {"class_name": "__keras_tensor__", "config": {"shape": [], "dtype": "float32", "keras_history": ref[:3]}}
+
+
+def _states_as_keyword(entry: Mapping) -> Mapping | None:
+    """A recurrent layer's Keras 2 call ``[x, h, c]`` (states folded into its inputs) as Keras 3 records it
+    (``initial_state=[h, c]``); None when the entry is not such a call."""
+    nodes = entry.get("inbound_nodes")
+    if entry.get("class_name") not in (*RECURRENT, "Bidirectional") or not isinstance(nodes, list) or len(nodes) != 1:
+        return None
+    node = nodes[0]
+    if not isinstance(node, list) or len(node) < 2 or not all(isinstance(r, list) and len(r) >= 3 for r in node):
+        return None
+    kwargs = dict(node[0][3]) if len(node[0]) > 3 and isinstance(node[0][3], Mapping) else {}
+    call = {"args": [_tensor(node[0])], "kwargs": {**kwargs, "initial_state": [_tensor(r) for r in node[1:]]}}
+    return {**entry, "inbound_nodes": [call]}
+
+
+def _masks_anywhere(entries: list) -> bool:
+    """Whether a layer of the model makes a mask (Masking, Embedding(mask_zero=True))."""
+    return any(
+        entry.get("class_name") == "Masking"
+        or (entry.get("class_name") == "Embedding" and entry["config"].get("mask_zero"))
+        for _, entry in _walk(entries)
+    )
+
+
+def _initial_states_for_keras3(entries: list, out: Translation) -> None:
+    masked = _masks_anywhere(entries)
+    for index, entry in enumerate(entries):
+        converted = _states_as_keyword(entry) if isinstance(entry, dict) else None
+        if converted is None:
+            continue
+        entries[index] = converted
+        name = str(entry["config"].get("name") or entry.get("name"))
+        out.rewrites.append(f"{name}: initial_state passed as a keyword (Keras 2 records the states as call inputs)")
+        if masked:  # conservative: the mask may stop before this layer
+            out.changes.append(
+                MeaningChange(
+                    name,
+                    "initial_state in a masked model",
+                    "passes the layer its input's mask",
+                    "passes no mask to a layer called with initial_state (every step computed)",
+                )
+            )
+
+
+def keras2_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
+    """The runtime's graph of a model as Keras 2 loaded it (its ``get_config()``), with Keras 2's semantics.
+
+    Keras 2 differs from Keras 3 in three things the graph holds:
+
+    * a recurrent layer called with ``initial_state`` records the states as further
+      inputs of its call (``[x, h, c]``), not as a keyword;
+    * every layer receives its input's mask, also a recurrent layer called with
+      ``initial_state`` (Keras 3 hands the mask only to a call with one tensor);
+    * ``hard_sigmoid`` is ``clip(0.2x + 0.5, 0, 1)``: ``keras2:hard_sigmoid``.
+
+    A graph with a ``time_major`` layer is written in format 2 (see docs/npz-format.md).
+    """
+    from .graph import build_graph
+    from .recurrent import cell_config
+
+    layers = [(_states_as_keyword(e) or e) if isinstance(e, Mapping) else e for e in model_cfg.get("layers", [])]
+    graph = build_graph(model_class, {**model_cfg, "layers": layers}, where)
+    for layer in graph["layers"]:
+        layer["receives_mask"] = True
+    if any(cell_config(layer["class_name"], layer["config"]).get("time_major") for layer in graph["layers"]):
+        graph["format_version"] = 2  # a format-1 reader would ignore time_major and compute another model
+    return keras2_semantics(graph)
+
+
+def masked_merges(graph: dict, masks: Mapping[str, list]) -> list[str]:
+    """The merging layers that receive a mask (Keras 2's masks: ``layer → one per output tensor``).
+
+    Keras 2 combines masks differently from Keras 3, whose rules the runtime follows:
+    the AND of the masks given (Keras 3: the OR when every input has one; ``Concatenate``:
+    AND over the last axis, Keras 3 OR), and its ``Multiply``, ``Maximum`` and ``Minimum``
+    ignore masked steps' values where Keras 3 replaces them.
+    """
+    found = []
+    for layer in graph["layers"]:
+        if layer["class_name"] in _MERGES:
+            if any(source in masks and masks[source][index] is not None for source, index in layer["inputs"]):
+                found.append(f"layer {layer['name']!r} ({layer['class_name']})")
+    return found
+
+
+def keras2_installed() -> bool:
+    """Whether Keras 2 itself (tf_keras, the ``keras2`` extra) can be imported; found without importing it."""
+    if "tf_keras" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("tf_keras") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which Keras verifies a file, and the configuration it loads.
+
+    Attributes:
+        keras: 2 (tf_keras, the Keras that wrote a Keras 2 file) or 3.
+        reason: why that Keras, for the report.
+        found: what marks the file as written by Keras 2 (None for a Keras 3 file).
+        translation: the configuration that Keras loads (None: the file as it is).
+    """
+
+    keras: int
+    reason: str
+    found: Keras2File | None = None
+    translation: Translation | None = None
+
+
+def _keras3_refusal(where: str, found: Keras2File, what: str, forced: bool) -> Unsupported:
+    then = (
+        "verify it against Keras 2 with --keras 2, or see `rnn-parity upgrade` for the difference per layer"
+        if forced
+        else f"verifying it needs Keras 2 itself: {KERAS2_EXTRA}"
+    )
+    return Unsupported(f"{where}: written by Keras 2 ({found.evidence}), and {what}; {then}")
+
+
+def plan(model_file, keras: str = "auto", backend: str | None = None) -> Plan:
+    """Decide which Keras verifies ``model_file`` (a :class:`~rnn_parity.model_file.ModelFile`).
+
+    ``keras``: ``"auto"`` (Keras 2 for a file Keras 2 wrote when tf_keras is installed
+    and no other backend than TensorFlow is asked for, else Keras 3), ``"2"`` or ``"3"``.
+
+    Raises:
+        InvalidInput: ``--keras 2`` for a file Keras 3 wrote, or with a backend other than TensorFlow.
+        Unsupported: Keras 2 is needed and not installed, or Keras 3 would compute
+            another model (``hard_sigmoid``) or cannot run it (``time_major=True``).
+    """
+    where = str(model_file.path)
+    found = detect(model_file.path, model_file.config) if model_file.format == "h5" else None
+    if found is None:
+        if keras == "2":
+            raise InvalidInput(
+                f"{where}: --keras 2: written by Keras {model_file.keras_version or '3'}, not Keras 2; "
+                "Keras 3 verifies it"
+            )
+        return Plan(3, "written by Keras 3")
+    forced = keras == "3" or backend not in (None, "tensorflow")
+    if keras == "auto":
+        if backend not in (None, "tensorflow"):
+            keras, reason = "3", f"--backend {backend}: Keras 2 runs on TensorFlow only"
+        elif keras2_installed():
+            keras, reason = "2", "written by Keras 2, which is installed (--keras auto)"
+        else:
+            keras, reason = "3", "written by Keras 2, which is not installed: its Keras 3 translation (--keras auto)"
+    else:
+        reason = f"--keras {keras}"
+    if keras == "2":
+        if backend not in (None, "tensorflow"):
+            raise InvalidInput(f"--backend {backend}: Keras 2 runs on TensorFlow only (--keras 2)")
+        if not keras2_installed():
+            raise Unsupported(f"{where}: --keras 2 runs Keras 2 itself: {KERAS2_EXTRA}")
+        translation = translate_for_keras2(model_file.config, found.keras_version, where=where)
+        return Plan(2, reason, found, translation)
+    translation, refused = _translated(model_file.config, found.keras_version, where, keras=3)
+    if refused:
+        raise _keras3_refusal(where, found, "Keras 3 cannot run it: " + " | ".join(refused), forced)
+    if translation.changes:
+        layers = ", ".join(sorted({change.layer for change in translation.changes}))
+        what = f"Keras 3 computes it differently: {translation.changes[0].describe()} (layers {layers})"
+        raise _keras3_refusal(where, found, what, forced)
+    return Plan(3, reason, found, translation)

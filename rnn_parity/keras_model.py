@@ -59,44 +59,45 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def load_translated(keras, path, config: dict):
-    """Keras 3's model of a copy of an ``.h5`` file whose stored configuration is ``config``."""
-    import json
-    import shutil
+def load_translated(keras, path, translation):
+    """Keras 3's model of a copy of an ``.h5`` file holding ``translation`` (a :class:`~rnn_parity.keras2.Translation`).
+
+    The copy holds the translated configuration and, for cuDNN layers, their weights
+    converted as Keras 2 converts them (Keras 3 does not).
+    """
     import tempfile
     from pathlib import Path
 
-    import h5py
+    from .keras2 import write_translated
 
     with tempfile.TemporaryDirectory(prefix="rnn-parity-translated-") as folder:
         copy = Path(folder) / "translated.h5"
-        shutil.copyfile(path, copy)
-        with h5py.File(copy, "r+") as f:
-            f.attrs["model_config"] = json.dumps(config)
+        write_translated(path, copy, translation, convert_cudnn=True)
         return keras.saving.load_model(str(copy), compile=False, safe_mode=True)
 
 
-def load(model_file: ModelFile, translated_config: dict | None = None) -> LoadedModel:
+def load(model_file: ModelFile, translation=None) -> LoadedModel:
     """Load the file with Keras in safe mode; any failure is an InvalidInput naming the file.
 
     TensorFlow is not imported unless it is the backend: neither format needs it to load.
 
-    ``translated_config``: for an ``.h5`` file written by Keras 2, the configuration
-    :func:`rnn_parity.keras2.translate` made for Keras 3; Keras 3 loads a copy of the
-    file holding it (weights as Keras 3 reads them from the file).
+    ``translation``: for an ``.h5`` file written by Keras 2, the
+    :class:`~rnn_parity.keras2.Translation` :func:`rnn_parity.keras2.translate` made for
+    Keras 3; Keras 3 loads a copy of the file holding it (weights as Keras 3 reads them
+    from the file, cuDNN weights converted).
     """
     with tensorflow_kept_out():
-        return _load(model_file, translated_config)
+        return _load(model_file, translation)
 
 
-def _load(model_file: ModelFile, translated_config: dict | None = None) -> LoadedModel:
+def _load(model_file: ModelFile, translation=None) -> LoadedModel:
     keras = import_keras()
     where = model_file.path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if translated_config is not None:
-                model = load_translated(keras, model_file.path, translated_config)
+            if translation is not None:
+                model = load_translated(keras, model_file.path, translation)
             else:
                 model = keras.saving.load_model(str(model_file.path), compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file

@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InvalidInput, NonFiniteWeights, Unsupported
 from .layers import LAYERS
 from .recurrent import BIDIRECTIONAL, CELLS, DIRECTIONS, MERGE_MODES, TIME_DISTRIBUTED
-from .reference import ACTIVATIONS
+from .reference import ACTIVATIONS, KERAS2_ACTIVATIONS
 
 __all__ = ["LAYER_CHECKS", "MAX_DIM", "require_finite_weights", "validate_model"]
 
@@ -96,7 +96,9 @@ class _Layer:
 
     def activation(self, key: str) -> None:
         value = self.cfg.get(key)
-        if value is not None and (not isinstance(value, str) or value not in ACTIVATIONS):
+        # keras2:hard_sigmoid: what hard_sigmoid meant in a file Keras 2 wrote
+        known = isinstance(value, str) and (value in ACTIVATIONS or value in KERAS2_ACTIVATIONS)
+        if value is not None and not known:
             raise self.fail(f"{key}={value!r} is not an activation the runtime implements")
 
     def shape(self, index: int, label: str, want: tuple) -> None:
@@ -125,6 +127,7 @@ def _check_recurrent(layer: _Layer, weights: Sequence[np.ndarray] | None = None)
     layer.activation("recurrent_activation")
     for key in ("use_bias", "return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask"):
         layer.bool(key)
+    layer.bool("time_major")  # Keras 2's (timesteps, batch, features)
     reset_after = layer.cfg.get("reset_after", True)
     two_biases = "reset_after" in cell.options  # GRU: reset_after keeps an input and a recurrent bias row
     if two_biases and not isinstance(reset_after, bool):

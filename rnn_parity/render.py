@@ -445,7 +445,7 @@ def verify_table(report: dict):
                 f"{model['class_name']} '{model['name']}'  ·  .{model['format']} file"
                 + (f" saved by Keras {model['keras_version']}" if model["keras_version"] else ""),
                 f"inputs: {inputs}",
-                f"NumPy {cfg['reference_dtype']} vs Keras",
+                f"NumPy {cfg['reference_dtype']} vs {report.get('keras_side', {}).get('label') or 'Keras'}",
             ]
         )
     )
@@ -478,6 +478,10 @@ def verify_table(report: dict):
     layers.add_row("total", "", "", str(report["param_counts"]["total"]), "", "", "")
 
     parts = [title, header, layers]
+    if model.get("keras2_rewrites"):
+        side = report.get("keras_side", {}).get("label") or "Keras"
+        rewrites = "\n".join(f"  {r}" for r in model["keras2_rewrites"])
+        parts.insert(2, Text(f"written by Keras 2, rewritten for {side}:\n{rewrites}", style="dim"))
     failure = report["first_failure"]
     if failure:
         where = f", from step {failure['step']}" if failure["step"] is not None else ""

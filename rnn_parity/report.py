@@ -226,6 +226,7 @@ def verify_report(result) -> dict:
         **_headline(result.passed, result.output),
         "command": "verify",
         "first_failure": _first_failure(result),
+        "keras_side": dict(result.keras_side),
         "model": {
             "path": str(mf.path),
             "format": mf.format,

@@ -19,7 +19,7 @@ called with a single tensor argument, so a recurrent layer called with
 ``initial_state`` tensors computes **without** the mask (and still passes it
 on when it returns sequences).
 
-The graph format (``format_version`` 1)::
+The graph format (``format_version`` 1; 2 when a recurrent layer is Keras 2's ``time_major``)::
 
     {"format": "rnn-parity.model", "format_version": 1, "name": ...,
      "inputs":  [{"name": "tokens", "shape": [null, null], "dtype": "int32"}, ...],
@@ -84,6 +84,8 @@ __all__ = [
 
 FORMAT = "rnn-parity.model"
 FORMAT_VERSION = 1
+#: The newest format this runtime reads: 2 is 1 plus a recurrent layer's ``time_major`` (Keras 2 files).
+READS_FORMAT_VERSION = 2
 
 RECURRENT_FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
 #: Layers that are the identity at inference and pass the mask on.
@@ -193,7 +195,14 @@ def _split_bias(weights: Sequence[np.ndarray]) -> tuple:
 
 
 def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
-    """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None."""
+    """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None.
+
+    Keras 2's ``time_major=True``: ``x`` (and a returned sequence) is ``(timesteps, batch, …)``, its mask
+    ``(timesteps, batch)``; the states are batch-major.
+    """
+    time_major = cell_config(class_name, cfg).get("time_major", False)
+    if time_major:
+        x, mask = np.swapaxes(x, 0, 1), (None if mask is None else mask.T)
     if is_bidirectional(class_name):
         inner_class, inner_cfg = unwrap(class_name, cfg)
         half = len(weights) // 2
@@ -222,6 +231,8 @@ def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
             zero_output_for_mask=cfg.get("zero_output_for_mask", False),
             **_cell_kwargs(class_name, cfg),
         )
+    if time_major and returns_sequences(class_name, cfg):
+        output = [np.swapaxes(o, 0, 1) for o in output] if isinstance(output, list) else np.swapaxes(output, 0, 1)
     return output, states
 
 
@@ -705,9 +716,10 @@ def read_graph(data, where: str) -> dict:
     version = graph.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise InvalidInput(f"{where}: bad format_version {version!r}")
-    if version > FORMAT_VERSION:
+    if version > READS_FORMAT_VERSION:
         raise InvalidInput(
-            f"{where}: written in format {version} by a newer rnn-parity; this runtime reads format {FORMAT_VERSION}"
+            f"{where}: written in format {version} by a newer rnn-parity; this runtime reads formats up to "
+            f"{READS_FORMAT_VERSION}"
         )
     return graph
 

@@ -3,11 +3,14 @@
 For a Keras 2 ``.h5`` file, :func:`run_upgrade` runs the same seeded inputs
 through
 
-* Keras 2 itself (``tf_keras``, the ``keras2`` extra), loading the file as it is,
+* Keras 2 itself (``tf_keras``, the ``keras2`` extra), loading the file as it is
+  (:func:`rnn_parity.keras2.translate_for_keras2`: old defaults written out, cuDNN
+  layers as the LSTM/GRU computing the same),
 * Keras 3, loading the configuration :func:`rnn_parity.keras2.translate` rewrote
   (a copy of the file, so the weights are Keras 3's reading of it), and
-* the NumPy runtime computing Keras 2's definitions (``keras2:hard_sigmoid``)
-  with Keras 2's weights, in float64,
+* the NumPy runtime computing Keras 2's definitions (``keras2:hard_sigmoid``, the
+  masks Keras 2 hands to each layer: :func:`rnn_parity.keras2.keras2_graph`) with
+  Keras 2's weights, in float64,
 
 and compares every layer's output, Keras 3 against Keras 2 (the verdict) and the
 reference against Keras 2 (proof that the reason is understood), with the pass
@@ -24,16 +27,14 @@ from pathlib import Path
 import numpy as np
 
 from .compare import compare
-from .errors import InvalidInput, Unsupported
+from .errors import InvalidInput
 from .graph import build_graph, scan
-from .keras2 import Keras2File, Translation, detect, keras2_activation, translate
+from .keras2 import Keras2File, Translation, detect, keras2_graph, translate, translate_for_keras2
 from .model_file import read_model_file
 from .model_inputs import seeded
 from .runtime import GraphRuntime
 
 __all__ = ["UpgradeLayer", "UpgradeResult", "run_upgrade"]
-
-KERAS2_HINT = "the upgrade report runs Keras 2 itself: pip install 'rnn-parity[keras2]' (installs tf-keras)"
 
 
 @dataclass(frozen=True)
@@ -110,41 +111,16 @@ class UpgradeResult:
         }
 
 
-def _import_tf_keras():
-    from .keras_runner import _stderr_parked, import_keras
-
-    import_keras()  # sets the log levels TensorFlow reads at import
-    with _stderr_parked():
-        try:
-            import tf_keras
-        except ImportError:
-            raise Unsupported(KERAS2_HINT) from None
-    return tf_keras
-
-
 def _first(value):
     return value[0] if isinstance(value, (list, tuple)) else value
 
 
 def _per_layer_outputs(framework, model, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Every layer's (first) output on ``arrays``, by layer name."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    probe = framework.Model(model.inputs, [_first(layer.output) for layer in layers])
-    outs = probe(list(arrays), training=False)
-    outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return {layer.name: np.asarray(out) for layer, out in zip(layers, outs, strict=True)}
+    """Every layer's first output on ``arrays``, by layer name."""
+    from .keras2_model import layer_outputs
 
-
-def _keras2_semantics(graph: dict) -> dict:
-    """A copy of ``graph`` whose activations mean what they meant in Keras 2 (``hard_sigmoid``)."""
-
-    def convert(cfg: dict) -> dict:
-        out = {k: (keras2_activation(v) if k in ("activation", "recurrent_activation") else v) for k, v in cfg.items()}
-        if isinstance(cfg.get("layer"), dict):
-            out["layer"] = {**cfg["layer"], "config": convert(cfg["layer"].get("config") or {})}
-        return out
-
-    return {**graph, "layers": [{**layer, "config": convert(layer.get("config") or {})} for layer in graph["layers"]]}
+    names = [layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    return {name: tensors[0] for name, tensors in layer_outputs(framework, model, names, arrays)[0].items()}
 
 
 def _explain(name: str, translation: Translation, upstream: str | None) -> str:
@@ -173,23 +149,26 @@ def run_upgrade(
         raise InvalidInput(f"{where}: was not written by Keras 2 (keras_version {model_file.keras_version})")
     translation = translate(model_file.config, found.keras_version, where=where)
     scan(translation.config, where)
-    tf_keras = _import_tf_keras()
+    from . import keras2_model
     from .keras_model import load
     from .keras_runner import _stderr_parked, import_keras
 
-    loaded = load(model_file, translation.config)
+    tf_keras = keras2_model.import_tf_keras()
+    loaded = load(model_file, translation)
     new = loaded.model
     # The graph of Keras 3's model: its configuration records the masks Keras passes between layers.
     graph = build_graph(loaded.class_name, loaded.config, where)
     feeds = seeded(graph, N=N, T=T, seed=seed)
     arrays = [feeds.arrays[spec["name"]] for spec in graph["inputs"]]
+    old = keras2_model.load(model_file, translate_for_keras2(model_file.config, found.keras_version, where=where))
     with _stderr_parked():
-        old = tf_keras.models.load_model(model_file.path, compile=False)
-        old_outs = _per_layer_outputs(tf_keras, old, arrays)
+        old_outs = _per_layer_outputs(tf_keras, old.model, arrays)
         new_outs = _per_layer_outputs(import_keras(), new, arrays)
 
-    weights = {layer["name"]: old.get_layer(layer["name"]).get_weights() for layer in graph["layers"]}
-    trace = GraphRuntime(_keras2_semantics(graph), weights, dtype="float64").run(feeds.arrays)
+    # The reference computes Keras 2's definitions on Keras 2's own graph of the model (and its weights).
+    old_graph = keras2_graph(old.class_name, old.config, where)
+    weights = {layer["name"]: old.model.get_layer(layer["name"]).get_weights() for layer in old_graph["layers"]}
+    trace = GraphRuntime(old_graph, weights, dtype="float64").run(feeds.arrays)
 
     result = UpgradeResult(where, found.keras_version, found.evidence, atol, rtol, list(translation.rewrites))
     upstream = None

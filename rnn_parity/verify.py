@@ -13,6 +13,11 @@ anything runs:
    model (:func:`rnn_parity.graph.build_graph`, exit 4 again if needed);
 5. run Keras with every layer's output and mask marked, run the NumPy
    runtime, and compare every layer's output, mask and states.
+
+The Keras side is Keras 3, or Keras 2 itself (tf_keras) for a file Keras 2 wrote
+(:func:`rnn_parity.keras2.plan`, ``--keras``): Keras 2 loads the file as it is
+(:mod:`rnn_parity.keras2_model`), and the runtime computes Keras 2's definitions
+(:func:`rnn_parity.keras2.keras2_graph`). Everything after the Keras run is the same.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from .compare import Comparison
 from .environment import environment
 from .errors import Unsupported
 from .graph import build_graph, scan
-from .keras2 import for_keras3
+from .keras2 import keras2_graph, masked_merges, plan
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
 from .parity import SideParity, compare_side, named_arrays, run_reference
@@ -76,6 +81,8 @@ class VerifyOptions(BaseModel):
     max_mismatch_frac: Fraction = 0.0
     #: the Keras backend that loads and runs the model (None: ``KERAS_BACKEND``, else tensorflow)
     backend: Literal["tensorflow", "jax", "torch"] | None = None
+    #: which Keras verifies a file Keras 2 wrote: 2 (tf_keras), 3, or auto (2 when installed)
+    keras: Literal["auto", "2", "3"] = "auto"
 
     @classmethod
     def build(cls, style: str = "cli", **values) -> VerifyOptions:
@@ -86,6 +93,11 @@ class VerifyOptions(BaseModel):
     @classmethod
     def _path(cls, value):
         return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    @field_validator("keras", mode="before")
+    @classmethod
+    def _keras(cls, value):
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _combinations(self, info: ValidationInfo):
@@ -188,8 +200,10 @@ class VerifyResult:
     tolerance: Tolerance | None = None
     three_way: ThreeWay | None = None
     environment: dict = field(default_factory=dict)
-    #: for a file written by Keras 2: how its configuration was translated for Keras 3 (else None)
+    #: for a file written by Keras 2: how its configuration was rewritten for the Keras that ran it (else None)
     keras2_rewrites: tuple[str, ...] | None = None
+    #: the Keras that ran: ``keras`` (2 or 3), ``label`` ("Keras 2 (tf_keras 2.21.0)"), ``reason``
+    keras_side: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -290,24 +304,44 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     started = time.perf_counter()
     model_file = read_model_file(options.model)
     where = str(model_file.path)
-    keras2 = for_keras3(model_file, where)  # a Keras 2 file runs as its Keras 3 translation
-    scan(keras2[1].config if keras2 else model_file.config, where)
+    side = plan(model_file, options.keras, options.backend)  # which Keras, and the configuration it loads
+    translation = side.translation
+    scan(translation.config if translation else model_file.config, where)
     arrays = read_arrays(options.input) if options.input is not None else None
 
-    from . import keras_model, keras_runner
+    from . import keras_runner
     from .backend import select
 
-    select(options.backend)  # before Keras is imported; TensorFlow only on its own backend
+    if side.keras == 2:
+        from . import keras2_model as keras_side
 
-    loaded = keras_model.load(model_file, keras2[1].config if keras2 else None)
-    graph = build_graph(loaded.class_name, loaded.config, where)
+        select("tensorflow")  # Keras 2 runs on TensorFlow only
+        loaded = keras_side.load(model_file, translation)
+        graph = keras2_graph(loaded.class_name, loaded.config, where)
+    else:
+        from . import keras_model as keras_side
+
+        select(options.backend)  # before Keras is imported; TensorFlow only on its own backend
+        loaded = keras_side.load(model_file, translation)
+        graph = build_graph(loaded.class_name, loaded.config, where)
     feeds = _feeds(options, graph, arrays)
     load_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    keras_run = keras_model.run_marked(loaded, graph, feeds.arrays)
+    keras_run = keras_side.run_marked(loaded, graph, feeds.arrays)
     keras_seconds = time.perf_counter() - started
     _check_weights(graph, keras_run, where)
+    if side.keras == 2 and (merges := masked_merges(graph, keras_run.masks)):
+        raise Unsupported(
+            f"{where}: {', '.join(merges)}: merges masked tensors, whose masks Keras 2 combines otherwise than "
+            "Keras 3 (the runtime follows Keras 3); not supported for Keras 2 yet"
+        )
+    versions = keras_runner.versions()
+    if side.keras == 2:
+        versions["tf_keras"] = keras_side.version()
+        label = f"Keras 2 (tf_keras {versions['tf_keras']})"
+    else:
+        label = f"Keras 3 ({versions['keras']}, {versions['backend']} backend)"
 
     # As in check: the runtime in float64 (the truth), in the model's compute dtype
     # (what a correct implementation in that dtype gets wrong) and in --reference-dtype.
@@ -334,12 +368,13 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
         outputs=outputs.comparisons(),
         keras_outputs=tuple(keras_outputs.values()),
         total_params=keras_run.total_params,
-        versions=keras_runner.versions(),
+        versions=versions,
         seconds={"load": load_seconds, "keras": keras_seconds, "reference": runs.seconds},
         tolerance=outputs[keys[0]].tolerance,
         three_way=_diagnosis(reference.worst_three_way(keras_outputs, keys[0]), layer_reference, keras_layers),
         environment=environment(options.command_line()),
-        keras2_rewrites=tuple(keras2[1].rewrites) if keras2 else None,
+        keras2_rewrites=tuple(translation.rewrites) if translation else None,
+        keras_side={"keras": side.keras, "label": label, "reason": side.reason},
     )
 
 
