@@ -273,7 +273,7 @@ def test_load_refuses_missing_or_wrong_weights(tmp_path):
     assert _error(lambda: load(tmp_path / "less.npz")) == (f"{tmp_path / 'less.npz'}: missing array 'weights/gru/2'")
     graph["layers"][1]["weights"] = ["kernel", "recurrent_kernel"]
     path = _write(tmp_path, graph=graph, weights={**weights, "gru": weights["gru"][:2]}, name="two.npz")
-    assert _error(lambda: load(path)) == "layer 'gru' (GRU) needs 3 weight arrays, got 2"
+    assert _error(lambda: load(path)) == f"{path}: layer 'gru' (GRU): needs 3 weight arrays, got 2"
 
 
 def test_graph_must_be_in_order():
@@ -320,9 +320,14 @@ def test_pack_writes_json_text_as_bytes():
         assert json.loads(npz["graph"].tobytes().decode("utf-8"))["format"] == "rnn-parity.model"
 
 
-def test_graph_and_runtime_agree_on_the_supported_layers():
+def test_graph_runtime_and_checks_read_one_registry():
     from rnn_parity.graph import SUPPORTED_LAYERS
+    from rnn_parity.layers import LAYERS
+    from rnn_parity.model_checks import KNOWN_UNSUPPORTED
+    from rnn_parity.recurrent import is_recurrent
     from rnn_parity.runtime import SUPPORTED_CLASSES
 
-    # An RNN around one built-in cell enters the graph as that cell's layer (SimpleRNN, LSTM or GRU).
-    assert set(SUPPORTED_LAYERS) - {"InputLayer", "RNN"} == set(SUPPORTED_CLASSES)
+    assert set(SUPPORTED_LAYERS) - {"InputLayer"} == set(SUPPORTED_CLASSES) == set(LAYERS)
+    assert not KNOWN_UNSUPPORTED & set(LAYERS)
+    # recurrent.py's facts (standard library only) and the registry agree on which layers are recurrent
+    assert {name for name, spec in LAYERS.items() if spec.recurrent} == {name for name in LAYERS if is_recurrent(name)}
