@@ -303,7 +303,7 @@ def _parse_call(node, call_inputs: tuple[str, ...] = ()) -> Call:
         data = [ref for part in parts for ref in part] if parts and all(p and len(p) == 1 for p in parts) else None
         rest = args[len(call_inputs) :]
     else:
-        data = _tensor_list(args[0]) if args and not isinstance(args[0], str) else None
+        data = _tensor_list(args[0]) if args else None
         rest = args[1:]
     if data is None:
         return Call(data=[], states=[], mask=None, problems=["called on something that is not a tensor"])

@@ -354,7 +354,11 @@ class GraphRuntime:
         self.weights: dict[str, list[np.ndarray]] = {}
         for layer in self.layers:
             name, class_name = layer.get("name"), layer.get("class_name")
-            _spec(name, class_name)
+            spec, problems = _spec(name, class_name), []
+            # The entry's kept config fills in Keras's defaults; call options (use_causal_mask) stay.
+            layer["config"] = {**layer.get("config", {}), **spec.keep(layer.get("config", {}), problems)}
+            if problems:
+                raise InvalidInput(f"layer {name!r} ({class_name}): {problems[0]}")
             if name in known:
                 raise InvalidInput(f"layer {name!r} appears twice in the model description")
             if not layer.get("inputs"):

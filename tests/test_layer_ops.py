@@ -360,3 +360,113 @@ def test_additive_attention_matches_keras(keras, use_scale, causal, masked):
         scale=weights[0] if weights else None,
     )
     _close(keras.ops.convert_to_numpy(keras_out), reference)
+
+
+# --------------------------------------------------------------------------
+# Dot and MultiHeadAttention: by hand, then against Keras.
+# --------------------------------------------------------------------------
+
+
+def test_dot_by_hand():
+    x1, x2 = np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]])
+    np.testing.assert_array_equal(ops.dot(x1, x2, axes=1), [[11.0]])  # only the batch axis left: (batch, 1)
+    np.testing.assert_allclose(ops.dot(x1, x2, axes=-1, normalize=True), [[11 / (np.sqrt(5) * 5)]])
+    a = np.arange(6.0).reshape(1, 3, 2)  # rows (0, 1), (2, 3), (4, 5)
+    np.testing.assert_array_equal(ops.dot(a, a, axes=(2, 2))[0], a[0] @ a[0].T)  # (batch, 3, 3) scores
+    np.testing.assert_array_equal(ops.dot(a, a, axes=1)[0], a[0].T @ a[0])  # over the steps: (batch, 2, 2)
+
+
+def _uniform_heads(value_mask=None, query_mask=None, causal=False):
+    """One head whose query and key kernels are zero: every allowed score is equal, so the output is the
+    mean of the allowed value steps (value kernel and output kernel 1, no biases)."""
+    q = np.zeros((1, 3, 1))
+    v = np.array([1.0, 3.0, 8.0]).reshape(1, 3, 1)
+    zero, one = np.zeros((1, 1, 1)), np.ones((1, 1, 1))
+    out = ops.multi_head_attention(
+        q,
+        v,
+        query_kernel=zero,
+        key_kernel=zero,
+        value_kernel=one,
+        output_kernel=one,
+        value_mask=value_mask,
+        query_mask=query_mask,
+        use_causal_mask=causal,
+    )
+    return out[0, :, 0]
+
+
+def test_multi_head_attention_masks_by_hand():
+    np.testing.assert_allclose(_uniform_heads(), [4.0, 4.0, 4.0])
+    np.testing.assert_allclose(_uniform_heads(value_mask=np.array([[True, True, False]])), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(_uniform_heads(causal=True), [1.0, 2.0, 4.0])
+    # A padded query step has nothing allowed: Keras's large negative scores make it attend to every step
+    # equally (no zeroing, unlike the Attention layer).
+    padded = _uniform_heads(value_mask=np.array([[True, True, False]]), query_mask=np.array([[True, True, False]]))
+    np.testing.assert_allclose(padded, [2.0, 2.0, 4.0])
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "axes, normalize, shapes",
+    [(-1, False, [(2, 4, 3), (2, 5, 3)]), ((1, 1), True, [(2, 4, 3), (2, 4, 5)]), (1, False, [(2, 3), (2, 3)])],
+)
+def test_dot_matches_keras(keras, axes, normalize, shapes):
+    x1, x2 = _seeded(shapes[0], 1), _seeded(shapes[1], 2)
+    layer = keras.layers.Dot(axes=axes, normalize=normalize)
+    _close(
+        keras.ops.convert_to_numpy(layer([x1, x2])), ops.dot(x1.astype(np.float64), x2, axes=axes, normalize=normalize)
+    )
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "options, with_key, masked, causal",
+    [
+        ({}, False, False, False),
+        ({"value_dim": 2, "output_shape": 5}, True, True, False),
+        ({"use_bias": False}, False, True, True),
+        ({"dropout": 0.3, "output_shape": (2, 3)}, True, True, True),  # dropout > 0 takes Keras's einsum path
+    ],
+)
+def test_multi_head_attention_matches_keras(keras, options, with_key, masked, causal):
+    q, v, k = _seeded((2, 4, 3), 1), _seeded((2, 5, 2), 2), _seeded((2, 5, 4), 3)
+    layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, **options)
+    layer.build(q.shape, v.shape, k.shape if with_key else None)
+    weights = [_seeded(w.shape, 10 + i, 0.5) for i, w in enumerate(layer.get_weights())]
+    layer.set_weights(weights)
+    masks = [None, None, None]
+    if masked:
+        masks = [
+            np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool),
+            np.array([[1, 1, 1, 0, 0], [1, 0, 1, 1, 0]], bool),
+            np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 0]], bool),
+        ]
+    query = q
+    if masked:  # Keras reads the query's mask from the tensor itself (get_keras_mask), not from query_mask=
+        q[~masks[0]] = 0.0
+        query = keras.layers.Masking()(q)
+    got = layer(
+        query,
+        v,
+        k if with_key else None,
+        value_mask=masks[1],
+        key_mask=masks[2] if with_key else None,
+        use_causal_mask=causal,
+        training=False,
+    )
+    names = ["query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias"]
+    names += ["output_kernel", "output_bias"]
+    if options.get("use_bias") is False:
+        names = [n for n in names if n.endswith("kernel")]
+    reference = ops.multi_head_attention(
+        q.astype(np.float64),
+        v,
+        k if with_key else None,
+        query_mask=masks[0],
+        value_mask=masks[1],
+        key_mask=masks[2] if with_key else None,
+        use_causal_mask=causal,
+        **dict(zip(names, weights, strict=True)),
+    )
+    _close(keras.ops.convert_to_numpy(got), reference)

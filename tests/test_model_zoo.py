@@ -1,9 +1,13 @@
 """Real-world architectures around recurrent layers: verify and export, end to end.
 
 A CNN-LSTM, an LSTM → LayerNormalization → GRU → BatchNormalization stack, an
-LSTM with (causal, masked) Attention and ``RNN(LSTMCell)``: each is a real,
-briefly trained Keras model saved to a file, verified layer by layer at the
-default tolerances and exported; the export runs in a process without TensorFlow.
+LSTM with (causal, masked) Attention, ``RNN(LSTMCell)``, TimeDistributed around
+convolution, normalization and a bidirectional LSTM, ``RNN(StackedRNNCells)``
+(also in Bidirectional) and MultiHeadAttention (self, causal and cross attention)
+with Dot around an LSTM: each is a real, briefly trained Keras model saved to a
+file, verified layer by layer at the default tolerances and exported; the export
+runs in a process without TensorFlow. Models the runtime still cannot reproduce
+are refused with exit 4, naming the layer.
 """
 
 from __future__ import annotations
@@ -124,7 +128,116 @@ def reshapers(folder):
     return saved_models._save(model, folder, "reshapers")
 
 
-BUILDERS = {f.__name__: f for f in (cnn_lstm, norm_stack, attention_lstm, rnn_cell, reshapers)}
+def time_distributed(folder):
+    """Frames of positions: a 4-D mask, TimeDistributed around Conv1D, LayerNormalization and Bidirectional(LSTM)."""
+    keras = saved_models._keras()
+    L = keras.layers
+    frames = keras.Input((5, 6, 3), name="frames")
+    h = L.Masking(name="masking")(frames)  # mask (batch, frames, positions)
+    h = L.TimeDistributed(L.Conv1D(4, 3, padding="same", activation="relu"), name="td_conv")(h)
+    h = L.TimeDistributed(L.LayerNormalization(), name="td_norm")(h)
+    h = L.TimeDistributed(L.Bidirectional(L.LSTM(3)), name="td_bilstm")(h)  # each frame's positions, masked
+    h = L.Conv1D(4, 1, name="frame_proj")(h)  # does not support masking: the 3-D mask ends here
+    h = L.LSTM(4, return_sequences=True, name="lstm")(h)
+    model = keras.Model(frames, L.TimeDistributed(L.Dense(2), name="td_dense")(h))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((16, 5, 6, 3)).astype("float32")
+    x[np.arange(6)[None, None, :] >= rng.integers(2, 7, size=(16, 5))[..., None]] = 0.0  # padded positions
+    x[np.arange(5)[None, :] >= rng.integers(2, 6, size=16)[:, None]] = 0.0  # padded frames
+    saved_models._fit(model, x, rng.standard_normal((16, 5, 2)))
+    return saved_models._save(model, folder, "time_distributed", formats=("keras",))
+
+
+def stacked_cells(folder):
+    """RNN(StackedRNNCells): masked and backwards, inside Bidirectional, and returning every cell's states."""
+    keras = saved_models._keras()
+    L = keras.layers
+    x = keras.Input((6, 3), name="x")
+    h = L.Masking(name="masking")(x)
+    h = L.RNN(
+        L.StackedRNNCells([L.LSTMCell(4), L.GRUCell(3)]), return_sequences=True, go_backwards=True, name="stacked"
+    )(h)
+    h = L.Bidirectional(
+        L.RNN(L.StackedRNNCells([L.GRUCell(3, reset_after=False), L.SimpleRNNCell(2)]), return_sequences=True),
+        name="bi_stacked",
+    )(h)
+    out, *states = keras.tree.flatten(
+        L.RNN(L.StackedRNNCells([L.LSTMCell(3), L.GRUCell(2)]), return_state=True, name="stacked_state")(h)
+    )
+    model = keras.Model(x, [L.Dense(2, name="dense")(out), L.Concatenate(name="states")(states)])
+    rng = np.random.default_rng(6)
+    saved_models._fit(
+        model, saved_models._padded_floats(rng, 16, 6, 3), [rng.standard_normal((16, 2)), rng.standard_normal((16, 8))]
+    )
+    return saved_models._save(model, folder, "stacked_cells", formats=("keras",))
+
+
+def attention_heads(folder):
+    """MultiHeadAttention around an LSTM: self-attention with the padding mask, a residual, causal attention,
+    cross-attention over a masked memory (query, value, key), and Dot (scores and a cosine)."""
+    keras = saved_models._keras()
+    L = keras.layers
+    ids = keras.Input((7,), dtype="int32", name="tokens")
+    memory = keras.Input((4, 3), name="memory")
+    h = L.LSTM(6, return_sequences=True, name="lstm")(L.Embedding(20, 5, mask_zero=True, name="embedding")(ids))
+    attended = L.MultiHeadAttention(2, 3, name="self_attention")(h, h)
+    h = L.LayerNormalization(name="norm")(L.Add(name="residual")([h, attended]))
+    causal = L.MultiHeadAttention(2, 4, value_dim=3, output_shape=5, use_bias=False, name="causal_attention")(
+        h, h, use_causal_mask=True
+    )
+    m = L.GRU(5, return_sequences=True, name="memory_gru")(L.Masking(name="memory_mask")(memory))
+    cross = L.MultiHeadAttention(3, 2, name="cross_attention")(causal, m, m)
+    scores = L.Dot(axes=(2, 2), name="scores")([causal, cross])
+    pooled = L.GlobalAveragePooling1D(name="pool")(cross)
+    cosine = L.Dot(axes=1, normalize=True, name="cosine")(
+        [pooled, L.GlobalAveragePooling1D(name="pool_causal")(causal)]
+    )
+    model = keras.Model([ids, memory], [L.Dense(2, name="dense")(pooled), scores, cosine])
+    rng = np.random.default_rng(7)
+    x = [saved_models._ids(rng, 16, 7, 20), saved_models._padded_floats(rng, 16, 4, 3)]
+    y = [rng.standard_normal((16, 2)), rng.standard_normal((16, 7, 7)), rng.standard_normal((16, 1))]
+    saved_models._fit(model, x, y)
+    return saved_models._save(model, folder, "attention_heads", formats=("keras",))
+
+
+def still_refused(folder):
+    """Valid Keras the runtime does not reproduce, one refusal each (never trained: they never run)."""
+    keras = saved_models._keras()
+    L = keras.layers
+    x = keras.Input((5, 3), name="x")
+    h = L.LSTM(4, return_sequences=True, name="lstm")(x)
+    frames = keras.Input((5, 4, 3), name="frames")
+    per_frame = L.TimeDistributed(L.LSTM(3, return_sequences=True), name="td")(frames)
+    models = {
+        "scores": keras.Model(x, L.MultiHeadAttention(2, 2, name="mha")(h, h, return_attention_scores=True)),
+        "gate": keras.Model(x, L.MultiHeadAttention(2, 2, use_gate=True, name="mha")(h, h)),
+        "rank4": keras.Model(frames, L.MultiHeadAttention(2, 2, name="mha")(per_frame, per_frame)),
+        "conv2d": keras.Sequential(
+            [
+                keras.Input((3, 4, 4, 2)),
+                L.TimeDistributed(L.Conv2D(2, 2), name="td_conv2d"),
+                L.TimeDistributed(L.Flatten(), name="td_flatten"),
+                L.LSTM(2, name="lstm"),
+            ]
+        ),
+    }
+    return {name: saved_models._save(m, folder, name, formats=("keras",))["keras"] for name, m in models.items()}
+
+
+BUILDERS = {
+    f.__name__: f
+    for f in (
+        cnn_lstm,
+        norm_stack,
+        attention_lstm,
+        rnn_cell,
+        reshapers,
+        time_distributed,
+        stacked_cells,
+        attention_heads,
+        still_refused,
+    )
+}
 _CACHE: dict = {}
 
 
@@ -133,7 +246,7 @@ def model(tmp_path_factory):
     def path(name, fmt="keras"):
         if name not in _CACHE:
             _CACHE[name] = BUILDERS[name](tmp_path_factory.mktemp(name))
-        return _CACHE[name][fmt]
+        return _CACHE[name][fmt]  # a format, or for still_refused a case
 
     return path
 
@@ -151,6 +264,9 @@ def _layers(report):
         ("attention_lstm", "keras"),
         ("rnn_cell", "h5"),
         ("reshapers", "keras"),
+        ("time_distributed", "keras"),
+        ("stacked_cells", "keras"),
+        ("attention_heads", "keras"),
     ],
 )
 def test_the_model_verifies_at_the_default_tolerances(model, name, fmt):
@@ -183,25 +299,80 @@ def test_a_wrong_mask_rule_would_fail(model, monkeypatch):
     assert report["first_failure"]["layer"] == "attention"
 
 
-@pytest.mark.parametrize("name", ["cnn_lstm", "norm_stack", "attention_lstm", "rnn_cell", "reshapers"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "cnn_lstm",
+        "norm_stack",
+        "attention_lstm",
+        "rnn_cell",
+        "reshapers",
+        "time_distributed",
+        "stacked_cells",
+        "attention_heads",
+    ],
+)
 def test_the_model_exports_and_runs_without_tensorflow(model, keras, tmp_path, name):
     target = tmp_path / f"{name}.npz"
     invoke(["export", model(name), "-o", target], 0)
     loaded = keras.models.load_model(model(name), compile=False)
-    spec = loaded.inputs[0]
     rng = np.random.default_rng(7)
-    if spec.dtype == "int32":
-        x = saved_models._ids(rng, 3, spec.shape[1], 30)
-    else:
-        x = rng.standard_normal((3, *spec.shape[1:])).astype("float32")
-    np.save(tmp_path / "x.npy", x)
+    xs = {}
+    for spec in loaded.inputs:
+        if spec.dtype == "int32":
+            xs[spec.name] = saved_models._ids(rng, 3, spec.shape[1], 20)
+        else:
+            xs[spec.name] = rng.standard_normal((3, *spec.shape[1:])).astype("float32")
+    np.savez(tmp_path / "x.npz", **xs)
     script = (
         "import sys, numpy as np\n"
         "from rnn_parity import runtime\n"
-        f"out = runtime.load({str(target)!r}).predict(np.load({str(tmp_path / 'x.npy')!r}))\n"
+        f"x = dict(np.load({str(tmp_path / 'x.npz')!r}))\n"
+        f"out = runtime.load({str(target)!r}).predict(x if len(x) > 1 else next(iter(x.values())))\n"
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-        f"np.save({str(tmp_path / 'y.npy')!r}, out)\n"
+        f"np.savez({str(tmp_path / 'y.npz')!r}, *(out if isinstance(out, list) else [out]))\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), loaded.predict(x, verbose=0), atol=1e-5, rtol=1.3e-6)
+    want = loaded.predict(list(xs.values()) if len(xs) > 1 else next(iter(xs.values())), verbose=0)
+    with np.load(tmp_path / "y.npz") as got:
+        outs = [got[f"arr_{i}"] for i in range(len(got.files))]
+    for got_out, want_out in zip(outs, want if isinstance(want, list) else [want], strict=True):
+        np.testing.assert_allclose(got_out, want_out, atol=1e-5, rtol=1.3e-6)
+
+
+def test_multi_head_attention_clears_the_masks_of_its_inputs_as_keras_does(model):
+    """Keras's MultiHeadAttention removes the masks attached to its query, value and key (set_keras_mask(…, None)):
+    the LSTM it reads reports no mask afterwards, and the residual Add after it finds none to combine."""
+    layers = _layers(invoke_json(["verify", model("attention_heads")]))
+    for name in ("lstm", "memory_gru", "residual"):
+        (mask,) = layers[name]["masks"]
+        assert not mask["keras"] and not mask["reference"], name
+    (query,) = layers["self_attention"]["masks"]  # the query's (padding) mask, attached to the output
+    assert query["keras"] and query["reference"] and query["passed"]
+    (frames,) = _layers(invoke_json(["verify", model("time_distributed")]))["td_bilstm"]["masks"]
+    assert frames["keras"] and frames["reference"] and frames["passed"]  # TimeDistributed passes the 3-D mask on
+
+
+def test_a_stacked_rnn_reports_every_cells_states(model):
+    report = invoke_json(["verify", model("stacked_cells")])
+    states = _layers(report)["stacked_state"]["states"]
+    assert list(states) == ["stacked_state.cell0_h", "stacked_state.cell0_c", "stacked_state.cell1_h"]
+    assert all(state["passed"] for state in states.values())
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        (
+            "scores",
+            "layer 'mha' (MultiHeadAttention): called with return_attention_scores=True, which is not supported",
+        ),
+        ("gate", "layer 'mha' (MultiHeadAttention): use_gate=True is not supported"),
+        ("rank4", "layer 'mha' (MultiHeadAttention): takes inputs of rank 3 (batch, steps, features), got rank 4"),
+        ("conv2d", "layer 'td_conv2d' (TimeDistributed): wraps Conv2D, which the runtime does not implement"),
+    ],
+)
+def test_what_stays_unsupported_is_refused_naming_the_layer(model, case, message):
+    path = model("still_refused", case)
+    assert invoke(["verify", path], 4).stderr == f"Error: {path}: unsupported: {message}\n"
