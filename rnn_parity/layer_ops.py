@@ -424,7 +424,9 @@ def softmax(x, *, axis=-1, mask=None):
     """Keras's ``Softmax`` layer: ``y = exp(x) / Σ exp(x)`` over ``axis`` (an int or a tuple).
 
     Where ``mask`` (broadcastable to ``x``) is False the input is replaced by
-    ``−1e9`` first, so masked positions get (almost) no weight. The mask passes through.
+    ``−1e9`` first, so masked positions get no weight, and the output is set to 0
+    there: a fully masked axis gives zeros, not a uniform distribution (Keras 3.10
+    and later; earlier Keras 3 versions leave that axis uniform). The mask passes through.
     """
     x = np.asarray(x)
     if mask is not None:
@@ -432,7 +434,8 @@ def softmax(x, *, axis=-1, mask=None):
     axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
     shifted = x - np.max(x, axis=axes, keepdims=True)
     e = np.exp(shifted)
-    return e / np.sum(e, axis=axes, keepdims=True)
+    y = e / np.sum(e, axis=axes, keepdims=True)
+    return y if mask is None else np.where(np.asarray(mask, dtype=bool), y, _scalar(0.0, y))
 
 
 def unit_normalization(x, *, axis=-1):
@@ -676,6 +679,7 @@ def multi_head_attention(
     value_mask=None,
     key_mask=None,
     use_causal_mask: bool = False,
+    zero_masked: bool = False,
 ):
     """Keras's ``MultiHeadAttention`` at inference (dropout does nothing), attending over the steps axis.
 
@@ -693,7 +697,10 @@ def multi_head_attention(
     mask (column s) and, with ``use_causal_mask``, ``s ≤ t``; Keras replaces the
     other scores by a large negative number, so a row with nothing allowed (a
     padded query step) attends to every step equally. Keras does not zero the
-    output at padded query steps.
+    output at padded query steps. ``zero_masked``: the weights are also set to 0
+    where not allowed after the softmax, so such a row attends to nothing (``o = 0``,
+    ``y = b_o``): what Keras computes when the layer's ``dropout`` is above 0, which
+    sends it through its ``Softmax`` layer instead of the fused attention kernel.
 
     Args:
         query: ``(batch, T, query_dim)``; value: ``(batch, S, value_dim_in)``;
@@ -728,6 +735,8 @@ def multi_head_attention(
         t, s = scores.shape[-2:]
         allowed = allowed & (np.arange(t)[:, None] >= np.arange(s)[None, :])[None, None]
     weights = _softmax_last(np.where(allowed, scores, _scalar(-1e9, scores)))
+    if zero_masked:
+        weights = np.where(allowed, weights, _scalar(0.0, weights))
     o = np.einsum("bnts,bsnh->btnh", weights, v)
     output_kernel = np.asarray(output_kernel, dtype=query.dtype)
     y = np.tensordot(o, output_kernel, axes=([2, 3], [0, 1]))

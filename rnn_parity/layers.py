@@ -492,7 +492,9 @@ def _mha_options(cfg, problems):
         problems.append(f"sliding_window={cfg['sliding_window']!r} is not supported")
     if cfg.get("flash_attention"):
         problems.append("flash_attention=True is not supported")
-    number(cfg, "dropout", 0.0, problems)  # checked, then dropped: dropout does nothing at inference
+    # Dropout does nothing at inference, but a rate above 0 makes Keras attend through its Softmax layer
+    # (a fully masked query row then gets zero weights) instead of the fused kernel (uniform weights).
+    out["dropout"] = number(cfg, "dropout", 0.0, problems)
     return out
 
 
@@ -531,6 +533,7 @@ def _mha(cfg, weights, xs, masks):
         value_mask=masks[1],
         key_mask=masks[2] if len(xs) > 2 else None,
         use_causal_mask=bool(cfg.get("use_causal_mask", False)),
+        zero_masked=cfg.get("dropout", 0.0) > 0,
         **named,
     )
 

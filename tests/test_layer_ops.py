@@ -258,7 +258,7 @@ def test_simple_layers_match_keras(keras, class_name):
 @pytest.mark.keras
 def test_softmax_layer_mask_matches_keras(keras):
     x = _seeded((2, 3, 5), 9)
-    mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], dtype=bool)[:, None, :]
+    mask = np.array([[1, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=bool)[:, None, :]  # the second: fully masked
     got = keras.ops.convert_to_numpy(keras.layers.Softmax()(x, mask=mask))
     _close(got, ops.softmax(x.astype(np.float64), mask=mask))
 
@@ -404,6 +404,26 @@ def test_multi_head_attention_masks_by_hand():
     # equally (no zeroing, unlike the Attention layer).
     padded = _uniform_heads(value_mask=np.array([[True, True, False]]), query_mask=np.array([[True, True, False]]))
     np.testing.assert_allclose(padded, [2.0, 2.0, 4.0])
+    # With dropout > 0 Keras goes through its Softmax layer, which zeroes what is masked: that row attends to nothing.
+    zeroed = ops.multi_head_attention(
+        np.zeros((1, 3, 1)),
+        np.array([1.0, 3.0, 8.0]).reshape(1, 3, 1),
+        query_kernel=np.zeros((1, 1, 1)),
+        key_kernel=np.zeros((1, 1, 1)),
+        value_kernel=np.ones((1, 1, 1)),
+        output_kernel=np.ones((1, 1, 1)),
+        query_mask=np.array([[True, True, False]]),
+        zero_masked=True,
+    )
+    np.testing.assert_allclose(zeroed[0, :, 0], [4.0, 4.0, 0.0])
+
+
+def test_a_fully_masked_softmax_axis_is_zero():
+    """Keras 3.10 and later zero the masked positions after the softmax (a fully masked axis is not uniform)."""
+    x = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    out = ops.softmax(x, mask=np.array([[True, True, False], [False, False, False]]))
+    np.testing.assert_allclose(out[0], [1 / (1 + np.e), np.e / (1 + np.e), 0.0])
+    np.testing.assert_array_equal(out[1], [0.0, 0.0, 0.0])
 
 
 @pytest.mark.keras
@@ -467,6 +487,7 @@ def test_multi_head_attention_matches_keras(keras, options, with_key, masked, ca
         value_mask=masks[1],
         key_mask=masks[2] if with_key else None,
         use_causal_mask=causal,
+        zero_masked=options.get("dropout", 0) > 0,
         **dict(zip(names, weights, strict=True)),
     )
     _close(keras.ops.convert_to_numpy(got), reference)

@@ -211,7 +211,8 @@ def still_refused(folder):
     models = {
         "scores": keras.Model(x, L.MultiHeadAttention(2, 2, name="mha")(h, h, return_attention_scores=True)),
         "gate": keras.Model(x, L.MultiHeadAttention(2, 2, use_gate=True, name="mha")(h, h)),
-        "rank4": keras.Model(frames, L.MultiHeadAttention(2, 2, name="mha")(per_frame, per_frame)),
+        "axes": keras.Model(frames, L.MultiHeadAttention(2, 2, name="mha")(per_frame, per_frame)),
+        "rank4": keras.Model(frames, L.MultiHeadAttention(2, 2, attention_axes=(1,), name="mha")(per_frame, per_frame)),
         "conv2d": keras.Sequential(
             [
                 keras.Input((3, 4, 4, 2)),
@@ -369,6 +370,11 @@ def test_a_stacked_rnn_reports_every_cells_states(model):
             "layer 'mha' (MultiHeadAttention): called with return_attention_scores=True, which is not supported",
         ),
         ("gate", "layer 'mha' (MultiHeadAttention): use_gate=True is not supported"),
+        (
+            "axes",  # the default for (batch, frames, positions, features): both middle axes
+            "layer 'mha' (MultiHeadAttention): attention_axes=[1, 2] is not supported (the runtime attends over "
+            "the steps axis)",
+        ),
         ("rank4", "layer 'mha' (MultiHeadAttention): takes inputs of rank 3 (batch, steps, features), got rank 4"),
         ("conv2d", "layer 'td_conv2d' (TimeDistributed): wraps Conv2D, which the runtime does not implement"),
     ],
