@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .reference import ACTIVATIONS
+from .reference import ACTIVATIONS, KERAS2_ACTIVATIONS
 
 __all__ = [
     "DROP",
@@ -243,7 +243,7 @@ def activation(cfg: Mapping, key: str, default: str | None, problems: Problems) 
         named = inner if isinstance(inner, str) else value.get("registered_name") or value.get("class_name")
         problems.append(f"{key} is a custom function ({named!r}); custom objects are refused")
         return "linear"
-    if isinstance(value, str) and value in ACTIVATIONS:
+    if isinstance(value, str) and (value in ACTIVATIONS or value in KERAS2_ACTIVATIONS):  # keras2:…: Keras 2's
         return value
     problems.append(f"{key}={value!r} is not an activation the reference implements")
     return "linear"

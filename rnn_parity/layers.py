@@ -839,7 +839,7 @@ _AROUND = (
     ),
     _entry(
         "Softmax",
-        "over any axes; masked positions get −1e9 first",
+        "over any axes; masked positions get −1e9 first and 0 after (a fully masked axis is 0, Keras ≥ 3.10)",
         lambda cfg, problems: {"axis": _axis(cfg, -1, problems)},
         _softmax,
         call_mask=True,
