@@ -135,8 +135,9 @@ class LayerSpec:
             (Embedding's ids in range).
         written_as: ``stored config → the class the graph writes`` (an ``RNN`` around one
             built-in cell is that cell's layer); None: its own class.
-        in_time_distributed: ``(kept config) → a problem or None`` when the layer is
-            wrapped in ``TimeDistributed``; None: it cannot be.
+        in_time_distributed: ``(kept config) → a problem or None`` for the layer
+            wrapped in ``TimeDistributed`` (a layer that takes one input can be; None:
+            nothing more to check).
     """
 
     class_name: str

@@ -153,15 +153,9 @@ def _dense_weights(cfg, sizes):
 
 
 def _global_pool_options(cfg, problems):
-    formats = ("channels_last", "channels_first")
+    stored = {**cfg, "data_format": cfg.get("data_format") or "channels_last"}  # Keras may store null
     return {
-        "data_format": choice(
-            {"data_format": cfg.get("data_format") or "channels_last"},
-            "data_format",
-            "channels_last",
-            formats,
-            problems,
-        ),
+        "data_format": choice(stored, "data_format", "channels_last", ("channels_last", "channels_first"), problems),
         "keepdims": boolean(cfg, "keepdims", False, problems),
     }
 

@@ -1,6 +1,7 @@
 """Run a described Keras model with the NumPy reference alone.
 
-Two drivers share one set of layer operations:
+Two drivers share one layer registry (:mod:`rnn_parity.layers`: every layer's
+computation, masks, weights and tensors), applied by :func:`apply_layer`:
 
 * :class:`GraphRuntime` executes a layer *graph* (a DAG): the JSON-ready
   description that ``rnn-parity export`` writes and :func:`load` reads back.
@@ -8,16 +9,19 @@ Two drivers share one set of layer operations:
   command builds (:class:`~rnn_parity.architecture.LayerDesc` or dicts).
 
 Layers use Keras's class names and config keys; weights are each layer's
-``get_weights()`` list. This module imports only NumPy, the reference and
-:mod:`rnn_parity.errors`, so an exported model runs where TensorFlow, Keras
-(and this package's other dependencies) are not installed.
+``get_weights()`` list. This module imports only NumPy, the reference, the
+registry and :mod:`rnn_parity.errors`, so an exported model runs where
+TensorFlow, Keras (and this package's other dependencies) are not installed.
 
 Masks follow Keras 3 exactly (``keras/src/layers/layer.py``, ``__call__``):
-a layer's output mask is its ``compute_mask`` of the mask attached to its
-first input; a layer whose ``call`` takes ``mask`` receives it only when it is
-called with a single tensor argument, so a recurrent layer called with
-``initial_state`` tensors computes **without** the mask (and still passes it
-on when it returns sequences).
+a layer's output mask is its ``compute_mask`` of the mask handed to its call,
+else of the mask attached to its first input; a layer whose ``call`` takes
+``mask`` receives it only when it is called with a single tensor argument, so a
+recurrent layer called with ``initial_state`` tensors computes **without** the
+mask (and still passes it on when it returns sequences). ``MultiHeadAttention``
+removes the masks attached to its inputs; the graph driver keeps, per tensor,
+the mask Keras computed when it built the model and the one attached when it
+runs, which differ only after that.
 
 The graph format (``format_version`` 1)::
 

@@ -370,6 +370,14 @@ def test_a_stacked_rnn_is_its_cells_run_in_turn_and_returns_every_cells_states()
     second, h_last = ref.gru(first, *gru, return_sequences=True, return_state=True, reset_after=False)
     for got, want in ((out, second), (h1, h), (c1, c), (h2, h_last)):
         np.testing.assert_allclose(got, want, rtol=1e-12)
+    # stateful: the next call starts every cell from the states the last one ended with
+    layers[0]["config"] = {**cfg, "stateful": True}
+    runtime = GraphRuntime(graph, {"rnn": lstm + gru})
+    runtime.predict(x)
+    again = runtime.predict(x)
+    first, *_ = ref.lstm(x, *lstm, return_sequences=True, return_state=True, go_backwards=True, initial_state=[h, c])
+    second = ref.gru(first, *gru, return_sequences=True, reset_after=False, initial_state=[h_last])
+    np.testing.assert_allclose(again[0], second, rtol=1e-12)
 
 
 def test_multi_head_attention_removes_the_masks_attached_to_its_inputs():
