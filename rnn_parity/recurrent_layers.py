@@ -89,9 +89,25 @@ def cell_options(class_name: str, cfg: Mapping, problems: Problems) -> dict:
 
 
 def _sequence_options(cfg: Mapping, problems: Problems) -> dict:
-    if cfg.get("time_major"):
-        problems.append("time_major=True is not supported")
-    return {key: boolean(cfg, key, False, problems) for key in RNN_KEYS}
+    out = {key: boolean(cfg, key, False, problems) for key in RNN_KEYS}
+    if "time_major" in cfg and boolean(cfg, "time_major", False, problems):  # Keras 2 only; kept when true
+        out["time_major"] = True
+    return out
+
+
+def _batch_major(x, mask, cfg: Mapping):
+    """Keras 2's ``time_major=True``: the input ``(timesteps, batch, …)`` and its mask ``(timesteps, batch)``
+    as the reference reads them (batch first); the states are batch-major either way."""
+    if not cfg.get("time_major", False):
+        return x, mask
+    return np.swapaxes(x, 0, 1), (None if mask is None else np.swapaxes(mask, 0, 1))
+
+
+def _time_major(outputs: list, cfg: Mapping) -> list:
+    """A returned sequence back in Keras 2's ``(timesteps, batch, …)`` with ``time_major=True``."""
+    if cfg.get("time_major", False) and cfg.get("return_sequences", False):
+        return [np.swapaxes(output, 0, 1) for output in outputs]
+    return outputs
 
 
 def cell_weights(class_name: str, cfg: Mapping, features: int | None, prefix: str = "") -> list:
@@ -125,6 +141,7 @@ def _one_way(direction):
 
     def sequence(cfg, weights, x, mask, initial_state):
         function, args, kwargs = direction(cfg, weights)
+        x, mask = _batch_major(x, mask, cfg)
         output, *states = function(
             x,
             *args,
@@ -136,7 +153,7 @@ def _one_way(direction):
             zero_output_for_mask=cfg.get("zero_output_for_mask", False),
             **kwargs,
         )
-        return [output], states
+        return _time_major([output], cfg), states
 
     return sequence
 
@@ -277,6 +294,7 @@ def _bidirectional_sequence(cfg, weights, x, mask, initial_state):
     spec, half = RECURRENT_LAYERS[inner_class], len(weights) // 2
     function, forward_args, kwargs = spec.direction(inner_cfg, weights[:half])
     _, backward_args, _ = spec.direction(inner_cfg, weights[half:])
+    x, mask = _batch_major(x, mask, inner_cfg)
     # reference.bidirectional forces zero_output_for_mask = return_sequences on both directions, as Keras does.
     output, *states = reference.bidirectional(
         function,
@@ -290,7 +308,7 @@ def _bidirectional_sequence(cfg, weights, x, mask, initial_state):
         initial_state=initial_state,
         **kwargs,
     )
-    return (list(output) if isinstance(output, list) else [output]), states
+    return _time_major(list(output) if isinstance(output, list) else [output], inner_cfg), states
 
 
 def _bidirectional_weights(cfg, sizes):

@@ -405,3 +405,25 @@ def test_multi_head_attention_removes_the_masks_attached_to_its_inputs():
     np.testing.assert_array_equal(trace.masks["mha"][0], mask)  # the query's mask, taken before it was removed
     h = ref.simple_rnn(x, *w_rnn, return_sequences=True, mask=mask)
     np.testing.assert_allclose(trace.outputs["gru"], ref.gru(h, *w_gru, return_sequences=True, mask=mask))
+
+
+def test_keras2_time_major_layers_read_and_return_time_first():
+    """Keras 2's time_major=True (kept in the config only when true): input and returned sequence
+    (timesteps, batch, …), mask (timesteps, batch), states batch-major; also inside Bidirectional."""
+    rng = np.random.default_rng(9)
+    w = _rnn_weights(rng, 2, 3, gates=4)
+    x = rng.standard_normal((2, 5, 2))
+    x[1, 3:] = 0.0
+    cfg = {"units": 3, "return_sequences": True, "return_state": True, "time_major": True}
+    layers = [_layer("mask", "Masking", ["x"]), _layer("lstm", "LSTM", ["mask"], cfg)]
+    graph = _graph(layers, [{"name": "x", "shape": [5, None, 2], "dtype": "float32"}], [["lstm", i] for i in range(3)])
+    out, h, c = GraphRuntime(graph, {"lstm": w}).predict(np.swapaxes(x, 0, 1))
+    want, want_h, want_c = ref.lstm(x, *w, return_sequences=True, return_state=True, mask=np.any(x != 0, axis=-1))
+    np.testing.assert_allclose(out, np.swapaxes(want, 0, 1), rtol=1e-12)
+    np.testing.assert_allclose(h, want_h, rtol=1e-12)
+    np.testing.assert_allclose(c, want_c, rtol=1e-12)
+    inner = {"class_name": "LSTM", "config": {"units": 3, "return_sequences": True, "time_major": True}}
+    layers = [_layer("bi", "Bidirectional", ["x"], {"merge_mode": "concat", "layer": inner})]
+    graph = _graph(layers, [{"name": "x", "shape": [5, None, 2], "dtype": "float32"}], [["bi", 0]])
+    got = GraphRuntime(graph, {"bi": w + w}).predict(np.swapaxes(x, 0, 1))
+    np.testing.assert_allclose(got, np.swapaxes(ref.bidirectional(ref.lstm, x, w, w, return_sequences=True), 0, 1))
