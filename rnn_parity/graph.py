@@ -29,41 +29,16 @@ from collections.abc import Iterator, Mapping
 from typing import NamedTuple
 
 from .errors import InvalidInput, Unsupported
-from .layers import LAYERS
-from .recurrent import BIDIRECTIONAL, CELLS, MERGE_MODES, RECURRENT_LIKE, TIME_DISTRIBUTED, WRAPPERS, is_recurrent
-from .reference import ACTIVATIONS
-from .rnn_cell import as_layer, cells_of
-from .runtime import FORMAT, FORMAT_VERSION, IDENTITY_CLASSES, MERGE_CLASSES, n_tensors
+from .layer_spec import common_checks
+from .layers import LAYERS, resolve
+from .recurrent import RECURRENT_LIKE, TIME_DISTRIBUTED, WRAPPERS, unwrap
+from .runtime import FORMAT, FORMAT_VERSION, n_tensors
 
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
 
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
-#: The layers verify and export support, with what the runtime does for each.
-SUPPORTED_LAYERS = {
-    "InputLayer": "the model's inputs",
-    "SimpleRNN": "reference.simple_rnn",
-    "LSTM": "reference.lstm",
-    "GRU": "reference.gru (reset_after on or off)",
-    BIDIRECTIONAL: "reference.bidirectional around SimpleRNN/LSTM/GRU, every merge_mode",
-    "Masking": "mask = any(x != mask_value); masked steps zeroed",
-    "Embedding": "row lookup; mask_zero gives mask = ids != 0",
-    "Dense": "reference.dense over the last axis, any rank",
-    TIME_DISTRIBUTED: "around Dense, Activation or an identity layer",
-    "Activation": "any built-in activation the reference implements",
-    "Concatenate": "np.concatenate on any axis; masks as Keras combines them",
-    "Add": "sum; mask = OR of the masks when every input has one",
-    "Subtract": "difference of two inputs",
-    "Multiply": "product; masked steps count as 1, as in Keras",
-    "Average": "mean of the inputs",
-    "Maximum": "elementwise max with Keras's mask handling",
-    "Minimum": "elementwise min with Keras's mask handling",
-    "RepeatVector": "repeat a vector n times (the mask stops here)",
-    "GlobalAveragePooling1D": "mean over time, masked steps excluded",
-    "GlobalMaxPooling1D": "max over time (Keras ignores the mask)",
-    **{name: "identity at inference" for name in sorted(IDENTITY_CLASSES)},
-    "RNN": "around one SimpleRNNCell, LSTMCell or GRUCell (also in Bidirectional): runs as that layer",
-    **{name: spec.summary for name, spec in LAYERS.items()},
-}
+#: The layers verify and export support, with what the runtime does for each: the registry's, and the inputs.
+SUPPORTED_LAYERS = {"InputLayer": "the model's inputs", **{name: spec.summary for name, spec in LAYERS.items()}}
 #: Keras operations that only compute masks between layers.
 MASK_OPERATIONS = frozenset(
     {
@@ -85,7 +60,6 @@ MASK_OPERATIONS = frozenset(
         "Where",
     }
 )
-_FLOAT_POLICIES = ("float32", "float64")
 
 
 class StoredLayer(NamedTuple):
@@ -139,182 +113,20 @@ class Node(NamedTuple):
 # --------------------------------------------------------------------------
 
 
-def _activation(cfg: Mapping, key: str, default: str | None, problems: list[str]) -> str:
-    value = cfg.get(key, default)
-    if value is None:
-        return "linear"
-    if isinstance(value, Mapping):  # a serialized function: a built-in by name, or custom code
-        inner = value.get("config")
-        if str(value.get("module", "")).startswith("keras") and isinstance(inner, str) and inner in ACTIVATIONS:
-            return inner
-        named = inner if isinstance(inner, str) else value.get("registered_name") or value.get("class_name")
-        problems.append(f"{key} is a custom function ({named!r}); custom objects are refused")
-        return "linear"
-    if isinstance(value, str) and value in ACTIVATIONS:
-        return value
-    problems.append(f"{key}={value!r} is not an activation the reference implements")
-    return "linear"
-
-
-def _dtype(cfg: Mapping, problems: list[str]) -> None:
-    value = cfg.get("dtype")
-    if value is None:
-        return
-    name = value
-    if isinstance(value, Mapping):
-        kind = value.get("class_name")
-        if kind not in ("DTypePolicy", "FloatDTypePolicy", "Policy"):
-            problems.append(f"dtype policy {kind} (quantized or per-variable) is not supported")
-            return
-        name = (value.get("config") or {}).get("name")
-    if name not in _FLOAT_POLICIES:
-        problems.append(f"computes in {name} (dtype policy); the reference supports float32 and float64 models")
-
-
-def _no_adapters(cfg: Mapping, problems: list[str]) -> None:
-    if cfg.get("lora_rank"):
-        problems.append(f"LoRA adapters (lora_rank={cfg['lora_rank']}) are not supported")
-    if cfg.get("quantization_config") is not None:
-        problems.append("a quantized layer is not supported")
-
-
-def _recurrent(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
-    if "cell" in cfg:
-        problems.append("a layer built around a cell object is not supported")
-    out = {
-        "units": cfg.get("units"),
-        "activation": _activation(cfg, "activation", "tanh", problems),
-        "use_bias": bool(cfg.get("use_bias", True)),
-        "return_sequences": bool(cfg.get("return_sequences", False)),
-        "return_state": bool(cfg.get("return_state", False)),
-        "go_backwards": bool(cfg.get("go_backwards", False)),
-        "stateful": bool(cfg.get("stateful", False)),
-        "zero_output_for_mask": bool(cfg.get("zero_output_for_mask", False)),
-    }
-    if not isinstance(out["units"], int) or out["units"] < 1:
-        problems.append(f"units={out['units']!r} is not a positive integer")
-    options = CELLS[class_name].options
-    if "recurrent_activation" in options:
-        out["recurrent_activation"] = _activation(cfg, "recurrent_activation", "sigmoid", problems)
-    if "reset_after" in options:
-        out["reset_after"] = bool(cfg.get("reset_after", True))
-    if cfg.get("time_major"):  # Keras 2 only: (timesteps, batch, features) in and out
-        out["time_major"] = True
-    return out
-
-
-def _wrapped(entry, what: str, problems: list[str]) -> tuple[str, Mapping]:
-    if not isinstance(entry, Mapping):
-        problems.append(f"{what} is not a layer configuration")
-        return "?", {}
-    return str(entry.get("class_name")), entry.get("config") or {}
-
-
-def _as_cell_layer(class_name: str, cfg: Mapping) -> tuple[str, Mapping]:
-    """An ``RNN`` around one built-in cell as that cell's layer; any other layer as it is."""
-    translated = as_layer(cfg) if class_name == "RNN" else None
-    return translated if translated is not None else (class_name, cfg)
-
-
-def _bidirectional(cfg: Mapping, problems: list[str]) -> dict:
-    merge_mode = cfg.get("merge_mode", "concat")
-    if merge_mode not in MERGE_MODES:
-        problems.append(f"merge_mode={merge_mode!r} is not one of {MERGE_MODES}")
-    inner_class, inner_cfg = _as_cell_layer(*_wrapped(cfg.get("layer"), "the wrapped layer", problems))
-    if inner_class not in CELLS:
-        problems.append(f"wraps {inner_class}; only SimpleRNN, LSTM and GRU are supported")
-        return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": {}}}
-    forward = _recurrent(inner_class, inner_cfg, problems)
-    if forward["go_backwards"]:
-        problems.append("the forward layer has go_backwards=True")
-    backward_entry = cfg.get("backward_layer")
-    if backward_entry is not None:
-        back_class, back_cfg = _as_cell_layer(*_wrapped(backward_entry, "backward_layer", problems))
-        backward = _recurrent(back_class, back_cfg, []) if back_class in CELLS else {}
-        same = {k: v for k, v in backward.items() if k not in ("go_backwards", "zero_output_for_mask")}
-        want = {k: v for k, v in forward.items() if k not in ("go_backwards", "zero_output_for_mask")}
-        if back_class != inner_class or same != want or not backward.get("go_backwards"):
-            problems.append(
-                "backward_layer is not the mirror image of the forward layer (same class and options, "
-                "go_backwards=True)"
-            )
-    # Keras sets zero_output_for_mask = return_sequences on both directions.
-    forward["zero_output_for_mask"] = forward["return_sequences"]
-    return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": forward}}
-
-
-def _per_step_options(class_name: str, cfg: Mapping, problems: list[str]) -> dict:
-    if class_name == "Dense":
-        _no_adapters(cfg, problems)
-        return {
-            "units": cfg.get("units"),
-            "activation": _activation(cfg, "activation", None, problems),
-            "use_bias": bool(cfg.get("use_bias", True)),
-        }
-    if class_name == "Activation":
-        return {"activation": _activation(cfg, "activation", None, problems)}
-    return {}
-
-
-def _rnn_problems(cfg: Mapping) -> list[str]:
-    cells, problems = cells_of(cfg)
-    if not problems and len(cells) > 1:
-        problems = ["keras.layers.RNN around StackedRNNCells is not supported yet; stack RNN layers instead"]
-    return problems
-
-
 def layer_options(class_name: str, cfg: Mapping) -> tuple[dict, list[str]]:
-    """``(config the runtime reads, problems)`` for one supported layer class."""
-    problems: list[str] = []
-    _dtype(cfg, problems)
-    if class_name in CELLS:
-        out = _recurrent(class_name, cfg, problems)
-    elif class_name == BIDIRECTIONAL:
-        out = _bidirectional(cfg, problems)
-    elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
-        out = _per_step_options(class_name, cfg, problems)
-    elif class_name == TIME_DISTRIBUTED:
-        inner_class, inner_cfg = _wrapped(cfg.get("layer"), "the wrapped layer", problems)
-        if inner_class in ("Dense", "Activation") or inner_class in IDENTITY_CLASSES:
-            _dtype(inner_cfg, problems)
-            out = {"layer": {"class_name": inner_class, "config": _per_step_options(inner_class, inner_cfg, problems)}}
-        else:
-            problems.append(f"wraps {inner_class}; only Dense, Activation and identity layers are supported")
-            out = {}
-    elif class_name == "Masking":
-        value = cfg.get("mask_value", 0.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"mask_value={value!r} is not a number")
-        out = {"mask_value": value}
-    elif class_name == "Embedding":
-        _no_adapters(cfg, problems)
-        out = {
-            "input_dim": cfg.get("input_dim"),
-            "output_dim": cfg.get("output_dim"),
-            "mask_zero": bool(cfg.get("mask_zero", False)),
-        }
-    elif class_name == "Concatenate":
-        out = {"axis": cfg.get("axis", -1)}
-    elif class_name in MERGE_CLASSES:
-        out = {}
-    elif class_name == "RepeatVector":
-        out = {"n": cfg.get("n")}
-    elif class_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
-        out = {"data_format": cfg.get("data_format") or "channels_last", "keepdims": bool(cfg.get("keepdims", False))}
-    elif class_name in LAYERS:
-        out = LAYERS[class_name].options(cfg, problems)
-    elif class_name == "RNN":
-        translated = as_layer(cfg)
-        if translated is None:
-            problems.extend(_rnn_problems(cfg))
-            out = {}
-        else:
-            layer_class, layer_cfg = translated
-            _dtype(layer_cfg, problems)
-            out = _recurrent(layer_class, layer_cfg, problems)
-    else:
+    """``(config the runtime reads, problems)`` for one layer class of the registry.
+
+    The config is the one of the class the graph writes (:func:`rnn_parity.layers.resolve`:
+    an ``RNN`` around one built-in cell is written as that cell's layer).
+    """
+    if class_name not in LAYERS:
         raise ValueError(f"not a supported class: {class_name}")
-    return out, problems
+    problems: list[str] = []
+    written, written_cfg = resolve(class_name, cfg)
+    if written != class_name:
+        common_checks(cfg, problems)  # the stored layer's own dtype policy; the written config's is checked next
+    out = LAYERS[written].keep(written_cfg, problems)
+    return out, list(dict.fromkeys(problems))
 
 
 # --------------------------------------------------------------------------
@@ -341,7 +153,7 @@ def _is_operation(entry: Mapping) -> bool:
     module = str(entry.get("module") or "")
     if module:
         return module.startswith("keras.src.ops") or module.startswith("keras.ops")
-    return entry.get("class_name") in MASK_OPERATIONS and entry.get("class_name") not in MERGE_CLASSES
+    return entry.get("class_name") in MASK_OPERATIONS and entry.get("class_name") not in LAYERS
 
 
 def _is_custom(entry: Mapping) -> bool:
@@ -379,8 +191,6 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
         ]
     if class_name in MODEL_CLASSES:
         return ["a nested model is not supported"]
-    if class_name == "RNN" and as_layer(cfg) is None:
-        return _rnn_problems(cfg)
     if class_name == "InputLayer":
         problems = []
         if cfg.get("sparse") or cfg.get("ragged"):
@@ -388,7 +198,7 @@ def _problems(class_name: str, cfg: Mapping, entry: Mapping) -> list[str]:
         if cfg.get("optional"):
             problems.append("optional inputs are not supported")
         return problems
-    if class_name not in SUPPORTED_LAYERS:
+    if class_name not in LAYERS:
         return ["not implemented by the NumPy reference"]
     return layer_options(class_name, cfg)[1]
 
@@ -457,19 +267,28 @@ def _tensor_ref(value) -> TensorRef | None:
 
 
 def _tensor_list(value) -> list[TensorRef] | None:
-    """A tensor, or a list of tensors, as references; None when it is anything else."""
+    """A tensor, or a (nested) list of tensors, as references in order; None when it is anything else.
+
+    Keras stores the initial states of ``RNN(StackedRNNCells)`` nested by cell
+    (``[[h₁, c₁], h₂]``); flattened they are the states in cell order.
+    """
     single = _tensor_ref(value)
     if single is not None:
         return [single]
     if isinstance(value, (list, tuple)) and value:
-        refs = [_tensor_ref(v) for v in value]
-        if all(r is not None for r in refs):
-            return refs
+        parts = [_tensor_list(v) for v in value]
+        if all(part is not None for part in parts):
+            return [ref for part in parts for ref in part]
     return None
 
 
-def _parse_call(node) -> Call:
-    """One call of a layer, as stored in its ``inbound_nodes``."""
+def _parse_call(node, call_inputs: tuple[str, ...] = ()) -> Call:
+    """One call of a layer, as stored in its ``inbound_nodes``.
+
+    ``call_inputs``: the names of the call's data arguments when the layer takes
+    them one by one (``MultiHeadAttention(query, value, key)``); otherwise the data
+    is the first argument and further tensors are initial states.
+    """
     if isinstance(node, Mapping):
         args, kwargs = list(node.get("args", [])), dict(node.get("kwargs") or {})
     elif isinstance(node, list):  # Keras 2: [[layer, node, index, kwargs], ...]
@@ -477,11 +296,18 @@ def _parse_call(node) -> Call:
     else:
         return Call(data=[], states=[], mask=None, problems=["cannot read how the layer is called"])
     problems = []
-    data = _tensor_list(args[0]) if args else None
+    if call_inputs:
+        named = dict(zip(call_inputs, args))
+        named.update({key: kwargs.pop(key) for key in call_inputs if key in kwargs})
+        parts = [_tensor_list(named[key]) for key in call_inputs if named.get(key) is not None]
+        data = [ref for part in parts for ref in part] if parts and all(p and len(p) == 1 for p in parts) else None
+        rest = args[len(call_inputs) :]
+    else:
+        data = _tensor_list(args[0]) if args else None
+        rest = args[1:]
     if data is None:
         return Call(data=[], states=[], mask=None, problems=["called on something that is not a tensor"])
     states = []
-    rest = args[1:]
     if "initial_state" in kwargs:
         rest = [kwargs.pop("initial_state")] + rest
     for value in rest:
@@ -492,9 +318,10 @@ def _parse_call(node) -> Call:
             problems.append(f"called with an argument {value!r}")
         else:
             states.extend(refs)
-    mask = kwargs.pop("mask", None)
+    masks = [kwargs.pop("mask", None), *(kwargs.pop(f"{key}_mask", None) for key in call_inputs)]
+    masks = [m for m in masks if m is not None]
     kwargs.pop("training", None)
-    return Call(data=data, states=states, mask=mask, problems=problems, options=kwargs)
+    return Call(data=data, states=states, mask=masks or None, problems=problems, options=kwargs)
 
 
 def _chain(entries: list, model_cfg: Mapping, where: str):
@@ -544,7 +371,8 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
             refs = [r for a in args for r in (_tensor_list(a) or [])]
             calls[name] = Call(data=refs, states=[], mask=None, problems=[])
         else:
-            calls[name] = _parse_call(inbound[0])
+            spec = LAYERS.get(str(entry.get("class_name")))
+            calls[name] = _parse_call(inbound[0], spec.call_inputs if spec is not None else ())
 
     # Operations reached from a layer's data, or a model output, compute data: refused.
     data_ops, stack = set(), [ref[0] for ref in outputs]
@@ -574,25 +402,35 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
             )
             continue
         call = calls[name]
+        spec = LAYERS.get(str(entry.get("class_name")))
         problems, receives_mask = call.problems, False
-        accepted = LAYERS[entry.get("class_name")].call_options if entry.get("class_name") in LAYERS else ()
+        accepted = spec.call_options if spec is not None else ()
         problems = [
             *problems,
-            *(f"called with {key}=, which is not supported" for key in call.options if key not in accepted),
+            *(
+                f"called with {key}={value!r}, which is not supported"
+                for key, value in call.options.items()
+                if key not in accepted and value is not None and value is not False
+            ),
         ]
         if call.mask is not None:
-            masks = [m for m in (call.mask if isinstance(call.mask, list) else [call.mask]) if m is not None]
+            masks = [m for given in call.mask for m in (given if isinstance(given, list) else [given]) if m is not None]
             sources = [_tensor_ref(m) for m in masks]
             if any(source is None or not _is_operation(by_name.get(source.layer, {})) for source in sources):
                 problems = [
                     *problems,
-                    "called with an explicit mask= tensor; only masks Keras propagates "
+                    "called with an explicit mask tensor; only masks Keras propagates "
                     "itself (Embedding mask_zero, Masking) are supported",
                 ]
             receives_mask = True
         ranks = {len(r.shape) for r in call.data if r.shape is not None}
-        if entry.get("class_name") in MERGE_CLASSES and len(ranks) > 1:
+        if spec is not None and spec.same_rank and len(ranks) > 1:
             problems = [*problems, "merges inputs of different ranks"]
+        if spec is not None and spec.input_rank is not None and ranks - {spec.input_rank}:
+            problems = [
+                *problems,
+                f"takes inputs of rank {spec.input_rank} (batch, steps, features), got rank {max(ranks)}",
+            ]
         nodes.append(
             Node(
                 entry=entry,
@@ -600,10 +438,17 @@ def _functional(entries: list, model_cfg: Mapping, where: str):
                 initial_state=[(r.layer, r.index) for r in call.states],
                 receives_mask=receives_mask,
                 problems=problems,
-                options=dict(call.options),
+                options={key: value for key, value in call.options.items() if key in accepted},
             )
         )
     return inputs, nodes, outputs
+
+
+def _runs_recurrent(class_name: str, cfg: Mapping) -> bool:
+    """A recurrent layer, or TimeDistributed around one."""
+    if class_name == TIME_DISTRIBUTED:
+        class_name, cfg = unwrap(class_name, cfg)
+    return LAYERS[class_name].recurrent
 
 
 def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
@@ -635,11 +480,11 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
         config = {}
         if not problems:
             config = {**layer_options(class_name, entry.get("config") or {})[0], **node.options}
-            if class_name == "RNN":  # around one built-in cell: that cell's layer, same weights
-                class_name = as_layer(entry.get("config") or {})[0]
-            if node.initial_state and not is_recurrent(class_name):
+            class_name = resolve(class_name, entry.get("config") or {})[0]  # RNN around one cell: that cell's layer
+            if node.initial_state and not LAYERS[class_name].recurrent:
                 problems.append("called with initial_state")
-        if (model_class == "Sequential" or (class_name in LAYERS and LAYERS[class_name].call_mask)) and not problems:
+        # Keras hands call() the input's mask when call takes one and gets one tensor argument (a list counts as one).
+        if not problems and (model_class == "Sequential" or (LAYERS[class_name].call_mask and not node.initial_state)):
             receives_mask = True
         if problems:
             found.append(Refusal(name=name, class_name=class_name, problems=problems))
@@ -663,7 +508,7 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
         raise _unsupported(where, found)
     if model_class == "Sequential" and layers:
         outputs = [[layers[-1]["name"], i] for i in range(tensor_count[layers[-1]["name"]])]
-    if not any(is_recurrent(layer["class_name"]) for layer in layers):
+    if not any(_runs_recurrent(layer["class_name"], layer["config"]) for layer in layers):
         raise InvalidInput(
             f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
         )

@@ -7,13 +7,16 @@ not support masking drops the mask (Conv1D, the pooling layers); a layer that
 supports it and does not override ``compute_mask`` passes its input's mask on
 unchanged (LayerNormalization, BatchNormalization); Attention returns the
 query's mask. Each function's docstring says which rule applies; the
-``*_mask`` functions compute the output mask.
+``*_mask`` functions compute the output mask where a layer has a rule of its
+own (Masking, Embedding, the merging layers). The registry
+(:mod:`rnn_parity.layers`) holds each layer's rule.
 
 Shapes: ``x`` is ``(batch, steps, channels)`` (``channels_last``); a mask is
 bool ``(batch, steps)``, True at real steps. Computation happens in ``x``'s
 dtype, weights cast to it. Sources: ``keras/src/layers/convolutional``,
-``pooling``, ``normalization``, ``attention`` and ``keras/src/ops/nn.py`` of
-the installed Keras; padding as TensorFlow defines ``VALID`` and ``SAME``.
+``pooling``, ``normalization``, ``attention``, ``core``, ``merging`` and
+``keras/src/ops/nn.py`` of the installed Keras; padding as TensorFlow defines
+``VALID`` and ``SAME``.
 
 Only NumPy and :mod:`rnn_parity.reference` are imported.
 """
@@ -28,22 +31,33 @@ import numpy as np
 from .reference import get_activation
 
 __all__ = [
-    "MASK_RULES",
     "attention",
     "average_pooling1d",
     "batch_normalization",
+    "concatenate",
+    "concatenate_mask",
     "conv1d",
     "depthwise_conv1d",
     "cropping1d",
+    "dot",
     "elu",
+    "embedding",
     "flatten",
+    "global_average_pooling1d",
+    "global_max_pooling1d",
     "layer_normalization",
     "leaky_relu",
+    "masking",
+    "masking_mask",
     "max_pooling1d",
+    "merge",
+    "merge_mask",
+    "multi_head_attention",
     "padding_1d",
     "permute",
     "prelu",
     "relu",
+    "repeat_vector",
     "rescaling",
     "separable_conv1d",
     "reshape",
@@ -54,34 +68,6 @@ __all__ = [
 ]
 
 PADDINGS = ("valid", "same", "causal")
-
-#: What each layer does with the mask of its (first) input, as Keras 3 decides it: ``"keep"`` passes
-#: it on unchanged, ``"drop"`` stops it (the layer does not support masking), ``"query"`` returns
-#: the mask of the first input of the list (Attention's query).
-MASK_RULES = {
-    "Conv1D": "drop",
-    "DepthwiseConv1D": "drop",
-    "SeparableConv1D": "drop",
-    "MaxPooling1D": "drop",
-    "AveragePooling1D": "drop",
-    "LayerNormalization": "keep",
-    "BatchNormalization": "keep",
-    "UnitNormalization": "keep",
-    "Attention": "query",
-    "AdditiveAttention": "query",
-    "ReLU": "keep",
-    "LeakyReLU": "keep",
-    "ELU": "keep",
-    "PReLU": "keep",
-    "Softmax": "keep",
-    "Rescaling": "keep",
-    "ZeroPadding1D": "drop",
-    "Cropping1D": "drop",
-    "UpSampling1D": "drop",
-    "Flatten": "drop",
-    "Reshape": "drop",
-    "Permute": "drop",
-}
 
 
 def _scalar(value: float, like: np.ndarray) -> np.ndarray:
@@ -438,7 +424,9 @@ def softmax(x, *, axis=-1, mask=None):
     """Keras's ``Softmax`` layer: ``y = exp(x) / Σ exp(x)`` over ``axis`` (an int or a tuple).
 
     Where ``mask`` (broadcastable to ``x``) is False the input is replaced by
-    ``−1e9`` first, so masked positions get (almost) no weight. The mask passes through.
+    ``−1e9`` first, so masked positions get no weight, and the output is set to 0
+    there: a fully masked axis gives zeros, not a uniform distribution (Keras 3.10
+    and later; earlier Keras 3 versions leave that axis uniform). The mask passes through.
     """
     x = np.asarray(x)
     if mask is not None:
@@ -446,7 +434,8 @@ def softmax(x, *, axis=-1, mask=None):
     axes = tuple(axis) if isinstance(axis, (list, tuple)) else (axis,)
     shifted = x - np.max(x, axis=axes, keepdims=True)
     e = np.exp(shifted)
-    return e / np.sum(e, axis=axes, keepdims=True)
+    y = e / np.sum(e, axis=axes, keepdims=True)
+    return y if mask is None else np.where(np.asarray(mask, dtype=bool), y, _scalar(0.0, y))
 
 
 def unit_normalization(x, *, axis=-1):
@@ -496,3 +485,259 @@ def reshape(x, *, target_shape):
 def permute(x, *, dims):
     """Keras's ``Permute``: the non-batch axes reordered, ``dims`` counted from 1. The mask stops here."""
     return np.transpose(np.asarray(x), (0, *dims))
+
+
+# --------------------------------------------------------------------------
+# Masking, Embedding, RepeatVector, global pooling (keras/src/layers/core, pooling)
+# --------------------------------------------------------------------------
+
+
+def masking_mask(x, *, mask_value=0.0):
+    """Keras's ``Masking`` mask: ``any(x != mask_value)`` over the last axis (True at real steps)."""
+    x = np.asarray(x)
+    return np.any(x != _scalar(mask_value, x), axis=-1)
+
+
+def masking(x, *, mask_value=0.0):
+    """Keras's ``Masking``: ``y = x`` at real steps, 0 at masked ones; the mask is :func:`masking_mask`."""
+    x = np.asarray(x)
+    return np.where(masking_mask(x, mask_value=mask_value)[..., None], x, _scalar(0.0, x))
+
+
+def embedding(ids, embeddings):
+    """Keras's ``Embedding``: ``y = embeddings[ids]``; float ids are truncated to integers, as Keras casts them.
+
+    Args:
+        ids: integers in ``[0, input_dim)``, any shape.
+        embeddings: ``(input_dim, output_dim)``.
+    Returns:
+        ``(*ids.shape, output_dim)``. With ``mask_zero`` the mask is ``ids != 0``.
+    """
+    ids = np.asarray(ids)
+    return np.asarray(embeddings)[ids if np.issubdtype(ids.dtype, np.integer) else ids.astype(np.int64)]
+
+
+def repeat_vector(x, *, n: int):
+    """Keras's ``RepeatVector``: ``(batch, features) → (batch, n, features)``. The mask stops here."""
+    return np.repeat(np.asarray(x)[:, None, :], n, axis=1)
+
+
+def global_average_pooling1d(x, mask=None, *, data_format="channels_last", keepdims=False):
+    """Keras's ``GlobalAveragePooling1D``: the mean over the steps, masked steps left out.
+
+    ``y = Σ_t m_t x_t / Σ_t m_t``; a sample with every step masked gives NaN, as in
+    Keras. The mask stops here.
+    """
+    x = np.asarray(x)
+    axis = 1 if data_format == "channels_last" else 2
+    if mask is None:
+        return np.mean(x, axis=axis, keepdims=keepdims)
+    m = np.expand_dims(np.asarray(mask, dtype=bool), 2 if axis == 1 else 1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # an all-masked sample gives NaN, as in Keras
+        total = np.sum(np.where(m, x, _scalar(0.0, x)), axis=axis, keepdims=keepdims)
+        return total / np.sum(m.astype(x.dtype), axis=axis, keepdims=keepdims)
+
+
+def global_max_pooling1d(x, *, data_format="channels_last", keepdims=False):
+    """Keras's ``GlobalMaxPooling1D``: the max over the steps (Keras ignores the mask). The mask stops here."""
+    axis = 1 if data_format == "channels_last" else 2
+    return np.max(np.asarray(x), axis=axis, keepdims=keepdims)
+
+
+# --------------------------------------------------------------------------
+# Merging layers (keras/src/layers/merging): values and masks
+# --------------------------------------------------------------------------
+
+
+def _broadcast_mask(mask, x):
+    return np.broadcast_to(np.asarray(mask, dtype=bool)[..., None], x.shape)
+
+
+def merge_mask(masks):
+    """``Merge.compute_mask``: the OR of the masks when every input has one, else no mask."""
+    return None if any(m is None for m in masks) else np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
+
+
+def merge(op: str, xs, masks=None):
+    """Keras's ``Add``, ``Subtract``, ``Multiply``, ``Average``, ``Maximum`` and ``Minimum`` (``op`` in lower case).
+
+    ``add``: ``Σ xᵢ``; ``subtract``: ``x₀ − x₁``; ``average``: ``Σ xᵢ / n``.
+    ``multiply``: ``Π xᵢ`` where each input's masked steps count as 1, and when
+    every input has a mask the result is 0 outside their union. ``maximum`` /
+    ``minimum`` (``Merge._apply_merge_op_and_or_mask``): a masked value is replaced
+    by the running result, and the running result outside its mask by the value.
+
+    Args:
+        xs: the inputs, one shape.
+        masks: the masks attached to them (bool ``(batch, steps)`` or None each).
+    Returns:
+        the merged tensor; its mask is :func:`merge_mask`.
+    """
+    masks = list(masks) if masks is not None else [None] * len(xs)
+    if op in ("add", "average"):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out / len(xs) if op == "average" else out
+    if op == "subtract":
+        return xs[0] - xs[1]
+    if op == "multiply":
+        out, union, everyone = None, None, all(m is not None for m in masks)
+        for x, m in zip(xs, masks, strict=True):
+            if m is not None:
+                m = _broadcast_mask(m, x)
+                x = np.where(m, x, _scalar(1.0, x))
+                if everyone:
+                    union = m if union is None else union | m
+            out = x if out is None else out * x
+        return np.where(union, out, _scalar(0.0, out)) if everyone else out
+    pick = {"maximum": np.maximum, "minimum": np.minimum}[op]
+    out, out_mask = None, None
+    for x, m in zip(xs, masks, strict=True):
+        m = None if m is None else _broadcast_mask(m, x)
+        if out is None:
+            out, out_mask = x, m
+            continue
+        if m is not None:
+            x = np.where(m, x, out)
+        if out_mask is not None:
+            out = np.where(out_mask, out, x)
+        out_mask = (out_mask | m) if (m is not None and out_mask is not None) else None
+        out = pick(out, x)
+    return out
+
+
+def concatenate(xs, *, axis: int = -1):
+    """Keras's ``Concatenate``: the inputs joined along ``axis``; the mask is :func:`concatenate_mask`."""
+    return np.concatenate(list(xs), axis=axis)
+
+
+def concatenate_mask(xs, masks, *, axis: int = -1):
+    """``Concatenate.compute_mask``: an input without a mask counts as all real; none at all gives none.
+
+    Each mask is broadcast over its input's features, the masks are concatenated
+    along ``axis`` and reduced with ``any`` over the last axis.
+    """
+    if all(m is None for m in masks):
+        return None
+    full = [
+        np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if np.ndim(m) < x.ndim else m)
+        for x, m in zip(xs, masks, strict=True)
+    ]
+    return np.any(np.concatenate(full, axis=axis), axis=-1)
+
+
+def dot(x1, x2, *, axes, normalize: bool = False, epsilon: float = 1e-7):
+    """Keras's ``Dot``: the batched dot product of two inputs over one axis of each (``batch_dot``).
+
+    ``y[b, i…, j…] = Σ_k x1[b, i…, k, …] · x2[b, j…, k, …]``, contracting axis
+    ``axes[0]`` of ``x1`` with axis ``axes[1]`` of ``x2`` (an int: the same axis of
+    both; a negative axis counts from the end of each input). The result's axes are
+    ``x1``'s other axes, then ``x2``'s other non-batch axes; a result with only the
+    batch axis gets a second axis of size 1. With ``normalize`` each input is first
+    divided by its L2 norm over the contracted axis, ``x / max(‖x‖₂, ε)`` (Keras's
+    ``backend.epsilon()``, 1e-7 unless changed).
+
+    Returns:
+        the product in ``x1``'s dtype. The mask stops here (``Dot.compute_mask`` is None).
+    """
+    x1 = np.asarray(x1)
+    x2 = np.asarray(x2, dtype=x1.dtype)
+    a1, a2 = (axes, axes) if isinstance(axes, int) else axes
+    a1, a2 = a1 % x1.ndim, a2 % x2.ndim
+    if normalize:
+        x1 = x1 / np.maximum(np.sqrt(np.sum(np.square(x1), axis=a1, keepdims=True)), _scalar(epsilon, x1))
+        x2 = x2 / np.maximum(np.sqrt(np.sum(np.square(x2), axis=a2, keepdims=True)), _scalar(epsilon, x2))
+    letters = iter("cdefghijklmnopqrstuvwxyz")
+    left = ["b"] + [next(letters) for _ in range(1, x1.ndim)]
+    right = ["b"] + [next(letters) for _ in range(1, x2.ndim)]
+    right[a2] = left[a1]  # the contracted axis
+    kept = [c for i, c in enumerate(left) if i != a1] + [c for i, c in enumerate(right) if i not in (0, a2)]
+    y = np.einsum(f"{''.join(left)},{''.join(right)}->{''.join(kept)}", x1, x2)
+    return y[:, None] if y.ndim == 1 else y
+
+
+# --------------------------------------------------------------------------
+# MultiHeadAttention (keras/src/layers/attention/multi_head_attention.py)
+# --------------------------------------------------------------------------
+
+
+def multi_head_attention(
+    query,
+    value,
+    key=None,
+    *,
+    query_kernel,
+    key_kernel,
+    value_kernel,
+    output_kernel,
+    query_bias=None,
+    key_bias=None,
+    value_bias=None,
+    output_bias=None,
+    query_mask=None,
+    value_mask=None,
+    key_mask=None,
+    use_causal_mask: bool = False,
+    zero_masked: bool = False,
+):
+    """Keras's ``MultiHeadAttention`` at inference (dropout does nothing), attending over the steps axis.
+
+    With N heads of size H (``key_dim``) and Hv (``value_dim``)::
+
+        q = query·W_q + b_q               (batch, T, N, H)
+        k = key·W_k + b_k                 (batch, S, N, H)
+        v = value·W_v + b_v               (batch, S, N, Hv)
+        s = (q / √H)·kᵀ                   (batch, N, T, S), per head
+        a = softmax(s where allowed)      over S
+        o = a·v                           (batch, T, N, Hv)
+        y = Σ_{n,h} o·W_o + b_o           (batch, T, *output_shape)
+
+    "Allowed" is the AND of the query mask (row t), the value mask and the key
+    mask (column s) and, with ``use_causal_mask``, ``s ≤ t``; Keras replaces the
+    other scores by a large negative number, so a row with nothing allowed (a
+    padded query step) attends to every step equally. Keras does not zero the
+    output at padded query steps. ``zero_masked``: the weights are also set to 0
+    where not allowed after the softmax, so such a row attends to nothing (``o = 0``,
+    ``y = b_o``): what Keras computes when the layer's ``dropout`` is above 0, which
+    sends it through its ``Softmax`` layer instead of the fused attention kernel.
+
+    Args:
+        query: ``(batch, T, query_dim)``; value: ``(batch, S, value_dim_in)``;
+            key: ``(batch, S, key_dim_in)``, default ``value``.
+        query_kernel: ``(query_dim, N, H)``; key_kernel: ``(key_dim_in, N, H)``;
+            value_kernel: ``(value_dim_in, N, Hv)``; output_kernel: ``(N, Hv, *output_shape)``.
+        query_bias, key_bias: ``(N, H)``; value_bias: ``(N, Hv)``; output_bias:
+            ``output_shape``; None each without ``use_bias``.
+        query_mask: bool ``(batch, T)``; value_mask, key_mask: bool ``(batch, S)``; None: all real.
+    Returns:
+        ``(batch, T, *output_shape)``. Its mask is the query's.
+    """
+    query = np.asarray(query)
+    value = np.asarray(value, dtype=query.dtype)
+    key = value if key is None else np.asarray(key, dtype=query.dtype)
+
+    def project(x, kernel, bias):
+        y = np.einsum("btd,dnh->btnh", x, np.asarray(kernel, dtype=query.dtype))
+        return y if bias is None else y + np.asarray(bias, dtype=query.dtype)
+
+    q = project(query, query_kernel, query_bias)
+    k = project(key, key_kernel, key_bias)
+    v = project(value, value_kernel, value_bias)
+    scores = np.einsum("btnh,bsnh->bnts", q / np.sqrt(_scalar(q.shape[-1], q)), k)
+    allowed = np.ones(scores.shape[-2:], dtype=bool)[None, None]
+    if query_mask is not None:
+        allowed = allowed & np.asarray(query_mask, dtype=bool)[:, None, :, None]
+    for mask in (value_mask, key_mask):
+        if mask is not None:
+            allowed = allowed & np.asarray(mask, dtype=bool)[:, None, None, :]
+    if use_causal_mask:
+        t, s = scores.shape[-2:]
+        allowed = allowed & (np.arange(t)[:, None] >= np.arange(s)[None, :])[None, None]
+    weights = _softmax_last(np.where(allowed, scores, _scalar(-1e9, scores)))
+    if zero_masked:
+        weights = np.where(allowed, weights, _scalar(0.0, weights))
+    o = np.einsum("bnts,bsnh->btnh", weights, v)
+    output_kernel = np.asarray(output_kernel, dtype=query.dtype)
+    y = np.tensordot(o, output_kernel, axes=([2, 3], [0, 1]))
+    return y if output_bias is None else y + np.asarray(output_bias, dtype=query.dtype)

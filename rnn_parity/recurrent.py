@@ -2,10 +2,12 @@
 
 One :class:`Cell` entry per recurrent layer class (SimpleRNN, LSTM, GRU): its
 states and their names, its gate blocks in Keras's column order, the weight
-symbols the course notebook uses, and the options only it takes. Around them,
-the wrappers: ``Bidirectional`` runs a cell both ways; ``TimeDistributed``
-applies a per-step layer to every timestep. Keras drives its own state
-handling from a cell's ``state_size`` the same way.
+symbols the course notebook uses, and the options only it takes. Around them:
+``keras.layers.RNN`` around one built-in cell (which *is* that cell's layer) or
+around ``StackedRNNCells`` (several cells per step, every cell's states in cell
+order); the wrappers ``Bidirectional``, which runs a recurrent layer both ways,
+and ``TimeDistributed``, which applies a layer to every timestep. Keras drives
+its own state handling from a cell's ``state_size`` the same way.
 
 Layers are named by Keras class and config (``get_config()`` keys), as
 everywhere in rnn-parity::
@@ -25,14 +27,21 @@ __all__ = [
     "BIDIRECTIONAL",
     "CELLS",
     "CELL_KEYS",
+    "CELL_LAYERS",
     "DIRECTIONS",
+    "RNN",
+    "RNN_KEYS",
+    "STACKED_CELLS",
     "TIME_DISTRIBUTED",
     "MERGE_MODES",
     "RECURRENT_LIKE",
     "WRAPPERS",
     "Cell",
+    "as_layer",
     "cell_config",
     "cell_of",
+    "cells_of",
+    "layer_cells",
     "is_bidirectional",
     "is_recurrent",
     "is_stateful",
@@ -46,6 +55,10 @@ __all__ = [
 
 BIDIRECTIONAL = "Bidirectional"
 TIME_DISTRIBUTED = "TimeDistributed"
+#: ``keras.layers.RNN``: around one built-in cell it is that cell's layer; around ``StackedRNNCells`` the
+#: layer graph keeps it as ``RNN`` with its ``cell`` config.
+RNN = "RNN"
+STACKED_CELLS = "StackedRNNCells"
 #: Layers that hold another layer under ``config["layer"]``.
 WRAPPERS = frozenset({BIDIRECTIONAL, TIME_DISTRIBUTED})
 #: The two halves of a Bidirectional layer, in Keras's order (weights, states, ``merge_mode=None`` outputs).
@@ -105,6 +118,10 @@ CELLS: dict[str, Cell] = {
 }
 #: ``cell`` option → Keras class, e.g. ``"gru"`` → ``"GRU"``.
 CELL_KEYS = {cell.key: cell.class_name for cell in CELLS.values()}
+#: Each built-in cell class and the layer that runs it over a sequence, e.g. ``"LSTMCell"`` → ``"LSTM"``.
+CELL_LAYERS = {f"{name}Cell": name for name in CELLS}
+#: ``RNN``'s own options that change what it computes (``unroll`` only schedules the same arithmetic).
+RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask")
 #: What counts as "a recurrent layer" when deciding whether rnn-parity applies to a model at all
 #: (``RNN`` around a cell and the convolutional LSTMs are recurrent, but not supported).
 RECURRENT_LIKE = frozenset(CELLS) | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
@@ -115,8 +132,45 @@ def is_bidirectional(class_name: str) -> bool:
 
 
 def is_recurrent(class_name: str) -> bool:
-    """A layer that runs a cell over time: SimpleRNN, LSTM, GRU, or Bidirectional around one."""
-    return class_name in CELLS or class_name == BIDIRECTIONAL
+    """A layer that runs cells over time: SimpleRNN, LSTM, GRU, RNN around cells, or Bidirectional around one."""
+    return class_name in CELLS or class_name in (RNN, BIDIRECTIONAL)
+
+
+def cells_of(rnn_config: Mapping) -> tuple[list[tuple[str, dict]], list[str]]:
+    """``([(layer class, cell config), ...], problems)`` of an ``RNN`` layer's config.
+
+    One entry for a single cell, one per cell for ``StackedRNNCells`` (nested
+    stacks are flattened, as Keras runs them the same way). A custom cell or
+    anything else is a problem naming it.
+    """
+    cell = rnn_config.get("cell")
+    if not isinstance(cell, Mapping):
+        return [], ["RNN without a cell configuration"]
+    cls, cfg = cell.get("class_name"), cell.get("config") or {}
+    if cls == STACKED_CELLS:
+        found, problems = [], []
+        for inner in cfg.get("cells") or []:
+            more, why = cells_of({"cell": inner})
+            found.extend(more)
+            problems.extend(why)
+        if not found and not problems:
+            problems.append("StackedRNNCells without cells")
+        return found, problems
+    if cls in CELL_LAYERS:
+        return [(CELL_LAYERS[cls], dict(cfg))], []
+    return [], [f"RNN around {cls}; only SimpleRNNCell, LSTMCell, GRUCell and StackedRNNCells are supported"]
+
+
+def as_layer(rnn_config: Mapping) -> tuple[str, dict] | None:
+    """The ``SimpleRNN``/``LSTM``/``GRU`` config equal to an ``RNN`` around one built-in cell, else None."""
+    cells, problems = cells_of(rnn_config)
+    if problems or len(cells) != 1:
+        return None
+    layer_class, cell_cfg = cells[0]
+    merged = {key: value for key, value in cell_cfg.items() if key != "name"}
+    merged.update({key: rnn_config[key] for key in RNN_KEYS if key in rnn_config})
+    merged["name"] = rnn_config.get("name")
+    return layer_class, merged
 
 
 def unwrap(class_name: str, config: Mapping) -> tuple[str, Mapping]:
@@ -127,11 +181,20 @@ def unwrap(class_name: str, config: Mapping) -> tuple[str, Mapping]:
     return class_name, config
 
 
-def cell_of(class_name: str, config: Mapping) -> Cell | None:
-    """The cell a recurrent layer runs (also inside Bidirectional), or None for any other layer."""
+def layer_cells(class_name: str, config: Mapping) -> list[Cell]:
+    """The cells a recurrent layer runs at every step, in order (also inside Bidirectional); [] for other layers."""
     if not is_recurrent(class_name):
-        return None
-    return CELLS.get(unwrap(class_name, config)[0])
+        return []
+    inner_class, inner_config = unwrap(class_name, config) if is_bidirectional(class_name) else (class_name, config)
+    if inner_class == RNN:
+        return [CELLS[layer] for layer, _ in cells_of(inner_config)[0]]
+    return [CELLS[inner_class]] if inner_class in CELLS else []
+
+
+def cell_of(class_name: str, config: Mapping) -> Cell | None:
+    """The cell a recurrent layer runs (also inside Bidirectional), or None for any other layer (or several cells)."""
+    cells = layer_cells(class_name, config)
+    return cells[0] if len(cells) == 1 else None
 
 
 def cell_config(class_name: str, config: Mapping) -> Mapping:
@@ -152,13 +215,19 @@ def is_stateful(class_name: str, config: Mapping) -> bool:
 
 
 def state_names(class_name: str, config: Mapping) -> list[str]:
-    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional; [] for other layers."""
-    cell = cell_of(class_name, config)
-    if cell is None:
-        return []
+    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional; [] for other layers.
+
+    ``RNN`` around several cells (``StackedRNNCells``) has every cell's states in
+    cell order, named ``cell0_h``, ``cell0_c``, ``cell1_h``… as Keras returns them.
+    """
+    cells = layer_cells(class_name, config)
+    if len(cells) == 1:
+        names = list(cells[0].states)
+    else:
+        names = [f"cell{i}_{name}" for i, cell in enumerate(cells) for name in cell.states]
     if is_bidirectional(class_name):
-        return [f"{side}_{name}" for side in DIRECTIONS for name in cell.states]
-    return list(cell.states)
+        return [f"{side}_{name}" for side in DIRECTIONS for name in names]
+    return names
 
 
 def n_states(class_name: str, config: Mapping) -> int:

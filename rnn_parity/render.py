@@ -49,8 +49,11 @@ _BARS = "▁▂▃▄▅▆▇█"
 
 
 def _kind(layer: dict) -> str:
-    """A report layer's class, with the wrapped cell for Bidirectional: ``Bidirectional(LSTM)``."""
-    return layer["class_name"] + (f"({layer['cell']})" if is_bidirectional(layer["class_name"]) else "")
+    """A report layer's class, with the wrapped cell for Bidirectional: ``Bidirectional(LSTM)`` (``(RNN)``: cells)."""
+    if not is_bidirectional(layer["class_name"]):
+        return layer["class_name"]
+    wrapped = layer.get("cell") or (layer.get("options") or {}).get("layer", {}).get("class_name")
+    return f"{layer['class_name']}({wrapped})"
 
 
 def _jsonable(value):

@@ -20,7 +20,10 @@ How Keras 3 saves them (``keras/src/layers/rnn/rnn.py``, ``stacked_rnn_cells.py`
   ``return_state`` returns every cell's states in cell order, flattened
   (``[h₁, c₁, h₂]`` for an LSTM cell then a GRU cell).
 
-Only NumPy, the reference and config dicts: no Keras import.
+Reading the configs (:func:`cells_of`, :func:`as_layer`) is a fact about Keras's
+layers that needs no NumPy: it lives in :mod:`rnn_parity.recurrent` and is
+re-exported here. The registry's ``RNN`` entry (:mod:`rnn_parity.recurrent_layers`)
+runs :func:`stacked_rnn`. Only NumPy, the reference and config dicts: no Keras import.
 """
 
 from __future__ import annotations
@@ -30,52 +33,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import reference
-from .recurrent import CELLS
+from .recurrent import CELL_LAYERS, CELLS, RNN_KEYS, as_layer, cells_of
 
 __all__ = ["CELL_LAYERS", "RNN_KEYS", "as_layer", "cells_of", "stacked_rnn"]
 
-#: Each built-in cell and the layer that runs it over a sequence.
-CELL_LAYERS = {f"{name}Cell": name for name in CELLS}
-#: ``RNN``'s own options that change what it computes (``unroll`` only schedules the same arithmetic).
-RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask")
 _FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
-
-
-def cells_of(rnn_config: Mapping) -> tuple[list[tuple[str, dict]], list[str]]:
-    """``([(layer class, cell config), ...], problems)`` of an ``RNN`` layer's config.
-
-    One entry for a single cell, one per cell for ``StackedRNNCells`` (nested
-    stacks are flattened, as Keras runs them the same way). A custom cell or
-    anything else is a problem naming it.
-    """
-    cell = rnn_config.get("cell")
-    if not isinstance(cell, Mapping):
-        return [], ["RNN without a cell configuration"]
-    cls, cfg = cell.get("class_name"), cell.get("config") or {}
-    if cls == "StackedRNNCells":
-        found, problems = [], []
-        for inner in cfg.get("cells") or []:
-            more, why = cells_of({"cell": inner})
-            found.extend(more)
-            problems.extend(why)
-        if not found and not problems:
-            problems.append("StackedRNNCells without cells")
-        return found, problems
-    if cls in CELL_LAYERS:
-        return [(CELL_LAYERS[cls], dict(cfg))], []
-    return [], [f"RNN around {cls}; only SimpleRNNCell, LSTMCell, GRUCell and StackedRNNCells are supported"]
-
-
-def as_layer(rnn_config: Mapping) -> tuple[str, dict] | None:
-    """The ``SimpleRNN``/``LSTM``/``GRU`` config equal to an ``RNN`` around one built-in cell, else None."""
-    cells, problems = cells_of(rnn_config)
-    if problems or len(cells) != 1:
-        return None
-    layer_class, cell_cfg = cells[0]
-    merged = {key: value for key, value in cell_cfg.items() if key != "name"}
-    merged.update({key: rnn_config[key] for key in RNN_KEYS if key in rnn_config})
-    merged["name"] = rnn_config.get("name")
-    return layer_class, merged
 
 
 def stacked_rnn(

@@ -1,6 +1,7 @@
 """Run a described Keras model with the NumPy reference alone.
 
-Two drivers share one set of layer operations:
+Two drivers share one layer registry (:mod:`rnn_parity.layers`: every layer's
+computation, masks, weights and tensors), applied by :func:`apply_layer`:
 
 * :class:`GraphRuntime` executes a layer *graph* (a DAG): the JSON-ready
   description that ``rnn-parity export`` writes and :func:`load` reads back.
@@ -8,16 +9,19 @@ Two drivers share one set of layer operations:
   command builds (:class:`~rnn_parity.architecture.LayerDesc` or dicts).
 
 Layers use Keras's class names and config keys; weights are each layer's
-``get_weights()`` list. This module imports only NumPy, the reference and
-:mod:`rnn_parity.errors`, so an exported model runs where TensorFlow, Keras
-(and this package's other dependencies) are not installed.
+``get_weights()`` list. This module imports only NumPy, the reference, the
+registry and :mod:`rnn_parity.errors`, so an exported model runs where
+TensorFlow, Keras (and this package's other dependencies) are not installed.
 
 Masks follow Keras 3 exactly (``keras/src/layers/layer.py``, ``__call__``):
-a layer's output mask is its ``compute_mask`` of the mask attached to its
-first input; a layer whose ``call`` takes ``mask`` receives it only when it is
-called with a single tensor argument, so a recurrent layer called with
-``initial_state`` tensors computes **without** the mask (and still passes it
-on when it returns sequences).
+a layer's output mask is its ``compute_mask`` of the mask handed to its call,
+else of the mask attached to its first input; a layer whose ``call`` takes
+``mask`` receives it only when it is called with a single tensor argument, so a
+recurrent layer called with ``initial_state`` tensors computes **without** the
+mask (and still passes it on when it returns sequences). ``MultiHeadAttention``
+removes the masks attached to its inputs; the graph driver keeps, per tensor,
+the mask Keras computed when it built the model and the one attached when it
+runs, which differ only after that.
 
 The graph format (``format_version`` 1; 2 when a recurrent layer is Keras 2's ``time_major``)::
 
@@ -48,26 +52,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import reference
 from .errors import InvalidInput
+from .layer_spec import LayerSpec
 from .layers import LAYERS
 from .limits import MAX_JSON_BYTES, loads_bounded
 from .model_checks import validate_model
-from .recurrent import (
-    BIDIRECTIONAL,
-    CELLS,
-    DIRECTIONS,
-    TIME_DISTRIBUTED,
-    cell_config,
-    is_bidirectional,
-    is_recurrent,
-    is_stateful,
-    n_outputs,
-    n_states,
-    returns_sequences,
-    returns_state,
-    unwrap,
-)
+from .recurrent import is_stateful, returns_state
+from .recurrent_layers import RECURRENT_FUNCTIONS, cell_kwargs, split_bias
 
 __all__ = [
     "FORMAT",
@@ -78,7 +69,10 @@ __all__ = [
     "SUPPORTED_CLASSES",
     "SequentialRuntime",
     "Trace",
+    "apply_layer",
+    "expected_weights",
     "load",
+    "n_tensors",
     "pack",
 ]
 
@@ -87,37 +81,11 @@ FORMAT_VERSION = 1
 #: The newest format this runtime reads: 2 is 1 plus a recurrent layer's ``time_major`` (Keras 2 files).
 READS_FORMAT_VERSION = 2
 
-RECURRENT_FUNCTIONS = {"SimpleRNN": reference.simple_rnn, "LSTM": reference.lstm, "GRU": reference.gru}
-#: Layers that are the identity at inference and pass the mask on.
-IDENTITY_CLASSES = frozenset(
-    {
-        "Dropout",
-        "SpatialDropout1D",
-        "GaussianNoise",
-        "GaussianDropout",
-        "AlphaDropout",
-        "ActivityRegularization",
-        "Identity",
-    }
-)
-MERGE_CLASSES = frozenset({"Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate"})
-SUPPORTED_CLASSES = frozenset(
-    {
-        *RECURRENT_FUNCTIONS,
-        BIDIRECTIONAL,
-        "Masking",
-        "Embedding",
-        "Dense",
-        TIME_DISTRIBUTED,
-        "Activation",
-        "RepeatVector",
-        "GlobalAveragePooling1D",
-        "GlobalMaxPooling1D",
-        *IDENTITY_CLASSES,
-        *MERGE_CLASSES,
-        *LAYERS,
-    }
-)
+#: The Keras classes the runtime implements: the registry's (rnn_parity.layers).
+SUPPORTED_CLASSES = frozenset(LAYERS)
+# The gradients (rnn_parity.gradients) read one recurrent layer's reference arguments the runtime's way.
+_cell_kwargs = cell_kwargs
+_split_bias = split_bias
 
 
 @dataclass
@@ -155,10 +123,13 @@ class LayerOutput(NamedTuple):
     Attributes:
         tensors: in Keras's order: the outputs, then a recurrent layer's final
             states when it returns them.
-        masks: one per tensor (None where there is none).
+        masks: one per tensor (None where there is none): the masks Keras attaches
+            to them when the model runs.
         n_outputs: how many leading tensors are outputs.
         states: a recurrent layer's final states (kept whether Keras returns them or not), else [].
         notes: remarks on Keras semantics that applied.
+        built_masks: one per tensor: the masks Keras gave them when it built the model,
+            which it hands to the ``call`` of the layers that read them (default: ``masks``).
     """
 
     tensors: list
@@ -166,6 +137,7 @@ class LayerOutput(NamedTuple):
     n_outputs: int
     states: list
     notes: list[str]
+    built_masks: list | None = None
 
     @property
     def output(self):
@@ -174,237 +146,79 @@ class LayerOutput(NamedTuple):
 
 
 # --------------------------------------------------------------------------
-# Layer operations. Each takes the layer's config, weights, input tensors and
-# their masks; apply_layer returns their tensors and masks as a LayerOutput.
+# One layer, through its registry entry (rnn_parity.layers): its computation,
+# the masks Keras hands it, the masks it attaches to its outputs.
 # --------------------------------------------------------------------------
 
 
-def _cell_kwargs(class_name: str, cfg: Mapping) -> dict:
-    kwargs = {"activation": cfg.get("activation", "tanh")}
-    options = CELLS[class_name].options
-    if "recurrent_activation" in options:
-        kwargs["recurrent_activation"] = cfg.get("recurrent_activation", "sigmoid")
-    if "reset_after" in options:
-        kwargs["reset_after"] = cfg.get("reset_after", True)
-    return kwargs
+def _spec(name: str, class_name: str) -> LayerSpec:
+    spec = LAYERS.get(class_name)
+    if spec is None:
+        raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
+    return spec
 
 
-def _split_bias(weights: Sequence[np.ndarray]) -> tuple:
-    kernel, recurrent_kernel, *rest = weights
-    return kernel, recurrent_kernel, (rest[0] if rest else None)
-
-
-def recurrent_op(class_name, cfg, weights, x, mask, initial_state):
-    """One recurrent layer (or Bidirectional): ``(output, states)``; ``output`` is a list with merge_mode None.
-
-    Keras 2's ``time_major=True``: ``x`` (and a returned sequence) is ``(timesteps, batch, …)``, its mask
-    ``(timesteps, batch)``; the states are batch-major.
-    """
-    time_major = cell_config(class_name, cfg).get("time_major", False)
-    if time_major:
-        x, mask = np.swapaxes(x, 0, 1), (None if mask is None else mask.T)
-    if is_bidirectional(class_name):
-        inner_class, inner_cfg = unwrap(class_name, cfg)
-        half = len(weights) // 2
-        # Keras forces zero_output_for_mask = return_sequences on both directions.
-        output, *states = reference.bidirectional(
-            RECURRENT_FUNCTIONS[inner_class],
-            x,
-            _split_bias(weights[:half]),
-            _split_bias(weights[half:]),
-            merge_mode=cfg.get("merge_mode", "concat"),
-            return_sequences=inner_cfg.get("return_sequences", False),
-            return_state=True,
-            mask=mask,
-            initial_state=initial_state,
-            **_cell_kwargs(inner_class, inner_cfg),
-        )
-    else:
-        output, *states = RECURRENT_FUNCTIONS[class_name](
-            x,
-            *_split_bias(weights),
-            return_sequences=cfg.get("return_sequences", False),
-            return_state=True,
-            go_backwards=cfg.get("go_backwards", False),
-            mask=mask,
-            initial_state=initial_state,
-            zero_output_for_mask=cfg.get("zero_output_for_mask", False),
-            **_cell_kwargs(class_name, cfg),
-        )
-    if time_major and returns_sequences(class_name, cfg):
-        output = [np.swapaxes(o, 0, 1) for o in output] if isinstance(output, list) else np.swapaxes(output, 0, 1)
-    return output, states
-
-
-def _masking(cfg, x):
-    keep = np.any(x != np.asarray(cfg.get("mask_value", 0.0), dtype=x.dtype), axis=-1)
-    return np.where(keep[..., None], x, np.zeros((), dtype=x.dtype)), keep
-
-
-def _embedding(name, cfg, weights, x, dtype):
-    (table,) = weights
-    ids = x if np.issubdtype(x.dtype, np.integer) else x.astype(np.int64)  # Keras casts, truncating
-    if ids.size and (ids.min() < 0 or ids.max() >= cfg["input_dim"]):
-        raise InvalidInput(
-            f"layer {name!r} (Embedding): ids must lie in [0, {cfg['input_dim']}), "
-            f"got values from {ids.min()} to {ids.max()}"
-        )
-    out = np.asarray(table, dtype=dtype)[ids]
-    return out, (x != 0 if cfg.get("mask_zero", False) else None)
-
-
-def _dense(cfg, weights, x):
-    kernel, bias = weights[0], (weights[1] if len(weights) > 1 else None)
-    return reference.dense(x, kernel, bias, activation=cfg.get("activation"))
-
-
-def _per_step(class_name, cfg, weights, x):
-    """The layers that act on the last axis alone (also inside TimeDistributed)."""
-    if class_name == "Dense":
-        return _dense(cfg, weights, x)
-    if class_name == "Activation":
-        return reference.get_activation(cfg.get("activation"))(x)
-    return x  # an identity layer
-
-
-def _broadcast_mask(mask, x):
-    return np.broadcast_to(mask[..., None], x.shape)
-
-
-def _merge(class_name, cfg, xs, masks):
-    """Keras's merging layers (``keras/src/layers/merging``), values and masks."""
-    if class_name == "Concatenate":
-        axis = cfg.get("axis", -1)
-        out = np.concatenate(xs, axis=axis)
-        if all(m is None for m in masks):
-            return out, None
-        full = [
-            np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if m.ndim < x.ndim else m)
-            for x, m in zip(xs, masks, strict=True)
-        ]
-        return out, np.any(np.concatenate(full, axis=axis), axis=-1)
-    # Merge.compute_mask: the OR of the masks when every input has one.
-    mask = None if any(m is None for m in masks) else np.logical_or.reduce(masks)
-    if class_name in ("Add", "Average"):
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return (out / len(xs) if class_name == "Average" else out), mask
-    if class_name == "Subtract":
-        return xs[0] - xs[1], mask
-    if class_name == "Multiply":  # masked steps count as 1, then the result is zeroed outside the union
-        out, union, everyone = None, None, all(m is not None for m in masks)
-        for x, m in zip(xs, masks, strict=True):
-            if m is not None:
-                m = _broadcast_mask(m, x)
-                x = np.where(m, x, np.ones((), dtype=x.dtype))
-                if everyone:
-                    union = m if union is None else union | m
-            out = x if out is None else out * x
-        if everyone:
-            out = np.where(union, out, np.zeros((), dtype=out.dtype))
-        return out, mask
-    # Maximum / Minimum: Merge._apply_merge_op_and_or_mask.
-    op = np.maximum if class_name == "Maximum" else np.minimum
-    out, out_mask = None, None
-    for x, m in zip(xs, masks, strict=True):
-        m = None if m is None else _broadcast_mask(m, x)
-        if out is None:
-            out, out_mask = x, m
-            continue
-        if m is not None:
-            x = np.where(m, x, out)
-        if out_mask is not None:
-            out = np.where(out_mask, out, x)
-        out_mask = (out_mask | m) if (m is not None and out_mask is not None) else None
-        out = op(out, x)
-    return out, mask
-
-
-def _global_pool(class_name, cfg, x, mask):
-    axis = 1 if cfg.get("data_format", "channels_last") == "channels_last" else 2
-    keepdims = bool(cfg.get("keepdims", False))
-    if class_name == "GlobalMaxPooling1D":
-        return np.max(x, axis=axis, keepdims=keepdims)
-    if mask is None:
-        return np.mean(x, axis=axis, keepdims=keepdims)
-    m = np.expand_dims(mask, 2 if axis == 1 else 1)
-    with np.errstate(invalid="ignore", divide="ignore"):  # an all-masked sample gives NaN, as in Keras
-        return np.sum(np.where(m, x, 0), axis=axis, keepdims=keepdims) / np.sum(
-            m.astype(x.dtype), axis=axis, keepdims=keepdims
-        )
-
-
-def apply_layer(name, class_name, cfg, weights, xs, masks, *, initial_state=None, receives_mask=True, dtype=np.float64):
+def apply_layer(
+    name,
+    class_name,
+    cfg,
+    weights,
+    xs,
+    masks,
+    *,
+    initial_state=None,
+    receives_mask=True,
+    dtype=np.float64,
+    attached=None,
+):
     """Run one layer. Returns a :class:`LayerOutput`.
 
     Args:
-        xs: the input tensors (one, or several for a merging layer).
-        masks: the mask attached to each input (None when there is none).
+        xs: the input tensors (one, or several for a merging or attention layer).
+        masks: the mask of each input as Keras computed it when it built the model
+            (None where there is none): what Keras hands a ``call`` that takes ``mask``.
         initial_state: start states of a recurrent layer, or None.
         receives_mask: whether Keras passes the input's mask to ``call``.
+        dtype: the dtype the runtime computes in (weights and float inputs are already in it).
+        attached: the masks attached to the input tensors when the layer runs (default:
+            ``masks``); they differ only after a ``MultiHeadAttention`` removed some.
     """
-    x, mask = xs[0], masks[0]
+    spec = _spec(name, class_name)
+    attached = list(masks) if attached is None else list(attached)
+    problem = spec.input_check(cfg, xs) if spec.input_check is not None else None
+    if problem:
+        raise InvalidInput(f"layer {name!r} ({class_name}): {problem}")
     notes: list[str] = []
-    if is_recurrent(class_name):
-        if mask is not None and not receives_mask:
-            notes.append(
-                "Keras does not pass the input mask to a layer called with initial_state: every step is computed"
-            )
-        output, states = recurrent_op(class_name, cfg, weights, x, mask if receives_mask else None, initial_state)
-        seq_mask = mask if returns_sequences(class_name, cfg) else None
-        outs = list(output) if isinstance(output, list) else [output]
-        return LayerOutput(
-            tensors=outs + states,
-            masks=[seq_mask] * len(outs) + [None] * len(states),
-            n_outputs=len(outs),
-            states=states,
-            notes=notes,
-        )
-    if class_name == "Masking":
-        out, out_mask = _masking(cfg, x)
-    elif class_name == "Embedding":
-        out, out_mask = _embedding(name, cfg, weights, x, dtype)
-    elif class_name in ("Dense", "Activation") or class_name in IDENTITY_CLASSES:
-        out, out_mask = _per_step(class_name, cfg, weights, x), mask
-    elif class_name == TIME_DISTRIBUTED:
-        out, out_mask = _per_step(*unwrap(class_name, cfg), weights, x), mask
-    elif class_name in MERGE_CLASSES:
-        out, out_mask = _merge(class_name, cfg, list(xs), list(masks))
-    elif class_name == "RepeatVector":  # does not support masking: the mask stops here
-        out, out_mask = np.repeat(x[:, None, :], cfg["n"], axis=1), None
-    elif class_name in ("GlobalAveragePooling1D", "GlobalMaxPooling1D"):
-        out, out_mask = _global_pool(class_name, cfg, x, mask if receives_mask else None), None
-    elif class_name in LAYERS:
-        spec = LAYERS[class_name]
-        out = spec.forward(cfg, weights, list(xs), list(masks) if receives_mask else None)
-        out_mask = spec.output_mask(masks)
+    if spec.attached_masks:
+        given = attached
     else:
-        raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
-    return LayerOutput(tensors=[out], masks=[out_mask], n_outputs=1, states=[], notes=notes)
+        given = list(masks) if receives_mask else None
+    if spec.recurrent and masks[0] is not None and not receives_mask:
+        notes.append("Keras does not pass the input mask to a layer called with initial_state: every step is computed")
+    outputs, states = spec.run(cfg, weights, xs, given, initial_state)
+    returned = states if spec.recurrent and returns_state(class_name, cfg) else []
+    # Keras attaches compute_mask(inputs, previous_mask) to the outputs: previous_mask is the mask
+    # handed to call when there is one, else the mask attached to the first input.
+    previous = list(masks) if receives_mask and spec.call_mask else attached
+    out_mask, built_mask = spec.mask.compute(cfg, xs, previous), spec.mask.compute(cfg, xs, list(masks))
+    return LayerOutput(
+        tensors=outputs + returned,
+        masks=[out_mask] * len(outputs) + [None] * len(returned),
+        n_outputs=len(outputs),
+        states=states,
+        notes=notes,
+        built_masks=[built_mask] * len(outputs) + [None] * len(returned),
+    )
 
 
 def n_tensors(class_name: str, cfg: Mapping) -> int:
     """How many tensors a layer returns (outputs, then states with ``return_state``)."""
-    if is_recurrent(class_name):
-        return n_outputs(class_name, cfg) + (n_states(class_name, cfg) if returns_state(class_name, cfg) else 0)
-    return 1
+    return LAYERS[class_name].tensors(cfg)
 
 
 def expected_weights(class_name: str, cfg: Mapping) -> int:
     """How many arrays ``get_weights()`` gives for a layer of this config."""
-    if is_recurrent(class_name):
-        n = 3 if cell_config(class_name, cfg).get("use_bias", True) else 2
-        return len(DIRECTIONS) * n if is_bidirectional(class_name) else n
-    if class_name == "Dense":
-        return 2 if cfg.get("use_bias", True) else 1
-    if class_name == TIME_DISTRIBUTED:
-        return expected_weights(*unwrap(class_name, cfg))
-    if class_name == "Embedding":
-        return 1
-    if class_name in LAYERS:
-        return len(LAYERS[class_name].weights(cfg, None))
-    return 0
+    return LAYERS[class_name].weight_count(cfg)
 
 
 # --------------------------------------------------------------------------
@@ -469,7 +283,7 @@ class SequentialRuntime:
         for name, class_name, cfg in self.layers:
             weights = self.weights.get(name, [])
             start = None
-            if is_recurrent(class_name):
+            if _spec(name, class_name).recurrent:
                 start = (initial_states or {}).get(name)
                 if start is None and is_stateful(class_name, cfg):
                     start = self._carried.get(name)
@@ -546,8 +360,11 @@ class GraphRuntime:
         self.weights: dict[str, list[np.ndarray]] = {}
         for layer in self.layers:
             name, class_name = layer.get("name"), layer.get("class_name")
-            if class_name not in SUPPORTED_CLASSES:
-                raise InvalidInput(f"layer {name!r}: {class_name} is not supported by the NumPy runtime")
+            spec, problems = _spec(name, class_name), []
+            # The entry's kept config fills in Keras's defaults; call options (use_causal_mask) stay.
+            layer["config"] = {**layer.get("config", {}), **spec.keep(layer.get("config", {}), problems)}
+            if problems:
+                raise InvalidInput(f"layer {name!r} ({class_name}): {problems[0]}")
             if name in known:
                 raise InvalidInput(f"layer {name!r} appears twice in the model description")
             if not layer.get("inputs"):
@@ -633,15 +450,18 @@ class GraphRuntime:
                 (or a stateful layer's carried states).
         """
         tensors: dict[str, list[np.ndarray]] = {}
-        masks: dict[str, list[np.ndarray | None]] = {}
+        # Two masks per tensor, as Keras keeps them: the one it computed when it built the model (handed to
+        # the call of a layer that takes a mask), and the one attached to the tensor when the model runs
+        # (what merging layers and MultiHeadAttention read, and what a layer passes on when its call takes
+        # no mask). They differ only after a MultiHeadAttention removed the masks attached to its inputs.
+        built: dict[str, list[np.ndarray | None]] = {}
+        attached: dict[str, list[np.ndarray | None]] = {}
         for name, arr in self._feeds(inputs).items():
-            tensors[name], masks[name] = [arr], [None]
+            tensors[name], built[name], attached[name] = [arr], [None], [None]
         trace = Trace()
         for layer in self.layers:
             name, class_name, cfg = layer["name"], layer["class_name"], layer.get("config", {})
             refs = [_ref(r, name) for r in layer.get("inputs", [])]
-            xs = [tensors[s][i] for s, i in refs]
-            in_masks = [masks[s][i] for s, i in refs]
             start = None
             if layer.get("initial_state"):
                 start = [tensors[s][i].astype(self.dtype) for s, i in map(tuple, layer["initial_state"])]
@@ -654,14 +474,20 @@ class GraphRuntime:
                 class_name,
                 cfg,
                 self.weights[name],
-                xs,
-                in_masks,
+                [tensors[s][i] for s, i in refs],
+                [built[s][i] for s, i in refs],
                 initial_state=start,
                 receives_mask=bool(layer.get("receives_mask", True)),
                 dtype=self.dtype,
+                attached=[attached[s][i] for s, i in refs],
             )
-            tensors[name], masks[name] = result.tensors, result.masks
+            tensors[name], attached[name], built[name] = result.tensors, list(result.masks), list(result.built_masks)
             _record(trace, self._carried, name, class_name, cfg, result.output, result)
+            if LAYERS[class_name].clears_masks:
+                for source, index in refs:
+                    attached[source][index] = None
+                    if source in trace.masks and index < len(trace.masks[source]):
+                        trace.masks[source][index] = None
         trace.model_outputs = [tensors[s][i] for s, i in self.outputs]
         return trace
 

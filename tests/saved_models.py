@@ -274,8 +274,6 @@ def refused(folder: Path) -> dict[str, Path]:
     models["nested"] = keras.Model(x, inner(x))
     shared = layers.LSTM(3, name="shared")
     models["shared"] = keras.Model(x, layers.Add()([shared(x), shared(x)]))
-    stacked = layers.StackedRNNCells([layers.LSTMCell(3), layers.GRUCell(2)])
-    models["cell"] = keras.Sequential([keras.Input((5, 2)), layers.RNN(stacked, name="rnn")])
     models["lora"] = keras.Sequential([keras.Input((5, 2)), layers.GRU(3), layers.Dense(2, lora_rank=2, name="d")])
     models["backward"] = keras.Sequential(
         [

@@ -191,8 +191,11 @@ RUNTIME_FILES = (
     "recurrent.py",
     "limits.py",
     "model_checks.py",
+    "layer_spec.py",
     "layers.py",
     "layer_ops.py",
+    "recurrent_layers.py",
+    "rnn_cell.py",
 )
 
 

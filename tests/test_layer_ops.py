@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from rnn_parity import layer_ops as ops
+from rnn_parity.layers import LAYERS
 
 ATOL, RTOL = 1e-5, 1.3e-6
 
@@ -257,13 +258,22 @@ def test_simple_layers_match_keras(keras, class_name):
 @pytest.mark.keras
 def test_softmax_layer_mask_matches_keras(keras):
     x = _seeded((2, 3, 5), 9)
-    mask = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1]], dtype=bool)[:, None, :]
+    mask = np.array([[1, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=bool)[:, None, :]  # the second: fully masked
     got = keras.ops.convert_to_numpy(keras.layers.Softmax()(x, mask=mask))
     _close(got, ops.softmax(x.astype(np.float64), mask=mask))
 
 
+#: The registry's layers whose rule is one of Keras's plain three (keep, drop, the query's); MultiHeadAttention
+#: attaches its mask inside call (tested in test_model_zoo), the other rules are each layer's own.
+PLAIN_RULES = sorted(
+    name
+    for name, spec in LAYERS.items()
+    if spec.mask.name in ("keep", "drop", "query") and name != "MultiHeadAttention"
+)
+
+
 @pytest.mark.keras
-@pytest.mark.parametrize("class_name", sorted(ops.MASK_RULES))
+@pytest.mark.parametrize("class_name", PLAIN_RULES)
 def test_mask_rules_are_keras_rules(keras, class_name):
     """Each layer's declared mask rule is what Keras 3 does with a (batch, steps) mask."""
     L = keras.layers
@@ -276,15 +286,25 @@ def test_mask_rules_are_keras_rules(keras, class_name):
         "Reshape": ((12,),),
         "Permute": ((2, 1),),
         "Rescaling": (2.0,),
+        "Dense": (2,),
+        "Activation": ("tanh",),
+        "Dropout": (0.5,),
+        "SpatialDropout1D": (0.5,),
+        "GaussianNoise": (0.1,),
+        "GaussianDropout": (0.1,),
+        "AlphaDropout": (0.1,),
+        "Dot": (-1,),
+        "RepeatVector": (2,),
+        "TimeDistributed": (L.Dense(2),),
     }
     layer = getattr(L, class_name)(*needs.get(class_name, ()))
     x, mask = _seeded((2, 4, 3)), np.array([[1, 1, 0, 0], [1, 1, 1, 0]], dtype=bool)
-    attention = class_name in ("Attention", "AdditiveAttention")
-    inputs = [x, x] if attention else x
-    masks = [mask, None] if attention else mask
+    several = LAYERS[class_name].inputs[0] > 1
+    inputs = [x, x] if several else (x[:, 0] if class_name == "RepeatVector" else x)
+    masks = [mask, None] if several else mask
     layer(inputs)
     got = layer.compute_mask(inputs, masks) if layer.supports_masking else None
-    rule = ops.MASK_RULES[class_name]
+    rule = LAYERS[class_name].mask.name
     if rule == "drop":
         assert got is None
     else:  # "keep", or "query" (the first input's mask, given here)
@@ -295,11 +315,10 @@ def test_docs_carry_the_registry_table():
     """docs/models.md shows the table python -m rnn_parity.layers prints."""
     from pathlib import Path
 
-    from rnn_parity.layers import LAYERS, supported_table
+    from rnn_parity.layers import supported_table
 
     docs = (Path(__file__).parent.parent / "docs" / "models.md").read_text(encoding="utf-8")
     assert supported_table() in docs
-    assert set(LAYERS) == set(ops.MASK_RULES)
 
 
 @pytest.mark.keras
@@ -341,3 +360,134 @@ def test_additive_attention_matches_keras(keras, use_scale, causal, masked):
         scale=weights[0] if weights else None,
     )
     _close(keras.ops.convert_to_numpy(keras_out), reference)
+
+
+# --------------------------------------------------------------------------
+# Dot and MultiHeadAttention: by hand, then against Keras.
+# --------------------------------------------------------------------------
+
+
+def test_dot_by_hand():
+    x1, x2 = np.array([[1.0, 2.0]]), np.array([[3.0, 4.0]])
+    np.testing.assert_array_equal(ops.dot(x1, x2, axes=1), [[11.0]])  # only the batch axis left: (batch, 1)
+    np.testing.assert_allclose(ops.dot(x1, x2, axes=-1, normalize=True), [[11 / (np.sqrt(5) * 5)]])
+    a = np.arange(6.0).reshape(1, 3, 2)  # rows (0, 1), (2, 3), (4, 5)
+    np.testing.assert_array_equal(ops.dot(a, a, axes=(2, 2))[0], a[0] @ a[0].T)  # (batch, 3, 3) scores
+    np.testing.assert_array_equal(ops.dot(a, a, axes=1)[0], a[0].T @ a[0])  # over the steps: (batch, 2, 2)
+
+
+def _uniform_heads(value_mask=None, query_mask=None, causal=False):
+    """One head whose query and key kernels are zero: every allowed score is equal, so the output is the
+    mean of the allowed value steps (value kernel and output kernel 1, no biases)."""
+    q = np.zeros((1, 3, 1))
+    v = np.array([1.0, 3.0, 8.0]).reshape(1, 3, 1)
+    zero, one = np.zeros((1, 1, 1)), np.ones((1, 1, 1))
+    out = ops.multi_head_attention(
+        q,
+        v,
+        query_kernel=zero,
+        key_kernel=zero,
+        value_kernel=one,
+        output_kernel=one,
+        value_mask=value_mask,
+        query_mask=query_mask,
+        use_causal_mask=causal,
+    )
+    return out[0, :, 0]
+
+
+def test_multi_head_attention_masks_by_hand():
+    np.testing.assert_allclose(_uniform_heads(), [4.0, 4.0, 4.0])
+    np.testing.assert_allclose(_uniform_heads(value_mask=np.array([[True, True, False]])), [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(_uniform_heads(causal=True), [1.0, 2.0, 4.0])
+    # A padded query step has nothing allowed: Keras's large negative scores make it attend to every step
+    # equally (no zeroing, unlike the Attention layer).
+    padded = _uniform_heads(value_mask=np.array([[True, True, False]]), query_mask=np.array([[True, True, False]]))
+    np.testing.assert_allclose(padded, [2.0, 2.0, 4.0])
+    # With dropout > 0 Keras goes through its Softmax layer, which zeroes what is masked: that row attends to nothing.
+    zeroed = ops.multi_head_attention(
+        np.zeros((1, 3, 1)),
+        np.array([1.0, 3.0, 8.0]).reshape(1, 3, 1),
+        query_kernel=np.zeros((1, 1, 1)),
+        key_kernel=np.zeros((1, 1, 1)),
+        value_kernel=np.ones((1, 1, 1)),
+        output_kernel=np.ones((1, 1, 1)),
+        query_mask=np.array([[True, True, False]]),
+        zero_masked=True,
+    )
+    np.testing.assert_allclose(zeroed[0, :, 0], [4.0, 4.0, 0.0])
+
+
+def test_a_fully_masked_softmax_axis_is_zero():
+    """Keras 3.10 and later zero the masked positions after the softmax (a fully masked axis is not uniform)."""
+    x = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    out = ops.softmax(x, mask=np.array([[True, True, False], [False, False, False]]))
+    np.testing.assert_allclose(out[0], [1 / (1 + np.e), np.e / (1 + np.e), 0.0])
+    np.testing.assert_array_equal(out[1], [0.0, 0.0, 0.0])
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "axes, normalize, shapes",
+    [(-1, False, [(2, 4, 3), (2, 5, 3)]), ((1, 1), True, [(2, 4, 3), (2, 4, 5)]), (1, False, [(2, 3), (2, 3)])],
+)
+def test_dot_matches_keras(keras, axes, normalize, shapes):
+    x1, x2 = _seeded(shapes[0], 1), _seeded(shapes[1], 2)
+    layer = keras.layers.Dot(axes=axes, normalize=normalize)
+    _close(
+        keras.ops.convert_to_numpy(layer([x1, x2])), ops.dot(x1.astype(np.float64), x2, axes=axes, normalize=normalize)
+    )
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "options, with_key, masked, causal",
+    [
+        ({}, False, False, False),
+        ({"value_dim": 2, "output_shape": 5}, True, True, False),
+        ({"use_bias": False}, False, True, True),
+        ({"dropout": 0.3, "output_shape": (2, 3)}, True, True, True),  # dropout > 0 takes Keras's einsum path
+    ],
+)
+def test_multi_head_attention_matches_keras(keras, options, with_key, masked, causal):
+    q, v, k = _seeded((2, 4, 3), 1), _seeded((2, 5, 2), 2), _seeded((2, 5, 4), 3)
+    layer = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, **options)
+    layer.build(q.shape, v.shape, k.shape if with_key else None)
+    weights = [_seeded(w.shape, 10 + i, 0.5) for i, w in enumerate(layer.get_weights())]
+    layer.set_weights(weights)
+    masks = [None, None, None]
+    if masked:
+        masks = [
+            np.array([[1, 1, 1, 0], [1, 1, 0, 0]], bool),
+            np.array([[1, 1, 1, 0, 0], [1, 0, 1, 1, 0]], bool),
+            np.array([[1, 1, 0, 1, 1], [1, 1, 1, 1, 0]], bool),
+        ]
+    query = q
+    if masked:  # Keras reads the query's mask from the tensor itself (get_keras_mask), not from query_mask=
+        q[~masks[0]] = 0.0
+        query = keras.layers.Masking()(q)
+    got = layer(
+        query,
+        v,
+        k if with_key else None,
+        value_mask=masks[1],
+        key_mask=masks[2] if with_key else None,
+        use_causal_mask=causal,
+        training=False,
+    )
+    names = ["query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel", "value_bias"]
+    names += ["output_kernel", "output_bias"]
+    if options.get("use_bias") is False:
+        names = [n for n in names if n.endswith("kernel")]
+    reference = ops.multi_head_attention(
+        q.astype(np.float64),
+        v,
+        k if with_key else None,
+        query_mask=masks[0],
+        value_mask=masks[1],
+        key_mask=masks[2] if with_key else None,
+        use_causal_mask=causal,
+        zero_masked=options.get("dropout", 0) > 0,
+        **dict(zip(names, weights, strict=True)),
+    )
+    _close(keras.ops.convert_to_numpy(got), reference)

@@ -273,7 +273,7 @@ def test_load_refuses_missing_or_wrong_weights(tmp_path):
     assert _error(lambda: load(tmp_path / "less.npz")) == (f"{tmp_path / 'less.npz'}: missing array 'weights/gru/2'")
     graph["layers"][1]["weights"] = ["kernel", "recurrent_kernel"]
     path = _write(tmp_path, graph=graph, weights={**weights, "gru": weights["gru"][:2]}, name="two.npz")
-    assert _error(lambda: load(path)) == "layer 'gru' (GRU) needs 3 weight arrays, got 2"
+    assert _error(lambda: load(path)) == f"{path}: layer 'gru' (GRU): needs 3 weight arrays, got 2"
 
 
 def test_graph_must_be_in_order():
@@ -320,9 +320,110 @@ def test_pack_writes_json_text_as_bytes():
         assert json.loads(npz["graph"].tobytes().decode("utf-8"))["format"] == "rnn-parity.model"
 
 
-def test_graph_and_runtime_agree_on_the_supported_layers():
+def test_graph_runtime_and_checks_read_one_registry():
     from rnn_parity.graph import SUPPORTED_LAYERS
+    from rnn_parity.layers import LAYERS
+    from rnn_parity.model_checks import KNOWN_UNSUPPORTED
+    from rnn_parity.recurrent import is_recurrent
     from rnn_parity.runtime import SUPPORTED_CLASSES
 
-    # An RNN around one built-in cell enters the graph as that cell's layer (SimpleRNN, LSTM or GRU).
-    assert set(SUPPORTED_LAYERS) - {"InputLayer", "RNN"} == set(SUPPORTED_CLASSES)
+    assert set(SUPPORTED_LAYERS) - {"InputLayer"} == set(SUPPORTED_CLASSES) == set(LAYERS)
+    assert not KNOWN_UNSUPPORTED & set(LAYERS)
+    # recurrent.py's facts (standard library only) and the registry agree on which layers are recurrent
+    assert {name for name, spec in LAYERS.items() if spec.recurrent} == {name for name in LAYERS if is_recurrent(name)}
+
+
+# ----- TimeDistributed around any layer, RNN(StackedRNNCells), MultiHeadAttention's masks -----
+
+
+def test_time_distributed_runs_the_wrapped_layer_on_every_timestep():
+    from rnn_parity import layer_ops
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 6, 4))  # (batch, frames, positions, channels)
+    kernel, bias = rng.standard_normal((3, 4, 5)), rng.standard_normal(5)
+    conv = {"filters": 5, "kernel_size": 3, "padding": "same", "activation": "relu"}
+    layers = [_layer("td", "TimeDistributed", ["x"], {"layer": {"class_name": "Conv1D", "config": conv}})]
+    graph = _graph(layers, [{"name": "x", "shape": [None, 3, 6, 4], "dtype": "float32"}], [["td", 0]])
+    got = GraphRuntime(graph, {"td": [kernel, bias]}).predict(x)
+    want = np.stack([layer_ops.conv1d(x[:, t], kernel, bias, padding="same", activation="relu") for t in range(3)], 1)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _stacked(**options):
+    cells = [
+        {"class_name": "LSTMCell", "config": {"units": 3}},
+        {"class_name": "GRUCell", "config": {"units": 2, "reset_after": False}},
+    ]
+    return {**options, "cell": {"class_name": "StackedRNNCells", "config": {"cells": cells}}}
+
+
+def test_a_stacked_rnn_is_its_cells_run_in_turn_and_returns_every_cells_states():
+    rng = np.random.default_rng(6)
+    lstm, gru = _rnn_weights(rng, 2, 3, gates=4), _rnn_weights(rng, 3, 2, gates=3)
+    x = rng.standard_normal((2, 5, 2))
+    cfg = _stacked(return_sequences=True, return_state=True, go_backwards=True)
+    layers = [_layer("rnn", "RNN", ["x"], cfg)]
+    graph = _graph(layers, [{"name": "x", "shape": [None, 5, 2], "dtype": "float32"}], [["rnn", i] for i in range(4)])
+    out, h1, c1, h2 = GraphRuntime(graph, {"rnn": lstm + gru}).predict(x)
+    first, h, c = ref.lstm(x, *lstm, return_sequences=True, return_state=True, go_backwards=True)
+    second, h_last = ref.gru(first, *gru, return_sequences=True, return_state=True, reset_after=False)
+    for got, want in ((out, second), (h1, h), (c1, c), (h2, h_last)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    # stateful: the next call starts every cell from the states the last one ended with
+    layers[0]["config"] = {**cfg, "stateful": True}
+    runtime = GraphRuntime(graph, {"rnn": lstm + gru})
+    runtime.predict(x)
+    again = runtime.predict(x)
+    first, *_ = ref.lstm(x, *lstm, return_sequences=True, return_state=True, go_backwards=True, initial_state=[h, c])
+    second = ref.gru(first, *gru, return_sequences=True, reset_after=False, initial_state=[h_last])
+    np.testing.assert_allclose(again[0], second, rtol=1e-12)
+
+
+def test_multi_head_attention_removes_the_masks_attached_to_its_inputs():
+    """Keras's MultiHeadAttention.call sets its inputs' masks to None: a later Add finds none, the layer that
+    made the tensor reports none, but a recurrent layer handed the mask Keras recorded still masks."""
+    rng = np.random.default_rng(7)
+    w_rnn, w_gru = _rnn_weights(rng, 2, 4), _rnn_weights(rng, 4, 3, gates=3)
+    w_gru[2] = rng.standard_normal((2, 9))
+    heads = [rng.standard_normal(shape) for shape in ((4, 2, 3), (2, 3), (4, 2, 3), (2, 3), (4, 2, 3), (2, 3))]
+    heads += [rng.standard_normal((2, 3, 4)), rng.standard_normal(4)]
+    mha = {"num_heads": 2, "key_dim": 3, "value_dim": 3, "use_bias": True, "output_shape": None}
+    layers = [
+        _layer("mask", "Masking", ["x"], {"mask_value": 0.0}),
+        _layer("rnn", "SimpleRNN", ["mask"], {"units": 4, "return_sequences": True}),
+        {**_layer("mha", "MultiHeadAttention", ["rnn", "rnn"], mha), "receives_mask": False},
+        {**_layer("add", "Add", ["rnn", "mha"]), "receives_mask": False},
+        _layer("gru", "GRU", ["rnn"], {"units": 3, "return_sequences": True}),
+    ]
+    x = rng.standard_normal((2, 5, 2))
+    x[0, 3:] = 0.0
+    graph = _graph(layers, [{"name": "x", "shape": [None, 5, 2], "dtype": "float32"}], [["add", 0], ["gru", 0]])
+    trace = GraphRuntime(graph, {"rnn": w_rnn, "mha": heads, "gru": w_gru}).run(x)
+    mask = np.any(x != 0, axis=-1)
+    assert trace.masks["rnn"] == [None] and trace.masks["add"] == [None]
+    np.testing.assert_array_equal(trace.masks["mha"][0], mask)  # the query's mask, taken before it was removed
+    h = ref.simple_rnn(x, *w_rnn, return_sequences=True, mask=mask)
+    np.testing.assert_allclose(trace.outputs["gru"], ref.gru(h, *w_gru, return_sequences=True, mask=mask))
+
+
+def test_keras2_time_major_layers_read_and_return_time_first():
+    """Keras 2's time_major=True (kept in the config only when true): input and returned sequence
+    (timesteps, batch, …), mask (timesteps, batch), states batch-major; also inside Bidirectional."""
+    rng = np.random.default_rng(9)
+    w = _rnn_weights(rng, 2, 3, gates=4)
+    x = rng.standard_normal((2, 5, 2))
+    x[1, 3:] = 0.0
+    cfg = {"units": 3, "return_sequences": True, "return_state": True, "time_major": True}
+    layers = [_layer("mask", "Masking", ["x"]), _layer("lstm", "LSTM", ["mask"], cfg)]
+    graph = _graph(layers, [{"name": "x", "shape": [5, None, 2], "dtype": "float32"}], [["lstm", i] for i in range(3)])
+    out, h, c = GraphRuntime(graph, {"lstm": w}).predict(np.swapaxes(x, 0, 1))
+    want, want_h, want_c = ref.lstm(x, *w, return_sequences=True, return_state=True, mask=np.any(x != 0, axis=-1))
+    np.testing.assert_allclose(out, np.swapaxes(want, 0, 1), rtol=1e-12)
+    np.testing.assert_allclose(h, want_h, rtol=1e-12)
+    np.testing.assert_allclose(c, want_c, rtol=1e-12)
+    inner = {"class_name": "LSTM", "config": {"units": 3, "return_sequences": True, "time_major": True}}
+    layers = [_layer("bi", "Bidirectional", ["x"], {"merge_mode": "concat", "layer": inner})]
+    graph = _graph(layers, [{"name": "x", "shape": [5, None, 2], "dtype": "float32"}], [["bi", 0]])
+    got = GraphRuntime(graph, {"bi": w + w}).predict(np.swapaxes(x, 0, 1))
+    np.testing.assert_allclose(got, np.swapaxes(ref.bidirectional(ref.lstm, x, w, w, return_sequences=True), 0, 1))

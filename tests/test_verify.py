@@ -302,10 +302,6 @@ def test_custom_objects_and_options_are_refused(model):
         ),
         ("nested", "layer 'inner' (Sequential): a nested model is not supported"),
         ("shared", "layer 'shared' (LSTM): called 2 times (a shared layer); not supported"),
-        (
-            "cell",
-            "layer 'rnn' (RNN): keras.layers.RNN around StackedRNNCells is not supported yet; stack RNN layers instead",
-        ),
         ("lora", "layer 'd' (Dense): LoRA adapters (lora_rank=2) are not supported"),
         (
             "backward",
