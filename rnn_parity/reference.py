@@ -78,12 +78,17 @@ def _sigmoid(x, out=None):
     # 1 / (1 + e^-x): exp overflows to inf for x < -709 and the result is then exactly 0,
     # which is the correctly rounded answer, so the warning is silenced, not the maths.
     with np.errstate(over="ignore"):
-        # Not np.negative: NumPy 2.4's float32 negative, written in place into an (n, 1) column
-        # view (an LSTM gate block with one unit), reads the wrong elements.
-        out = np.multiply(x, -1, out=out)
-        np.exp(out, out=out)
-        out += 1
-        return np.reciprocal(out, out=out)
+        return _sigmoid_unguarded(x, out)
+
+
+def _sigmoid_unguarded(x, out=None):
+    """:func:`_sigmoid` without entering ``np.errstate``, for loops that enter it once (see :func:`recurrent`)."""
+    # Not np.negative: NumPy 2.4's float32 negative, written in place into an (n, 1) column
+    # view (an LSTM gate block with one unit), reads the wrong elements.
+    out = np.multiply(x, -1, out=out)
+    np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def _softplus(x):
@@ -177,18 +182,35 @@ def get_activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
         ) from None
 
 
+#: In-place forms, for the scratch arrays of a step; they run inside :func:`recurrent`'s
+#: ``np.errstate(over="ignore")``, so the sigmoid here does not enter it at every call.
 _IN_PLACE = {
     "tanh": lambda x: np.tanh(x, out=x),
-    "sigmoid": lambda x: _sigmoid(x, out=x),
+    "sigmoid": lambda x: _sigmoid_unguarded(x, out=x),
     "relu": lambda x: np.maximum(x, 0, out=x),
     "linear": lambda x: x,
 }
+
+#: Activations Keras applies over the last axis as a whole: a gate's sees that gate's block alone.
+_ROW_WISE = frozenset({"softmax", "log_softmax"})
 
 
 def _in_place(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
     """The activation, computed into its argument where that is cheap (for scratch arrays only)."""
     act = get_activation(name)
     return _IN_PLACE.get(name, act)
+
+
+def _gates_in_place(name: str | None, units: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The activation of several adjacent gate blocks ``(batch, k * units)``, each as Keras applies it.
+
+    An elementwise activation takes all the blocks in one call (fewer NumPy calls per step,
+    the same values); softmax and log_softmax are applied to each block on its own.
+    """
+    act = _in_place(name)
+    if name not in _ROW_WISE:
+        return act
+    return lambda x: np.concatenate([act(x[:, k : k + units]) for k in range(0, x.shape[1], units)], axis=1)
 
 
 # --------------------------------------------------------------------------
@@ -232,30 +254,39 @@ def recurrent(
         in processing order when ``return_sequences``, else the last output
         ``(batch, units)``.
     """
-    timesteps = x_tm.shape[0]
+    timesteps, batch = x_tm.shape[:2]
     states = [np.array(s, dtype=x_tm.dtype, copy=True) for s in initial_state]
     outputs = None
-    prev_output = None
+    prev_output = zeros = None
+    if mask is not None:
+        keep_tm = np.ascontiguousarray(mask.T)[:, :, None]  # (timesteps, batch, 1)
+        every = mask.all(axis=0).tolist()  # steps where every sample is real: the mask changes nothing
     k = 0  # position in processing order
-    for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
-        output, new_states = step(x_proj_t, states)
-        if mask is not None:
-            keep = mask[:, t][:, None]
-            if prev_output is None or zero_output_for_mask:
-                prev_output = np.zeros_like(output)
-            output = np.where(keep, output, prev_output)
-            new_states = [np.where(keep, new, old) for new, old in zip(new_states, states)]
-        if return_sequences:
-            if outputs is None:
-                outputs = np.empty((timesteps,) + output.shape, dtype=output.dtype)
-            outputs[k] = output
-        prev_output = output
-        states = new_states
-        k += 1
+    # The in-place sigmoid's exp overflows to inf for very negative inputs, and 1 / (1 + inf) = 0 is
+    # the right answer: the warning is silenced once here rather than at every call.
+    with np.errstate(over="ignore"):
+        for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
+            output, new_states = step(x_proj_t, states)
+            if mask is not None:
+                if prev_output is None or zero_output_for_mask:
+                    if zeros is None:
+                        zeros = np.zeros_like(output)
+                    prev_output = zeros
+                if not every[t]:
+                    keep = keep_tm[t]
+                    output = np.where(keep, output, prev_output)
+                    new_states = [np.where(keep, new, old) for new, old in zip(new_states, states)]
+            if return_sequences:
+                if outputs is None:  # batch-major, written step by step: no transposed copy at the end
+                    outputs = np.empty((batch, timesteps) + output.shape[1:], dtype=output.dtype)
+                outputs[:, k] = output
+            prev_output = output
+            states = new_states
+            k += 1
     if return_sequences:
         if outputs is None:  # timesteps == 0
-            outputs = np.empty((0,) + states[0].shape, dtype=x_tm.dtype)
-        return np.ascontiguousarray(outputs.transpose(1, 0, 2)), states
+            outputs = np.empty((batch, 0) + states[0].shape[1:], dtype=x_tm.dtype)
+        return outputs, states
     return prev_output, states
 
 
@@ -420,19 +451,23 @@ def lstm(
         the output as for :func:`simple_rnn`; with ``return_state`` ``(output, h, c)``.
     """
     phi, phi_ = get_activation(activation), _in_place(activation)
-    sigma_ = _in_place(recurrent_activation)
     x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 2)
     m = U.shape[0]
+    sigma_ = _gates_in_place(recurrent_activation, m)
+    # The gate columns reordered i, f, o, c (Keras's are i, f, c, o): the three gates that share σ
+    # are adjacent, so one call computes them. Each column's values are unchanged.
+    order = np.r_[0 : 2 * m, 3 * m : 4 * m, 2 * m : 3 * m]
+    W, U = W[:, order], U[:, order]
+    b = None if b is None else b[order]
     hU = np.empty((x_tm.shape[1], U.shape[1]), dtype=x_tm.dtype)
 
     def step(xw_t, states):  # xw_t = x_t·W + b; the gate activations are computed in place in it
         h, c = states
         z = xw_t
         z += np.matmul(h, U, out=hU)
-        i = sigma_(z[:, :m])
-        f = sigma_(z[:, m : 2 * m])
-        g = phi_(z[:, 2 * m : 3 * m])
-        o = sigma_(z[:, 3 * m :])
+        ifo = sigma_(z[:, : 3 * m])
+        i, f, o = ifo[:, :m], ifo[:, m : 2 * m], ifo[:, 2 * m :]
+        g = phi_(z[:, 3 * m :])
         c_new = f * c
         c_new += i * g
         h_new = o * phi(c_new)
@@ -497,9 +532,9 @@ def gru(
         the output as for :func:`simple_rnn`; with ``return_state`` ``(output, h)``.
     """
     phi_ = _in_place(activation)
-    sigma_ = _in_place(recurrent_activation)
     x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 1)
     m = U.shape[0]
+    sigma_ = _gates_in_place(recurrent_activation, m)  # z and r, adjacent blocks, in one call
     if b is not None:
         if reset_after and b.shape != (2, 3 * m):
             raise ValueError(f"GRU with reset_after needs bias (2, {3 * m}), got {b.shape}")
@@ -513,6 +548,13 @@ def gru(
     hU = np.empty((n, 3 * m), dtype=x_tm.dtype)
     h_Uzr = np.empty((n, 2 * m), dtype=x_tm.dtype)
     rh_Uh = np.empty((n, m), dtype=x_tm.dtype)
+    one_minus_z = np.empty((n, m), dtype=x_tm.dtype)
+
+    def update(z, h, hh):
+        """``h_t = z * h_{t-1} + (1 - z) * ĥ``, in Keras's order of operations, into a fresh array."""
+        h_new = z * h
+        h_new += np.multiply(np.subtract(1, z, out=one_minus_z), hh, out=one_minus_z)
+        return h_new
 
     # mx = x_t·W + input bias for this step; the gates are computed in place in it.
     def step_reset_after(mx, states):
@@ -522,22 +564,26 @@ def gru(
             mh += b_h
         zr = mx[:, : 2 * m]
         zr += mh[:, : 2 * m]
-        z, r = sigma_(zr[:, :m]), sigma_(zr[:, m:])  # per gate, as Keras (it matters for softmax)
+        zr = sigma_(zr)
+        z, r = zr[:, :m], zr[:, m:]
         hh = mx[:, 2 * m :]
-        hh += r * mh[:, 2 * m :]
+        r_mh = mh[:, 2 * m :]
+        r_mh *= r  # r * mh_h, in mh's own (scratch) block
+        hh += r_mh
         hh = phi_(hh)
-        h_new = z * h + (1 - z) * hh
+        h_new = update(z, h, hh)
         return h_new, [h_new]
 
     def step_reset_before(mx, states):
         (h,) = states
         zr = mx[:, : 2 * m]
         zr += np.matmul(h, U_zr, out=h_Uzr)
-        z, r = sigma_(zr[:, :m]), sigma_(zr[:, m:])
+        zr = sigma_(zr)
+        z, r = zr[:, :m], zr[:, m:]
         hh = mx[:, 2 * m :]
         hh += np.matmul(r * h, U_h, out=rh_Uh)
         hh = phi_(hh)
-        h_new = z * h + (1 - z) * hh
+        h_new = update(z, h, hh)
         return h_new, [h_new]
 
     outputs, states = recurrent(

@@ -1,0 +1,250 @@
+"""Exported-model benchmark: the NumPy runtime as a user loads it, onnxruntime, and Keras's predict_on_batch.
+
+    make bench        # or: .venv/bin/python bench/bench_export.py [--repeats 9] [--json FILE] [--variants]
+
+Three models, built with Keras (TensorFlow backend) and random weights from a fixed seed:
+
+* ``tagger``: ``Embedding(10000, 64, mask_zero=True) → LSTM(128, return_sequences=True) → LSTM(64)
+  → Dense(10)``, a batch of 32 right-padded sequences of 100 ids (lengths 50 to 100);
+* ``gru_stack``: ``Bidirectional(GRU(64, return_sequences=True)) ×2 → Dense(20)`` on 40 features per
+  step (e.g. filterbank frames), a batch of 64 sequences of 200 steps;
+* ``one_sample``: ``SimpleRNN(64) → Dense(1)`` on 16 features, one sequence of 50 steps.
+
+Each is saved as ``.keras`` and exported with :func:`rnn_parity.export.run_export` (what ``rnn-parity
+export`` runs: verification, round trip, atomic write), and saved by Keras itself as ONNX
+(``model.export(path, format="onnx")``, which needs tf2onnx on the TensorFlow backend). Then, in this
+one process, with nothing set in the environment (the machine's default BLAS threads, onnxruntime's
+default session options), side by side:
+
+* ``runtime``: ``rnn_parity.runtime.load(path).predict(x)``, the exported model as a user loads it
+  (its recorded dtype, its own BLAS threading);
+* ``onnxruntime``: ``InferenceSession(path).run(None, {name: x})``;
+* ``predict_on_batch``: Keras's compiled ``model.predict_on_batch(x)``.
+
+Every contender is warmed up, then timed ``--repeats`` times round-robin (the order rotates every
+round, so no contender always follows another's thread pool); the figure is the median. Targets:
+the runtime at most 2.0× onnxruntime and at most 1.0× predict_on_batch. ``--variants`` adds the
+runtime in float64 and the runtime with BLAS as the caller set it (``blas_threads=None``) for
+comparison; they take no part in the targets. Nothing is asserted; the machine's load average is
+printed before and after, and final figures need a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+TARGET_ONNX = 2.0
+TARGET_KERAS = 1.0
+WARMUP = 3
+
+
+def build_models():
+    """``{name: (description, keras.Model, input array)}``, weights and data from fixed seeds."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    layers = keras.layers
+    models = {}
+
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    h = layers.Embedding(10000, 64, mask_zero=True)(ids)
+    h = layers.LSTM(128, return_sequences=True)(h)
+    h = layers.LSTM(64)(h)
+    tagger = keras.Model(ids, layers.Dense(10)(h), name="tagger")
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(1, 10000, size=(32, 100)).astype(np.int32)
+    lengths = rng.integers(50, 101, size=32)
+    tokens[np.arange(100)[None, :] >= lengths[:, None]] = 0
+    models["tagger"] = ("Embedding(10000,64,mask_zero) → LSTM(128) → LSTM(64) → Dense(10); N=32, T=100", tagger, tokens)
+
+    frames = keras.Input((None, 40), name="frames")
+    h = layers.Bidirectional(layers.GRU(64, return_sequences=True))(frames)
+    h = layers.Bidirectional(layers.GRU(64, return_sequences=True))(h)
+    stack = keras.Model(frames, layers.Dense(20)(h), name="gru_stack")
+    x = rng.standard_normal((64, 200, 40)).astype(np.float32)
+    models["gru_stack"] = ("Bidirectional(GRU(64)) ×2 → Dense(20), 40 features; N=64, T=200", stack, x)
+
+    inputs = keras.Input((None, 16), name="x")
+    one = keras.Model(inputs, layers.Dense(1)(layers.SimpleRNN(64)(inputs)), name="one_sample")
+    x = rng.standard_normal((1, 50, 16)).astype(np.float32)
+    models["one_sample"] = ("SimpleRNN(64) → Dense(1), 16 features; N=1, T=50", one, x)
+    return models
+
+
+def export_all(models, folder: Path) -> dict:
+    """Export every model both ways; ``{name: (npz path, onnx path, seconds)}``."""
+    from rnn_parity.export import run_export
+    from rnn_parity.verify import VerifyOptions
+
+    paths = {}
+    for name, (_, model, x) in models.items():
+        model.predict_on_batch(x)  # built and called, as Keras's ONNX export requires
+        keras_file, npz, onnx = folder / f"{name}.keras", folder / f"{name}.npz", folder / f"{name}.onnx"
+        model.save(keras_file)
+        started = time.perf_counter()
+        result = run_export(VerifyOptions.build(model=str(keras_file)), npz)
+        if not result.passed:
+            sys.exit(f"{name}: the export did not pass: {result.verify.first_failure}")
+        exported = time.perf_counter() - started
+        started = time.perf_counter()
+        model.export(str(onnx), format="onnx", verbose=False)
+        paths[name] = (npz, onnx, exported, time.perf_counter() - started)
+    return paths
+
+
+def contenders(name, model, x, npz, onnx, variants: bool) -> dict:
+    """``{label: callable}`` for one model, each returning the model's output for ``x``."""
+    import onnxruntime
+
+    from rnn_parity import runtime
+
+    loaded = runtime.load(npz)
+    session = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x}
+    calls = {
+        "runtime": lambda: loaded.predict(x),
+        "onnxruntime": lambda: session.run(None, feed)[0],
+        "predict_on_batch": lambda: model.predict_on_batch(x),
+    }
+    if variants:
+        as_f64 = runtime.load(npz, dtype="float64")
+        callers = runtime.load(npz)
+        callers.blas_threads = None
+        calls["runtime float64"] = lambda: as_f64.predict(x)
+        calls["runtime, caller's BLAS threads"] = lambda: callers.predict(x)
+    return calls
+
+
+def measure(calls: dict, repeats: int) -> dict:
+    """Median seconds per contender: warm-up, then ``repeats`` rounds in rotating order."""
+    for call in calls.values():
+        for _ in range(WARMUP):
+            call()
+    times = {label: [] for label in calls}
+    labels = list(calls)
+    for round_ in range(repeats):
+        shift = round_ % len(labels)
+        for label in labels[shift:] + labels[:shift]:
+            started = time.perf_counter()
+            calls[label]()
+            times[label].append(time.perf_counter() - started)
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
+def machine() -> dict:
+    import keras
+    import numpy as np
+    import onnxruntime
+    import tensorflow as tf
+    from threadpoolctl import threadpool_info
+
+    model = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
+    except OSError:
+        pass
+    blas = [
+        f"{lib.get('internal_api')} {lib.get('version')} ({lib.get('num_threads')} threads)"
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "onnxruntime": onnxruntime.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "environment": {k: os.environ[k] for k in sorted(os.environ) if k.endswith("_NUM_THREADS")},
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=9, help="timed rounds per model (median; default 9)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--variants", action="store_true", help="also time the runtime in float64 and unlimited")
+    args = parser.parse_args(argv)
+    if args.repeats < 7:
+        parser.error("--repeats must be at least 7")
+    load_before = os.getloadavg()
+    import numpy as np
+
+    models = build_models()
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = export_all(models, Path(tmp))
+        info = machine()
+        print(f"machine: {info['cpu']}, {info['cpus']} CPUs; NumPy {info['numpy']}, BLAS {', '.join(info['blas'])}")
+        print(
+            f"onnxruntime {info['onnxruntime']}, TensorFlow {info['tensorflow']}, Keras {info['keras']}; "
+            f"thread variables set: {info['environment'] or 'none'}"
+        )
+        print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}\n")
+        for name, (description, model, x) in models.items():
+            npz, onnx, export_s, onnx_s = paths[name]
+            calls = contenders(name, model, x, npz, onnx, args.variants)
+            keras_out = np.asarray(calls["predict_on_batch"]())
+            diffs = {
+                label: float(np.max(np.abs(np.asarray(call(), dtype=np.float64) - keras_out)))
+                for label, call in calls.items()
+                if label != "predict_on_batch"
+            }
+            medians = measure(calls, args.repeats)
+            rt = medians["runtime"]
+            ratios = {"onnxruntime": rt / medians["onnxruntime"], "predict_on_batch": rt / medians["predict_on_batch"]}
+            met = {
+                "onnxruntime": ratios["onnxruntime"] <= TARGET_ONNX,
+                "predict_on_batch": ratios["predict_on_batch"] <= TARGET_KERAS,
+            }
+            results[name] = {
+                "model": description,
+                "ms": {label: 1e3 * s for label, s in medians.items()},
+                "ratios": ratios,
+                "met": met,
+                "max_abs_diff_vs_keras": diffs,
+                "export_seconds": {"rnn-parity": export_s, "onnx": onnx_s},
+            }
+            print(f"{name}: {description}")
+            for label, s in medians.items():
+                shown = f"  {label:32s} {1e3 * s:9.2f} ms"
+                if label in diffs:
+                    shown += f"   max |Δ| vs Keras {diffs[label]:.1e}"
+                print(shown)
+            print(
+                f"  runtime / onnxruntime      {ratios['onnxruntime']:6.2f}×  (target ≤ {TARGET_ONNX}×: "
+                f"{'met' if met['onnxruntime'] else 'MISSED'})"
+            )
+            print(
+                f"  runtime / predict_on_batch {ratios['predict_on_batch']:6.2f}×  (target ≤ {TARGET_KERAS}×: "
+                f"{'met' if met['predict_on_batch'] else 'MISSED'})\n"
+            )
+    load_after = os.getloadavg()
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in load_after)} ({os.cpu_count()} CPUs)")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"machine": info, "repeats": args.repeats, "load": [load_before, load_after], "models": results},
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
