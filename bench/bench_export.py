@@ -19,7 +19,10 @@ default session options), side by side:
 * ``runtime``: ``rnn_parity.runtime.load(path).predict(x)``, the exported model as a user loads it
   (its recorded dtype, its own BLAS threading);
 * ``onnxruntime``: ``InferenceSession(path).run(None, {name: x})``;
-* ``predict_on_batch``: Keras's compiled ``model.predict_on_batch(x)``.
+* ``predict_on_batch``: Keras's compiled ``model.predict_on_batch(x)``;
+* ``GEMM floor``: the runtime's matrix products alone (each recurrent layer's input projection and
+  its recurrent product at every step, the Dense), same shapes, dtype and BLAS threads: what the
+  runtime would take with free elementwise work and no Python.
 
 Every contender is warmed up, then timed ``--repeats`` times round-robin (the order rotates every
 round, so no contender always follows another's thread pool); the figure is the median. Targets:
@@ -111,12 +114,14 @@ def contenders(name, model, x, npz, onnx, variants: bool) -> dict:
     from rnn_parity import runtime
 
     loaded = runtime.load(npz)
+    floor = gemm_floor(products(loaded.graph, x), loaded.dtype)
     session = onnxruntime.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: x}
     calls = {
         "runtime": lambda: loaded.predict(x),
         "onnxruntime": lambda: session.run(None, feed)[0],
         "predict_on_batch": lambda: model.predict_on_batch(x),
+        "GEMM floor": floor,
     }
     if variants:
         as_f64 = runtime.load(npz, dtype="float64")
@@ -125,6 +130,56 @@ def contenders(name, model, x, npz, onnx, variants: bool) -> dict:
         calls["runtime float64"] = lambda: as_f64.predict(x)
         calls["runtime, caller's BLAS threads"] = lambda: callers.predict(x)
     return calls
+
+
+def products(graph: dict, x) -> list[tuple[tuple[int, int, int], int]]:
+    """The matrix products of one forward pass: ``[((rows, inner, cols), how many times), …]``.
+
+    Per recurrent layer and direction: the input projection ``(T·N, D)·(D, G·M)`` once and the
+    recurrent product ``(N, M)·(M, G·M)`` at each of the T steps; per Dense, ``(rows, D)·(D, K)``.
+    """
+    from rnn_parity.recurrent import CELLS, is_bidirectional, unwrap
+
+    n, t = x.shape[0], x.shape[1]
+    features, found = (None if x.ndim == 2 else x.shape[2]), []
+    rows = n * t  # the rows of the tensor flowing on: N·T while sequences flow, N after the last one
+    for layer in graph["layers"]:
+        class_name, cfg = layer["class_name"], layer["config"]
+        if class_name == "Embedding":
+            features = cfg["output_dim"]
+        elif class_name in CELLS or is_bidirectional(class_name):
+            inner, inner_cfg = unwrap(class_name, cfg) if is_bidirectional(class_name) else (class_name, cfg)
+            units, gates = inner_cfg["units"], len(CELLS[inner].gates)
+            directions = 2 if is_bidirectional(class_name) else 1
+            found += [((n * t, features, gates * units), directions), ((n, units, gates * units), directions * t)]
+            features = units * (directions if cfg.get("merge_mode", "concat") == "concat" else 1)
+            rows = n * t if inner_cfg.get("return_sequences") else n
+        elif class_name == "Dense":
+            found.append(((rows, features, cfg["units"]), 1))
+            features = cfg["units"]
+    return found
+
+
+def gemm_floor(shapes, dtype) -> callable:
+    """A callable doing the same products alone, on the runtime's BLAS threads (its floor)."""
+    import numpy as np
+
+    from rnn_parity.blas_threads import STEP_THREADS, large_product, limited
+
+    rng = np.random.default_rng(0)
+    operands = [
+        (rng.standard_normal((r, k)).astype(dtype), rng.standard_normal((k, c)).astype(dtype), count)
+        for (r, k, c), count in shapes
+    ]
+
+    def run():
+        with limited(STEP_THREADS):
+            for a, b, count in operands:
+                with large_product(a.size * b.shape[1]):
+                    for _ in range(count):
+                        a @ b
+
+    return run
 
 
 def measure(calls: dict, repeats: int) -> dict:
@@ -203,7 +258,7 @@ def main(argv=None) -> int:
             diffs = {
                 label: float(np.max(np.abs(np.asarray(call(), dtype=np.float64) - keras_out)))
                 for label, call in calls.items()
-                if label != "predict_on_batch"
+                if label not in ("predict_on_batch", "GEMM floor")
             }
             medians = measure(calls, args.repeats)
             rt = medians["runtime"]

@@ -25,13 +25,10 @@ from . import __version__
 from .compare import Comparison, compare
 from .errors import InvalidInput
 from .files import write_atomic
-from .runtime import load, pack
+from .runtime import RECORDED_DTYPES, load, pack
 from .verify import VerifyOptions, VerifyResult, run_verify
 
-__all__ = ["DTYPES", "ExportResult", "compute_dtype", "exported_graph", "run_export"]
-
-#: The dtypes an exported model can run in.
-DTYPES = ("float32", "float64")
+__all__ = ["ExportResult", "compute_dtype", "exported_graph", "run_export"]
 
 
 @dataclass(frozen=True)
@@ -95,8 +92,8 @@ def run_export(options: VerifyOptions, output: str | os.PathLike, *, dtype: str 
         dtype: ``"float32"`` or ``"float64"``, the dtype the exported model runs in by default
             and the round trip is run in; None: the model's compute dtype.
     """
-    if dtype is not None and dtype not in DTYPES:
-        raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    if dtype is not None and dtype not in RECORDED_DTYPES:
+        raise InvalidInput(f"dtype must be one of {', '.join(RECORDED_DTYPES)}, got {dtype!r}")
     output = Path(output)
     if output.exists() and Path(options.model).exists() and output.resolve() == Path(options.model).resolve():
         raise InvalidInput(f"-o {output}: is the model file itself; choose another name")

@@ -266,7 +266,8 @@ def recurrent(
         every = mask.all(axis=0).tolist()  # steps where every sample is real: the mask changes nothing
     k = 0  # position in processing order
     # The in-place sigmoid's exp overflows to inf for very negative inputs, and 1 / (1 + inf) = 0 is
-    # the right answer: the warning is silenced once here rather than at every call.
+    # the right answer: the warning is silenced once here rather than at every call. Any other
+    # overflow shows as inf or NaN in the result, which every comparison reports.
     with np.errstate(over="ignore"):
         for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
             output, new_states = step(x_proj_t, states)
