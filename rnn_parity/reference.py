@@ -17,9 +17,8 @@ docs/reference-semantics.md, "Keras semantics the reference reproduces"):
 * ``initial_state``: a list, ``[h]`` or ``[h, c]`` for LSTM, each ``(batch, units)``.
 
 Computation happens in the dtype of ``x`` (weights are cast to it), vectorised over
-the batch. The module imports nothing but NumPy and :mod:`rnn_parity.blas_threads`
-(standard library only: the runtime's choice of BLAS threads for large products), so
-that the two can be copied into a TensorFlow-free deployment on their own.
+the batch. The module imports nothing but NumPy so that it can be copied into a
+TensorFlow-free deployment on its own.
 
 Each cell is written as two parts, the way Keras splits ``SimpleRNNCell`` from
 ``RNN``: a *step* that holds the equations of one timestep, and the shared
@@ -33,8 +32,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-
-from .blas_threads import large_product
 
 __all__ = [
     "ACTIVATIONS",
@@ -344,11 +341,9 @@ def _projector(kernel, input_bias):
 
     def project(x_block):
         # One 2-D GEMM for the whole block: (k·batch, features) · kernel. A 3-D matmul would
-        # run k separate small products instead. In the runtime a large one gets the caller's
-        # BLAS threads, the per-step products one (rnn_parity.blas_threads).
+        # run k separate small products instead.
         steps, batch, features = x_block.shape
-        with large_product(x_block.size * kernel.shape[1]):
-            out = (x_block.reshape(steps * batch, features) @ kernel).reshape(steps, batch, -1)
+        out = (x_block.reshape(steps * batch, features) @ kernel).reshape(steps, batch, -1)
         if input_bias is not None:
             out += input_bias
         return out
@@ -694,10 +689,9 @@ def dense(x, kernel, bias=None, *, activation=None):
     act = get_activation(activation)
     x = np.asarray(x)
     kernel = np.asarray(kernel, dtype=x.dtype)
-    with large_product(x.size * kernel.shape[-1]):
-        # one 2-D product over every leading axis, as Keras's tensordot does (a 3-D matmul runs
-        # one small product per sample)
-        y = (x.reshape(-1, x.shape[-1]) @ kernel).reshape(x.shape[:-1] + kernel.shape[-1:])
+    # one 2-D product over every leading axis, as Keras's tensordot does (a 3-D matmul runs one
+    # small product per sample)
+    y = (x.reshape(-1, x.shape[-1]) @ kernel).reshape(x.shape[:-1] + kernel.shape[-1:])
     if bias is not None:
         y += np.asarray(bias, dtype=x.dtype)
     return act(y)

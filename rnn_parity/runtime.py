@@ -520,10 +520,8 @@ class GraphRuntime:
         dtype: the float dtype to compute in (``"float64"`` or ``"float32"``).
         blas_threads: the BLAS threads of a forward pass (process-wide while it runs, the
             caller's setting restored after it): one by default, which is fastest for the small
-            per-step products of a recurrent layer; products of at least
-            :data:`~rnn_parity.blas_threads.LARGE_PRODUCT` multiply-adds get the caller's
-            count back (:mod:`rnn_parity.blas_threads`). None leaves BLAS as the caller set
-            it. The attribute of the same name can be changed.
+            per-step products of a recurrent layer (:mod:`rnn_parity.blas_threads`). None
+            leaves BLAS as the caller set it. The attribute of the same name can be changed.
 
     Raises InvalidInput when the description is malformed or a layer's weights
     do not fit its config.
