@@ -34,7 +34,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python bench/bench_export.py
+	$(BIN)/python bench/bench_export.py --variants
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_grad.py

@@ -1,6 +1,7 @@
 """Exported-model benchmark: the NumPy runtime as a user loads it, onnxruntime, and Keras's predict_on_batch.
 
     make bench        # or: .venv/bin/python bench/bench_export.py [--repeats 9] [--json FILE] [--variants]
+    .venv/bin/python bench/bench_export.py --anatomy    # one LSTM and one GRU step, call by call
 
 Three models, built with Keras (TensorFlow backend) and random weights from a fixed seed:
 
@@ -28,7 +29,8 @@ Every contender is warmed up, then timed ``--repeats`` times round-robin (the or
 round, so no contender always follows another's thread pool); the figure is the median. Targets:
 the runtime at most 2.0× onnxruntime and at most 1.0× predict_on_batch. ``--variants`` adds the
 runtime in float64 and the runtime with BLAS as the caller set it (``blas_threads=None``) for
-comparison; they take no part in the targets. Nothing is asserted; the machine's load average is
+comparison, each timed on its own after the contenders (BLAS threads left spinning by the second
+would slow whatever ran next); they take no part in the targets. Nothing is asserted; the machine's load average is
 printed before and after, and final figures need a quiet machine.
 """
 
@@ -107,8 +109,11 @@ def export_all(models, folder: Path) -> dict:
     return paths
 
 
-def contenders(name, model, x, npz, onnx, variants: bool) -> dict:
-    """``{label: callable}`` for one model, each returning the model's output for ``x``."""
+def contenders(name, model, x, npz, onnx, variants: bool) -> tuple[dict, dict]:
+    """``({label: callable}, {label: callable})`` for one model: the contenders and the variants.
+
+    Each callable returns the model's output for ``x`` (the GEMM floor returns nothing).
+    """
     import onnxruntime
 
     from rnn_parity import runtime
@@ -123,13 +128,13 @@ def contenders(name, model, x, npz, onnx, variants: bool) -> dict:
         "predict_on_batch": lambda: model.predict_on_batch(x),
         "GEMM floor": floor,
     }
+    extra = {}
     if variants:
         as_f64 = runtime.load(npz, dtype="float64")
-        callers = runtime.load(npz)
-        callers.blas_threads = None
-        calls["runtime float64"] = lambda: as_f64.predict(x)
-        calls["runtime, caller's BLAS threads"] = lambda: callers.predict(x)
-    return calls
+        callers = runtime.load(npz, blas_threads=None)
+        extra["runtime float64"] = lambda: as_f64.predict(x)
+        extra["runtime, caller's BLAS threads"] = lambda: callers.predict(x)
+    return calls, extra
 
 
 def products(graph: dict, x) -> list[tuple[tuple[int, int, int], int]]:
@@ -179,6 +184,75 @@ def gemm_floor(shapes, dtype) -> callable:
                     a @ b
 
     return run
+
+
+def step_anatomy(cell: str, batch: int, units: int, repeats: int = 200) -> list[tuple[str, float]]:
+    """``[(operation, µs per call), …]``: one step of the reference's LSTM or GRU, call by call.
+
+    The NumPy calls of ``reference.lstm``'s and ``reference.gru``'s (reset_after) step, in their
+    order, on arrays of the step's shapes and layout (views into a row of the projection), in
+    float32 on one BLAS thread; each timed over ``repeats`` calls (the median of 5 such runs).
+    """
+    import numpy as np
+
+    from rnn_parity.blas_threads import limited
+
+    rng = np.random.default_rng(0)
+    m, gates = units, {"lstm": 4, "gru": 3}[cell]
+    f32 = np.float32
+    row = (rng.standard_normal((batch, gates * m)) * 0.5).astype(f32)  # this step's x·W + b
+    h = (rng.standard_normal((batch, m)) * 0.5).astype(f32)
+    U = (rng.standard_normal((m, gates * m)) * 0.1).astype(f32)
+    hU = np.empty_like(row)
+    scratch = np.empty((batch, m), f32)
+    if cell == "lstm":  # columns i, f, o, c
+        ops = [
+            ("h·U (matmul)", lambda: np.matmul(h, U, out=hU)),
+            ("z += h·U", lambda: np.add(row, hU, out=row)),
+            ("σ(i, f, o): ×(−1)", lambda: np.multiply(row[:, : 3 * m], -1, out=row[:, : 3 * m])),
+            ("σ(i, f, o): exp", lambda: np.exp(row[:, : 3 * m], out=row[:, : 3 * m])),
+            ("σ(i, f, o): +1", lambda: np.add(row[:, : 3 * m], 1, out=row[:, : 3 * m])),
+            ("σ(i, f, o): 1/x", lambda: np.reciprocal(row[:, : 3 * m], out=row[:, : 3 * m])),
+            ("g = tanh(z_c)", lambda: np.tanh(row[:, 3 * m :], out=row[:, 3 * m :])),
+            ("f·c", lambda: row[:, m : 2 * m] * h),
+            ("i·g", lambda: row[:, :m] * row[:, 3 * m :]),
+            ("c += i·g", lambda: np.add(scratch, h, out=scratch)),
+            ("tanh(c)", lambda: np.tanh(h)),
+            ("o·tanh(c)", lambda: row[:, 2 * m : 3 * m] * h),
+        ]
+    else:  # z, r, h blocks; reset_after
+        bias = np.zeros(gates * m, f32)
+        ops = [
+            ("h·U (matmul)", lambda: np.matmul(h, U, out=hU)),
+            ("mh += b_h", lambda: np.add(hU, bias, out=hU)),
+            ("zr += mh_zr", lambda: np.add(row[:, : 2 * m], hU[:, : 2 * m], out=row[:, : 2 * m])),
+            ("σ(z, r): ×(−1)", lambda: np.multiply(row[:, : 2 * m], -1, out=row[:, : 2 * m])),
+            ("σ(z, r): exp", lambda: np.exp(row[:, : 2 * m], out=row[:, : 2 * m])),
+            ("σ(z, r): +1", lambda: np.add(row[:, : 2 * m], 1, out=row[:, : 2 * m])),
+            ("σ(z, r): 1/x", lambda: np.reciprocal(row[:, : 2 * m], out=row[:, : 2 * m])),
+            ("r·mh_h", lambda: np.multiply(hU[:, 2 * m :], row[:, m : 2 * m], out=hU[:, 2 * m :])),
+            ("ĥ += r·mh_h", lambda: np.add(row[:, 2 * m :], hU[:, 2 * m :], out=row[:, 2 * m :])),
+            ("tanh(ĥ)", lambda: np.tanh(row[:, 2 * m :], out=row[:, 2 * m :])),
+            ("z·h", lambda: row[:, :m] * h),
+            ("1 − z", lambda: np.subtract(1, row[:, :m], out=scratch)),
+            ("(1 − z)·ĥ", lambda: np.multiply(scratch, row[:, 2 * m :], out=scratch)),
+            ("h_t = z·h + …", lambda: np.add(h, scratch, out=scratch)),
+        ]
+    ops.append(("store h_t in the output", lambda: None))
+    out = np.empty((batch, 100, m), f32)
+    ops[-1] = ("store h_t in the output", lambda: out.__setitem__((slice(None), 7), h))
+    timings = []
+    with limited(1), np.errstate(all="ignore"):
+        for label, op in ops:
+            runs = []
+            for _ in range(5):
+                started = time.perf_counter()
+                for _ in range(repeats):
+                    op()
+                runs.append((time.perf_counter() - started) / repeats)
+            timings.append((label, 1e6 * statistics.median(runs)))
+            row[:] = rng.standard_normal(row.shape).astype(f32) * 0.5  # no overflowed values carried on
+    return timings
 
 
 def measure(calls: dict, repeats: int) -> dict:
@@ -233,7 +307,18 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=9, help="timed rounds per model (median; default 9)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--variants", action="store_true", help="also time the runtime in float64 and unlimited")
+    parser.add_argument(
+        "--anatomy", action="store_true", help="only time one LSTM and one GRU step call by call (no Keras)"
+    )
     args = parser.parse_args(argv)
+    if args.anatomy:
+        for cell, batch, units, where in (("lstm", 32, 128, "tagger's first LSTM"), ("gru", 64, 64, "GRU stack")):
+            timings = step_anatomy(cell, batch, units)
+            print(f"one {cell.upper()} step, batch {batch}, {units} units ({where}): {len(timings) - 1} NumPy calls")
+            for label, us in timings:
+                print(f"  {label:28s} {us:7.1f} µs")
+            print(f"  {'total':28s} {sum(us for _, us in timings):7.1f} µs\n")
+        return 0
     if args.repeats < 7:
         parser.error("--repeats must be at least 7")
     load_before = os.getloadavg()
@@ -252,14 +337,17 @@ def main(argv=None) -> int:
         print(f"load average before: {' '.join(f'{v:.2f}' for v in load_before)}\n")
         for name, (description, model, x) in models.items():
             npz, onnx, export_s, onnx_s = paths[name]
-            calls = contenders(name, model, x, npz, onnx, args.variants)
+            calls, variants = contenders(name, model, x, npz, onnx, args.variants)
             keras_out = np.asarray(calls["predict_on_batch"]())
             diffs = {
                 label: float(np.max(np.abs(np.asarray(call(), dtype=np.float64) - keras_out)))
-                for label, call in calls.items()
+                for label, call in {**calls, **variants}.items()
                 if label not in ("predict_on_batch", "GEMM floor")
             }
             medians = measure(calls, args.repeats)
+            # After the contenders, each on its own: unlimited BLAS threads keep spinning after a
+            # call and would slow whatever ran next.
+            extra = {label: measure({label: call}, args.repeats)[label] for label, call in variants.items()}
             rt = medians["runtime"]
             ratios = {"onnxruntime": rt / medians["onnxruntime"], "predict_on_batch": rt / medians["predict_on_batch"]}
             met = {
@@ -268,7 +356,7 @@ def main(argv=None) -> int:
             }
             results[name] = {
                 "model": description,
-                "ms": {label: 1e3 * s for label, s in medians.items()},
+                "ms": {label: 1e3 * s for label, s in {**medians, **extra}.items()},
                 "ratios": ratios,
                 "met": met,
                 "max_abs_diff_vs_keras": diffs,
@@ -286,8 +374,11 @@ def main(argv=None) -> int:
             )
             print(
                 f"  runtime / predict_on_batch {ratios['predict_on_batch']:6.2f}×  (target ≤ {TARGET_KERAS}×: "
-                f"{'met' if met['predict_on_batch'] else 'MISSED'})\n"
+                f"{'met' if met['predict_on_batch'] else 'MISSED'})"
             )
+            for label, s in extra.items():
+                print(f"  {label:32s} {1e3 * s:9.2f} ms   (timed after, on its own)")
+            print()
     load_after = os.getloadavg()
     print(f"load average after: {' '.join(f'{v:.2f}' for v in load_after)} ({os.cpu_count()} CPUs)")
     if args.json:
