@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -85,7 +86,8 @@ def test_export_writes_one_npz_that_loads_without_pickles(exported):
     assert graph["dtype"] == "float32" and report["export"]["dtype"] == "float32"
     assert runtime.load(path).dtype == np.float32
     assert verification["atol"] == 1e-5 and verification["seed"] == 0
-    assert graph["layers"][1]["weights"][0].endswith("forward_lstm/lstm_cell/kernel")
+    # Keras numbers the wrapped layer's name after the models built before it in the process
+    assert re.search(r"forward_lstm(_\d+)?/lstm_cell/kernel$", graph["layers"][1]["weights"][0])
 
 
 def test_the_export_matches_keras_in_a_process_without_tensorflow(exported, model, keras, tmp_path):
