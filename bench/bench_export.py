@@ -28,10 +28,11 @@ default session options), side by side:
 Every contender is warmed up, then timed ``--repeats`` times round-robin (the order rotates every
 round, so no contender always follows another's thread pool); the figure is the median. Targets:
 the runtime at most 2.0× onnxruntime and at most 1.0× predict_on_batch. ``--variants`` adds the
-runtime in float64 and the runtime with BLAS as the caller set it (``blas_threads=None``) for
-comparison, each timed on its own after the contenders (BLAS threads left spinning by the second
-would slow whatever ran next); they take no part in the targets. Nothing is asserted; the machine's load average is
-printed before and after, and final figures need a quiet machine.
+runtime in float64 (one more contender) and, timed on their own after the contenders, the runtime
+as loaded and the runtime with BLAS as the caller set it (``blas_threads=None``: BLAS threads left
+spinning by it would slow whatever ran next); they take no part in the targets. Nothing is
+asserted; the machine's load average is printed before and after, and final figures need a quiet
+machine.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def contenders(name, model, x, npz, onnx, variants: bool) -> tuple[dict, dict]:
     if variants:
         as_f64 = runtime.load(npz, dtype="float64")
         callers = runtime.load(npz, blas_threads=None)
-        extra["runtime float64"] = lambda: as_f64.predict(x)
+        calls["runtime float64"] = lambda: as_f64.predict(x)
+        extra["runtime, on its own"] = calls["runtime"]
         extra["runtime, caller's BLAS threads"] = lambda: callers.predict(x)
     return calls, extra
 
@@ -190,7 +192,7 @@ def step_anatomy(cell: str, batch: int, units: int, repeats: int = 200) -> list[
     """``[(operation, µs per call), …]``: one step of the reference's LSTM or GRU, call by call.
 
     The NumPy calls of ``reference.lstm``'s and ``reference.gru``'s (reset_after) step, in their
-    order, on arrays of the step's shapes and layout (views into a row of the projection), in
+    order, on arrays of the step's shapes and layout (the gates apart, ``(G, batch, units)``), in
     float32 on one BLAS thread; each timed over ``repeats`` calls (the median of 5 such runs).
     """
     import numpy as np
@@ -200,42 +202,42 @@ def step_anatomy(cell: str, batch: int, units: int, repeats: int = 200) -> list[
     rng = np.random.default_rng(0)
     m, gates = units, {"lstm": 4, "gru": 3}[cell]
     f32 = np.float32
-    row = (rng.standard_normal((batch, gates * m)) * 0.5).astype(f32)  # this step's x·W + b
+    row = (rng.standard_normal((gates, batch, m)) * 0.5).astype(f32)  # this step's x·W + b, the gates apart
     h = (rng.standard_normal((batch, m)) * 0.5).astype(f32)
-    U = (rng.standard_normal((m, gates * m)) * 0.1).astype(f32)
+    U = (rng.standard_normal((gates, m, m)) * 0.1).astype(f32)
     hU = np.empty_like(row)
     scratch = np.empty((batch, m), f32)
-    if cell == "lstm":  # columns i, f, o, c
+    if cell == "lstm":  # gates i, f, o, c
         ops = [
-            ("h·U (matmul)", lambda: np.matmul(h, U, out=hU)),
+            ("h·U (matmul, per gate)", lambda: np.matmul(h, U, out=hU)),
             ("z += h·U", lambda: np.add(row, hU, out=row)),
-            ("σ(i, f, o): ×(−1)", lambda: np.multiply(row[:, : 3 * m], -1, out=row[:, : 3 * m])),
-            ("σ(i, f, o): exp", lambda: np.exp(row[:, : 3 * m], out=row[:, : 3 * m])),
-            ("σ(i, f, o): +1", lambda: np.add(row[:, : 3 * m], 1, out=row[:, : 3 * m])),
-            ("σ(i, f, o): 1/x", lambda: np.reciprocal(row[:, : 3 * m], out=row[:, : 3 * m])),
-            ("g = tanh(z_c)", lambda: np.tanh(row[:, 3 * m :], out=row[:, 3 * m :])),
-            ("f·c", lambda: row[:, m : 2 * m] * h),
-            ("i·g", lambda: row[:, :m] * row[:, 3 * m :]),
+            ("σ(i, f, o): ×(−1)", lambda: np.multiply(row[:3], -1, out=row[:3])),
+            ("σ(i, f, o): exp", lambda: np.exp(row[:3], out=row[:3])),
+            ("σ(i, f, o): +1", lambda: np.add(row[:3], 1, out=row[:3])),
+            ("σ(i, f, o): 1/x", lambda: np.reciprocal(row[:3], out=row[:3])),
+            ("g = tanh(z_c)", lambda: np.tanh(row[3], out=row[3])),
+            ("f·c", lambda: row[1] * h),
+            ("i·g", lambda: row[0] * row[3]),
             ("c += i·g", lambda: np.add(scratch, h, out=scratch)),
             ("tanh(c)", lambda: np.tanh(h)),
-            ("o·tanh(c)", lambda: row[:, 2 * m : 3 * m] * h),
+            ("o·tanh(c)", lambda: row[2] * h),
         ]
-    else:  # z, r, h blocks; reset_after
-        bias = np.zeros(gates * m, f32)
+    else:  # gates z, r, h; reset_after
+        bias = np.zeros((gates, 1, m), f32)
         ops = [
-            ("h·U (matmul)", lambda: np.matmul(h, U, out=hU)),
+            ("h·U (matmul, per gate)", lambda: np.matmul(h, U, out=hU)),
             ("mh += b_h", lambda: np.add(hU, bias, out=hU)),
-            ("zr += mh_zr", lambda: np.add(row[:, : 2 * m], hU[:, : 2 * m], out=row[:, : 2 * m])),
-            ("σ(z, r): ×(−1)", lambda: np.multiply(row[:, : 2 * m], -1, out=row[:, : 2 * m])),
-            ("σ(z, r): exp", lambda: np.exp(row[:, : 2 * m], out=row[:, : 2 * m])),
-            ("σ(z, r): +1", lambda: np.add(row[:, : 2 * m], 1, out=row[:, : 2 * m])),
-            ("σ(z, r): 1/x", lambda: np.reciprocal(row[:, : 2 * m], out=row[:, : 2 * m])),
-            ("r·mh_h", lambda: np.multiply(hU[:, 2 * m :], row[:, m : 2 * m], out=hU[:, 2 * m :])),
-            ("ĥ += r·mh_h", lambda: np.add(row[:, 2 * m :], hU[:, 2 * m :], out=row[:, 2 * m :])),
-            ("tanh(ĥ)", lambda: np.tanh(row[:, 2 * m :], out=row[:, 2 * m :])),
-            ("z·h", lambda: row[:, :m] * h),
-            ("1 − z", lambda: np.subtract(1, row[:, :m], out=scratch)),
-            ("(1 − z)·ĥ", lambda: np.multiply(scratch, row[:, 2 * m :], out=scratch)),
+            ("zr += mh_zr", lambda: np.add(row[:2], hU[:2], out=row[:2])),
+            ("σ(z, r): ×(−1)", lambda: np.multiply(row[:2], -1, out=row[:2])),
+            ("σ(z, r): exp", lambda: np.exp(row[:2], out=row[:2])),
+            ("σ(z, r): +1", lambda: np.add(row[:2], 1, out=row[:2])),
+            ("σ(z, r): 1/x", lambda: np.reciprocal(row[:2], out=row[:2])),
+            ("r·mh_h", lambda: np.multiply(hU[2], row[1], out=hU[2])),
+            ("ĥ += r·mh_h", lambda: np.add(row[2], hU[2], out=row[2])),
+            ("tanh(ĥ)", lambda: np.tanh(row[2], out=row[2])),
+            ("z·h", lambda: row[0] * h),
+            ("1 − z", lambda: np.subtract(1, row[0], out=scratch)),
+            ("(1 − z)·ĥ", lambda: np.multiply(scratch, row[2], out=scratch)),
             ("h_t = z·h + …", lambda: np.add(h, scratch, out=scratch)),
         ]
     ops.append(("store h_t in the output", lambda: None))
@@ -345,8 +347,8 @@ def main(argv=None) -> int:
                 if label not in ("predict_on_batch", "GEMM floor")
             }
             medians = measure(calls, args.repeats)
-            # After the contenders, each on its own: unlimited BLAS threads keep spinning after a
-            # call and would slow whatever ran next.
+            # After the contenders, each on its own (the runtime first, as the baseline): unlimited
+            # BLAS threads keep spinning after a call and would slow whatever ran next.
             extra = {label: measure({label: call}, args.repeats)[label] for label, call in variants.items()}
             rt = medians["runtime"]
             ratios = {"onnxruntime": rt / medians["onnxruntime"], "predict_on_batch": rt / medians["predict_on_batch"]}
