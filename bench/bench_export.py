@@ -139,11 +139,12 @@ def contenders(name, model, x, npz, onnx, variants: bool) -> tuple[dict, dict]:
     return calls, extra
 
 
-def products(graph: dict, x) -> list[tuple[tuple[int, int, int], int]]:
-    """The matrix products of one forward pass: ``[((rows, inner, cols), how many times), …]``.
+def products(graph: dict, x) -> list[tuple[int, int, int, int, int]]:
+    """The matrix products of one forward pass: ``[(gates, rows, inner, cols, how many times), …]``.
 
-    Per recurrent layer and direction: the input projection ``(T·N, D)·(D, G·M)`` once and the
-    recurrent product ``(N, M)·(M, G·M)`` at each of the T steps; per Dense, ``(rows, D)·(D, K)``.
+    As the reference computes them: per recurrent layer and direction, the input projection
+    ``(T·N, D)·(D, M)`` once per gate and the recurrent product ``(N, M)·(M, M)`` once per gate
+    at each of the T steps (SimpleRNN: one "gate"); per Dense, ``(rows, D)·(D, K)``.
     """
     from rnn_parity.recurrent import CELLS, is_bidirectional, unwrap
 
@@ -158,11 +159,11 @@ def products(graph: dict, x) -> list[tuple[tuple[int, int, int], int]]:
             inner, inner_cfg = unwrap(class_name, cfg) if is_bidirectional(class_name) else (class_name, cfg)
             units, gates = inner_cfg["units"], len(CELLS[inner].gates)
             directions = 2 if is_bidirectional(class_name) else 1
-            found += [((n * t, features, gates * units), directions), ((n, units, gates * units), directions * t)]
+            found += [(gates, n * t, features, units, directions), (gates, n, units, units, directions * t)]
             features = units * (directions if cfg.get("merge_mode", "concat") == "concat" else 1)
             rows = n * t if inner_cfg.get("return_sequences") else n
         elif class_name == "Dense":
-            found.append(((rows, features, cfg["units"]), 1))
+            found.append((1, rows, features, cfg["units"], 1))
             features = cfg["units"]
     return found
 
@@ -175,15 +176,19 @@ def gemm_floor(shapes, dtype) -> callable:
 
     rng = np.random.default_rng(0)
     operands = [
-        (rng.standard_normal((r, k)).astype(dtype), rng.standard_normal((k, c)).astype(dtype), count)
-        for (r, k, c), count in shapes
+        (
+            rng.standard_normal((rows, inner)).astype(dtype),
+            rng.standard_normal((gates, inner, cols) if gates > 1 else (inner, cols)).astype(dtype),
+            count,
+        )
+        for gates, rows, inner, cols, count in shapes
     ]
 
     def run():
         with limited(STEP_THREADS):
             for a, b, count in operands:
                 for _ in range(count):
-                    a @ b
+                    np.matmul(a, b)
 
     return run
 
