@@ -28,11 +28,11 @@ default session options), side by side:
 Every contender is warmed up, then timed ``--repeats`` times round-robin (the order rotates every
 round, so no contender always follows another's thread pool); the figure is the median. Targets:
 the runtime at most 2.0× onnxruntime and at most 1.0× predict_on_batch. ``--variants`` adds the
-runtime in float64 (one more contender) and, timed on their own after the contenders, the runtime
-as loaded and the runtime with BLAS as the caller set it (``blas_threads=None``: BLAS threads left
-spinning by it would slow whatever ran next); they take no part in the targets. Nothing is
-asserted; the machine's load average is printed before and after, and final figures need a quiet
-machine.
+runtime in float64 (one more contender) and, after the contenders, the runtime as loaded against
+the runtime with BLAS as the caller set it (``blas_threads=None``), round-robin with a pause before
+each call (BLAS threads left spinning by the second would otherwise slow whatever ran next); they
+take no part in the targets. Nothing is asserted; the machine's load average is printed before and
+after, and final figures need a quiet machine.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def contenders(name, model, x, npz, onnx, variants: bool) -> tuple[dict, dict]:
         as_f64 = runtime.load(npz, dtype="float64")
         callers = runtime.load(npz, blas_threads=None)
         calls["runtime float64"] = lambda: as_f64.predict(x)
-        extra["runtime, on its own"] = calls["runtime"]
+        extra["runtime"] = calls["runtime"]
         extra["runtime, caller's BLAS threads"] = lambda: callers.predict(x)
     return calls, extra
 
@@ -262,7 +262,12 @@ def step_anatomy(cell: str, batch: int, units: int, repeats: int = 200) -> list[
     return timings
 
 
-def measure(calls: dict, repeats: int) -> dict:
+#: Seconds to wait before each timed call of the variants: OpenBLAS's idle workers spin for about
+#: 0.1 s after a threaded product before they sleep, and would slow the next call.
+PAUSE = 0.25
+
+
+def measure(calls: dict, repeats: int, pause: float = 0.0) -> dict:
     """Median seconds per contender: warm-up, then ``repeats`` rounds in rotating order."""
     for call in calls.values():
         for _ in range(WARMUP):
@@ -272,6 +277,7 @@ def measure(calls: dict, repeats: int) -> dict:
     for round_ in range(repeats):
         shift = round_ % len(labels)
         for label in labels[shift:] + labels[:shift]:
+            time.sleep(pause)
             started = time.perf_counter()
             calls[label]()
             times[label].append(time.perf_counter() - started)
@@ -352,9 +358,9 @@ def main(argv=None) -> int:
                 if label not in ("predict_on_batch", "GEMM floor")
             }
             medians = measure(calls, args.repeats)
-            # After the contenders, each on its own (the runtime first, as the baseline): unlimited
-            # BLAS threads keep spinning after a call and would slow whatever ran next.
-            extra = {label: measure({label: call}, args.repeats)[label] for label, call in variants.items()}
+            # After the contenders, the runtime against itself with the caller's BLAS threads, round
+            # robin with a pause before each call (idle OpenBLAS workers spin, then sleep).
+            extra = measure(variants, args.repeats, pause=PAUSE) if variants else {}
             rt = medians["runtime"]
             ratios = {"onnxruntime": rt / medians["onnxruntime"], "predict_on_batch": rt / medians["predict_on_batch"]}
             met = {
@@ -363,7 +369,8 @@ def main(argv=None) -> int:
             }
             results[name] = {
                 "model": description,
-                "ms": {label: 1e3 * s for label, s in {**medians, **extra}.items()},
+                "ms": {label: 1e3 * s for label, s in medians.items()},
+                "ms_paused": {label: 1e3 * s for label, s in extra.items()},
                 "ratios": ratios,
                 "met": met,
                 "max_abs_diff_vs_keras": diffs,
@@ -383,8 +390,10 @@ def main(argv=None) -> int:
                 f"  runtime / predict_on_batch {ratios['predict_on_batch']:6.2f}×  (target ≤ {TARGET_KERAS}×: "
                 f"{'met' if met['predict_on_batch'] else 'MISSED'})"
             )
+            if extra:
+                print(f"  after them, with a {PAUSE} s pause before each call:")
             for label, s in extra.items():
-                print(f"  {label:32s} {1e3 * s:9.2f} ms   (timed after, on its own)")
+                print(f"    {label:30s} {1e3 * s:9.2f} ms")
             print()
     load_after = os.getloadavg()
     print(f"load average after: {' '.join(f'{v:.2f}' for v in load_after)} ({os.cpu_count()} CPUs)")
