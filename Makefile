@@ -33,6 +33,8 @@ test: install
 	$(BIN)/rnn-parity sweep configs/ci.yaml --junit-xml reports/ci.xml --json reports/ci.json
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/bench_export.py --variants
 	$(BIN)/python bench/bench.py
 	$(BIN)/python bench/bench_sweep.py
 	$(BIN)/python bench/bench_grad.py

@@ -604,12 +604,18 @@ def sweep(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="the .npz to write (only when parity holds)"
 )
 @model_options
+@click.option(
+    "--dtype",
+    "export_dtype",
+    type=click.Choice(["float32", "float64"]),
+    help="dtype the exported model runs in (and the round trip checks) [default: the model's compute dtype]",
+)
 @format_option
 @click.option(
     "--report", "report_path", type=click.Path(dir_okay=False), help="write the report to FILE instead of stdout"
 )
 @debug_option
-def export(model, output, fmt, report_path, debug, **options):
+def export(model, output, export_dtype, fmt, report_path, debug, **options):
     """Verify a saved Keras model, then write it as one .npz that runs with NumPy alone.
 
     Load it with rnn_parity.runtime.load(path).predict(x). Example:
@@ -626,7 +632,7 @@ def export(model, output, fmt, report_path, debug, **options):
         from .export import run_export
         from .report import exit_code, export_report
 
-        result = run_export(opts, output)
+        result = run_export(opts, output, dtype=export_dtype)
         return _emit(export_report(result), fmt, report_path, table="verify_table", option="--report") or exit_code(
             result
         )

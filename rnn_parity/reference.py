@@ -78,12 +78,17 @@ def _sigmoid(x, out=None):
     # 1 / (1 + e^-x): exp overflows to inf for x < -709 and the result is then exactly 0,
     # which is the correctly rounded answer, so the warning is silenced, not the maths.
     with np.errstate(over="ignore"):
-        # Not np.negative: NumPy 2.4's float32 negative, written in place into an (n, 1) column
-        # view (an LSTM gate block with one unit), reads the wrong elements.
-        out = np.multiply(x, -1, out=out)
-        np.exp(out, out=out)
-        out += 1
-        return np.reciprocal(out, out=out)
+        return _sigmoid_unguarded(x, out)
+
+
+def _sigmoid_unguarded(x, out=None):
+    """:func:`_sigmoid` without entering ``np.errstate``, for loops that enter it once (see :func:`recurrent`)."""
+    # Not np.negative: NumPy 2.4's float32 negative, written in place into an (n, 1) column
+    # view (an LSTM gate block with one unit), reads the wrong elements.
+    out = np.multiply(x, -1, out=out)
+    np.exp(out, out=out)
+    out += 1
+    return np.reciprocal(out, out=out)
 
 
 def _softplus(x):
@@ -177,9 +182,11 @@ def get_activation(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
         ) from None
 
 
+#: In-place forms, for the scratch arrays of a step; they run inside :func:`recurrent`'s
+#: ``np.errstate(over="ignore")``, so the sigmoid here does not enter it at every call.
 _IN_PLACE = {
     "tanh": lambda x: np.tanh(x, out=x),
-    "sigmoid": lambda x: _sigmoid(x, out=x),
+    "sigmoid": lambda x: _sigmoid_unguarded(x, out=x),
     "relu": lambda x: np.maximum(x, 0, out=x),
     "linear": lambda x: x,
 }
@@ -218,12 +225,14 @@ def recurrent(
 
     Args:
         step: ``step(x_proj_t, states) -> (output, new_states)`` for one timestep;
-            ``x_proj_t`` is ``(batch, G * units)``, which the step may overwrite.
-            The arrays it returns must not be overwritten later.
+            ``x_proj_t`` is this step's part of the projection, ``(batch, G * units)``
+            (or the gates apart, ``(G, batch, units)``, as :func:`_gate_projector` lays
+            it out), which the step may overwrite. The arrays it returns must not be
+            overwritten later.
         x_tm: ``(timesteps, batch, features)``, the input in time-major order.
         project: ``project(x_block) -> x_block · kernel + input bias``, applied to
             blocks of consecutive timesteps ``(k, batch, features)``: one GEMM per
-            block instead of one per step.
+            block instead of one per step; ``project(x_block)[j]`` is step j's part.
         initial_state: list of ``(batch, units)`` states.
         return_sequences, go_backwards, mask, zero_output_for_mask: as in Keras.
             ``mask`` is ``(batch, timesteps)``; for outputs with more axes than
@@ -235,31 +244,44 @@ def recurrent(
         in processing order when ``return_sequences``, else the last output
         ``(batch, units)``.
     """
-    timesteps = x_tm.shape[0]
+    timesteps, batch = x_tm.shape[:2]
     states = [np.array(s, dtype=x_tm.dtype, copy=True) for s in initial_state]
     outputs = None
-    prev_output = None
+    prev_output = zeros = None
+    if mask is not None:
+        # (timesteps, batch, ...): a (batch, timesteps) mask, or a ConvLSTM's per-position one
+        # (batch, timesteps, *grid), is broadcast over the output's trailing axes as TensorFlow does.
+        keep_tm = np.ascontiguousarray(np.moveaxis(mask, 1, 0))
+        # steps where every sample (and position) is real: the mask changes nothing there
+        every = mask.all(axis=tuple(a for a in range(mask.ndim) if a != 1)).tolist()
     k = 0  # position in processing order
-    for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
-        output, new_states = step(x_proj_t, states)
-        if mask is not None:
-            keep = mask[:, t]  # (batch,), or (batch, ...) leading the output's shape: broadcast from the left
-            keep = keep.reshape(keep.shape + (1,) * (output.ndim - keep.ndim))
-            if prev_output is None or zero_output_for_mask:
-                prev_output = np.zeros_like(output)
-            output = np.where(keep, output, prev_output)
-            new_states = [np.where(keep, new, old) for new, old in zip(new_states, states)]
-        if return_sequences:
-            if outputs is None:
-                outputs = np.empty((timesteps,) + output.shape, dtype=output.dtype)
-            outputs[k] = output
-        prev_output = output
-        states = new_states
-        k += 1
+    # The in-place sigmoid's exp overflows to inf for very negative inputs, and 1 / (1 + inf) = 0 is
+    # the right answer: the warning is silenced once here rather than at every call. Any other
+    # overflow shows as inf or NaN in the result, which every comparison reports.
+    with np.errstate(over="ignore"):
+        for t, x_proj_t in _projected_steps(x_tm, project, go_backwards):
+            output, new_states = step(x_proj_t, states)
+            if mask is not None:
+                if prev_output is None or zero_output_for_mask:
+                    if zeros is None:
+                        zeros = np.zeros_like(output)
+                    prev_output = zeros
+                if not every[t]:
+                    keep = keep_tm[t]
+                    keep = keep.reshape(keep.shape + (1,) * (output.ndim - keep.ndim))
+                    output = np.where(keep, output, prev_output)
+                    new_states = [np.where(keep, new, old) for new, old in zip(new_states, states)]
+            if return_sequences:
+                if outputs is None:  # batch-major, written step by step: no transposed copy at the end
+                    outputs = np.empty((batch, timesteps) + output.shape[1:], dtype=output.dtype)
+                outputs[:, k] = output
+            prev_output = output
+            states = new_states
+            k += 1
     if return_sequences:
         if outputs is None:  # timesteps == 0
-            outputs = np.empty((0,) + states[0].shape, dtype=x_tm.dtype)
-        return np.ascontiguousarray(outputs.swapaxes(0, 1)), states
+            outputs = np.empty((batch, 0) + states[0].shape[1:], dtype=x_tm.dtype)
+        return outputs, states
     return prev_output, states
 
 
@@ -319,6 +341,32 @@ def _projector(kernel, input_bias):
         if input_bias is not None:
             out += input_bias
         return out
+
+    return project
+
+
+def _by_gate(w: np.ndarray, gates: int, order: Sequence[int]) -> np.ndarray:
+    """Keras's gate blocks side by side, ``(rows, G * units)`` or ``(G * units,)``, as ``(G, rows, units)``
+    (``(G, 1, units)`` for a bias), the gates in ``order`` (a C-contiguous copy)."""
+    rows = 1 if w.ndim == 1 else w.shape[0]
+    return np.ascontiguousarray(w.reshape(rows, gates, -1).transpose(1, 0, 2)[list(order)])
+
+
+def _gate_projector(kernel_by_gate, bias_by_gate):
+    """:func:`_projector` for gates kept apart: step j's part of a block is ``(G, batch, units)``.
+
+    With the gates on the leading axis, every gate block a step reads or writes is one
+    contiguous ``(batch, units)`` array: NumPy's elementwise calls run faster on them than on
+    column blocks of a ``(batch, G * units)`` row.
+    """
+
+    def project(x_block):
+        steps, batch, features = x_block.shape
+        # One GEMM per gate over the whole block: (G, k·batch, units).
+        out = np.matmul(x_block.reshape(steps * batch, features), kernel_by_gate)
+        if bias_by_gate is not None:
+            out += bias_by_gate
+        return out.reshape(out.shape[0], steps, batch, -1).transpose(1, 0, 2, 3)  # (k, G, batch, units) view
 
     return project
 
@@ -426,17 +474,19 @@ def lstm(
     phi, phi_ = get_activation(activation), _in_place(activation)
     sigma_ = _in_place(recurrent_activation)
     x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 2)
-    m = U.shape[0]
-    hU = np.empty((x_tm.shape[1], U.shape[1]), dtype=x_tm.dtype)
+    # The gates apart, (4, rows, units), reordered i, f, o, c (Keras's blocks are i, f, c, o): the
+    # three gates that share σ are adjacent, so one call computes them.
+    order = (0, 1, 3, 2)
+    W, U = _by_gate(W, 4, order), _by_gate(U, 4, order)
+    b = None if b is None else _by_gate(b, 4, order)
+    hU = np.empty((4, x_tm.shape[1], U.shape[2]), dtype=x_tm.dtype)
 
-    def step(xw_t, states):  # xw_t = x_t·W + b; the gate activations are computed in place in it
+    def step(xw_t, states):  # xw_t = x_t·W + b, (4, batch, units); the gates are computed in place in it
         h, c = states
         z = xw_t
         z += np.matmul(h, U, out=hU)
-        i = sigma_(z[:, :m])
-        f = sigma_(z[:, m : 2 * m])
-        g = phi_(z[:, 2 * m : 3 * m])
-        o = sigma_(z[:, 3 * m :])
+        i, f, o = sigma_(z[:3])
+        g = phi_(z[3])
         c_new = f * c
         c_new += i * g
         h_new = o * phi(c_new)
@@ -445,7 +495,7 @@ def lstm(
     outputs, states = recurrent(
         step,
         x_tm,
-        _projector(W, b),
+        _gate_projector(W, b),
         states,
         return_sequences=return_sequences,
         go_backwards=go_backwards,
@@ -500,8 +550,7 @@ def gru(
     Returns:
         the output as for :func:`simple_rnn`; with ``return_state`` ``(output, h)``.
     """
-    phi_ = _in_place(activation)
-    sigma_ = _in_place(recurrent_activation)
+    phi_, sigma_ = _in_place(activation), _in_place(recurrent_activation)
     x_tm, W, U, b, mask, states = _prepare(x, kernel, recurrent_kernel, bias, mask, initial_state, 1)
     m = U.shape[0]
     if b is not None:
@@ -511,43 +560,57 @@ def gru(
             raise ValueError(f"GRU without reset_after needs bias ({3 * m},), got {b.shape}")
     b_x = None if b is None else (b[0] if reset_after else b)
     b_h = b[1] if (b is not None and reset_after) else None
-    U_zr, U_h = U[:, : 2 * m], U[:, 2 * m :]
+    # The gates apart, (3, rows, units): z, r, h.
+    gates = (0, 1, 2)
+    W, U = _by_gate(W, 3, gates), _by_gate(U, 3, gates)
+    b_x = None if b_x is None else _by_gate(b_x, 3, gates)
+    b_h = None if b_h is None else _by_gate(b_h, 3, gates)
+    U_zr, U_h = U[:2], U[2]
 
     n = x_tm.shape[1]
-    hU = np.empty((n, 3 * m), dtype=x_tm.dtype)
-    h_Uzr = np.empty((n, 2 * m), dtype=x_tm.dtype)
+    hU = np.empty((3, n, m), dtype=x_tm.dtype)
+    h_Uzr = np.empty((2, n, m), dtype=x_tm.dtype)
     rh_Uh = np.empty((n, m), dtype=x_tm.dtype)
+    one_minus_z = np.empty((n, m), dtype=x_tm.dtype)
 
-    # mx = x_t·W + input bias for this step; the gates are computed in place in it.
+    def update(z, h, hh):
+        """``h_t = z * h_{t-1} + (1 - z) * ĥ``, in Keras's order of operations, into a fresh array."""
+        h_new = z * h
+        h_new += np.multiply(np.subtract(1, z, out=one_minus_z), hh, out=one_minus_z)
+        return h_new
+
+    # mx = x_t·W + input bias for this step, (3, batch, units); the gates are computed in place in it.
     def step_reset_after(mx, states):
         (h,) = states
         mh = np.matmul(h, U, out=hU)
         if b_h is not None:
             mh += b_h
-        zr = mx[:, : 2 * m]
-        zr += mh[:, : 2 * m]
-        z, r = sigma_(zr[:, :m]), sigma_(zr[:, m:])  # per gate, as Keras (it matters for softmax)
-        hh = mx[:, 2 * m :]
-        hh += r * mh[:, 2 * m :]
+        zr = mx[:2]
+        zr += mh[:2]
+        z, r = sigma_(zr)
+        r_mh = mh[2]
+        r_mh *= r  # r * mh_h, in mh's own (scratch) block
+        hh = mx[2]
+        hh += r_mh
         hh = phi_(hh)
-        h_new = z * h + (1 - z) * hh
+        h_new = update(z, h, hh)
         return h_new, [h_new]
 
     def step_reset_before(mx, states):
         (h,) = states
-        zr = mx[:, : 2 * m]
+        zr = mx[:2]
         zr += np.matmul(h, U_zr, out=h_Uzr)
-        z, r = sigma_(zr[:, :m]), sigma_(zr[:, m:])
-        hh = mx[:, 2 * m :]
+        z, r = sigma_(zr)
+        hh = mx[2]
         hh += np.matmul(r * h, U_h, out=rh_Uh)
         hh = phi_(hh)
-        h_new = z * h + (1 - z) * hh
+        h_new = update(z, h, hh)
         return h_new, [h_new]
 
     outputs, states = recurrent(
         step_reset_after if reset_after else step_reset_before,
         x_tm,
-        _projector(W, b_x),
+        _gate_projector(W, b_x),
         states,
         return_sequences=return_sequences,
         go_backwards=go_backwards,
@@ -645,7 +708,10 @@ def dense(x, kernel, bias=None, *, activation=None):
     """
     act = get_activation(activation)
     x = np.asarray(x)
-    y = x @ np.asarray(kernel, dtype=x.dtype)
+    kernel = np.asarray(kernel, dtype=x.dtype)
+    # one 2-D product over every leading axis, as Keras's tensordot does (a 3-D matmul runs one
+    # small product per sample)
+    y = (x.reshape(-1, x.shape[-1]) @ kernel).reshape(x.shape[:-1] + kernel.shape[-1:])
     if bias is not None:
         y += np.asarray(bias, dtype=x.dtype)
     return act(y)

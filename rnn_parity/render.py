@@ -502,7 +502,8 @@ def verify_table(report: dict):
     if export:
         parts.append(
             Text(
-                f"wrote {export['path']} ({export['bytes']} bytes, format {export['format_version']})"
+                f"wrote {export['path']} ({export['bytes']} bytes, format {export['format_version']}, "
+                f"runs in {export['dtype']})"
                 if export["written"]
                 else f"nothing written to {export['path']}: parity does not hold",
                 style="bold green" if export["written"] else "bold red",

@@ -275,6 +275,7 @@ def export_report(result) -> dict:
         "written": result.written,
         "bytes": result.size,
         "format_version": result.verify.graph.get("format_version"),
+        "dtype": result.dtype,
         "roundtrip": {name: c.to_dict() for name, c in result.roundtrip.items()},
     }
     return report

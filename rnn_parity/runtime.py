@@ -52,6 +52,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .blas_threads import STEP_THREADS, check_threads, limited
 from .errors import InvalidInput
 from .layer_spec import LayerSpec
 from .layers import LAYERS
@@ -69,11 +70,13 @@ __all__ = [
     "SUPPORTED_CLASSES",
     "SequentialRuntime",
     "Trace",
+    "RECORDED_DTYPES",
     "apply_layer",
     "expected_weights",
     "load",
     "n_tensors",
     "pack",
+    "recorded_dtype",
 ]
 
 FORMAT = "rnn-parity.model"
@@ -340,14 +343,29 @@ class GraphRuntime:
         graph: the description (see the module docstring).
         weights: layer name → arrays in ``get_weights()`` order.
         dtype: the float dtype to compute in (``"float64"`` or ``"float32"``).
+        blas_threads: the BLAS threads of a forward pass (process-wide while it runs, the
+            caller's setting restored after it): one by default, which is fastest for the small
+            per-step products of a recurrent layer (:mod:`rnn_parity.blas_threads`). None
+            leaves BLAS as the caller set it. The attribute of the same name can be changed.
 
     Raises InvalidInput when the description is malformed or a layer's weights
     do not fit its config.
     """
 
-    def __init__(self, graph: Mapping, weights: Mapping[str, Sequence[np.ndarray]], dtype="float64"):
+    def __init__(
+        self,
+        graph: Mapping,
+        weights: Mapping[str, Sequence[np.ndarray]],
+        dtype="float64",
+        *,
+        blas_threads: int | None = STEP_THREADS,
+    ):
+        self.blas_threads = blas_threads
         self.graph = graph
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise InvalidInput(f"dtype must be a float dtype, got {dtype!r}") from None
         if self.dtype.kind != "f":
             raise InvalidInput(f"dtype must be a float dtype, got {dtype!r}")
         try:
@@ -389,6 +407,18 @@ class GraphRuntime:
     @property
     def input_names(self) -> list[str]:
         return [spec["name"] for spec in self.inputs]
+
+    @property
+    def blas_threads(self) -> int | None:
+        """The BLAS threads of a forward pass (None: as the caller set them); settable."""
+        return self._blas_threads
+
+    @blas_threads.setter
+    def blas_threads(self, threads: int | None) -> None:
+        try:
+            self._blas_threads = check_threads(threads)
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
 
     def reset_states(self) -> None:
         """Forget the states stateful layers carried from the previous call."""
@@ -441,7 +471,7 @@ class GraphRuntime:
         return feeds
 
     def run(self, inputs, *, initial_states: Mapping[str, Sequence[np.ndarray]] | None = None) -> Trace:
-        """Forward pass: every layer's tensors and masks.
+        """Forward pass: every layer's tensors and masks, BLAS held to ``blas_threads`` meanwhile.
 
         Args:
             inputs: one array (a single-input model), a list in input order, or
@@ -449,6 +479,10 @@ class GraphRuntime:
             initial_states: recurrent layer name → start states, overriding zeros
                 (or a stateful layer's carried states).
         """
+        with limited(self._blas_threads):
+            return self._forward(inputs, initial_states)
+
+    def _forward(self, inputs, initial_states) -> Trace:
         tensors: dict[str, list[np.ndarray]] = {}
         # Two masks per tensor, as Keras keeps them: the one it computed when it built the model (handed to
         # the call of a layer that takes a mask), and the one attached to the tensor when the model runs
@@ -550,14 +584,19 @@ def read_graph(data, where: str) -> dict:
     return graph
 
 
-def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRuntime:
+def load(
+    path, *, dtype: str | None = None, where: str | None = None, blas_threads: int | None = STEP_THREADS
+) -> GraphRuntime:
     """Load a model written by ``rnn-parity export``; it runs with NumPy alone.
 
     Args:
         path: the ``.npz`` file (a path or an open binary file).
-        dtype: the float dtype to compute in; by default the one the export was
-            verified with (recorded in the file).
+        dtype: the float dtype to compute in; by default the one recorded in the
+            file (``dtype``: the one the export verified the file in; for a file
+            without it, ``verification.reference_dtype``, else float64).
         where: how to name the file in messages (default: ``path``).
+        blas_threads: BLAS threads while ``predict`` runs (see :class:`GraphRuntime`):
+            1 by default; None leaves BLAS as the caller set it.
 
     Returns:
         a :class:`GraphRuntime`: ``.predict(x)`` gives the model's output.
@@ -595,5 +634,19 @@ def load(path, *, dtype: str | None = None, where: str | None = None) -> GraphRu
         raise InvalidInput(f"{where}: not a readable .npz file ({exc})") from None
     validate_model(graph, weights, where)
     if dtype is None:
-        dtype = graph.get("verification", {}).get("reference_dtype", "float64")
-    return GraphRuntime(graph, weights, dtype=dtype)
+        dtype = recorded_dtype(graph, where)
+    return GraphRuntime(graph, weights, dtype=dtype, blas_threads=blas_threads)
+
+
+#: The dtypes an exported file can record as the one it runs in.
+RECORDED_DTYPES = ("float32", "float64")
+
+
+def recorded_dtype(graph: Mapping, where: str) -> str:
+    """The dtype a file runs in by default: ``dtype``; in older files ``verification.reference_dtype``; else float64."""
+    verification = graph.get("verification")
+    fallback = verification.get("reference_dtype", "float64") if isinstance(verification, Mapping) else "float64"
+    dtype = graph.get("dtype", fallback)
+    if dtype not in RECORDED_DTYPES:
+        raise InvalidInput(f"{where}: dtype must be one of {', '.join(RECORDED_DTYPES)}, got {dtype!r}")
+    return dtype

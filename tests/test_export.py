@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -58,7 +59,8 @@ def _predict_without_tensorflow(npz, inputs: dict[str, np.ndarray], folder) -> l
     """
     done = python_without(code, blocked=FRAMEWORKS + CLI_STACK)
     assert done.returncode == 0, done.stderr
-    assert done.attempted == [] and done.loaded == ["numpy", "rnn_parity"]
+    # threadpoolctl: read by predict to run the per-step products on one BLAS thread
+    assert done.attempted == [] and done.loaded == ["numpy", "rnn_parity", "threadpoolctl"]
     with np.load(out) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
@@ -80,8 +82,12 @@ def test_export_writes_one_npz_that_loads_without_pickles(exported):
     assert graph["source"]["format"] == "keras" and len(graph["source"]["sha256"]) == 64
     verification = graph["verification"]
     assert verification["passed"] is True and verification["reference_dtype"] == "float64"
+    # a float32 model runs in float32 by default: the round trip verified it so
+    assert graph["dtype"] == "float32" and report["export"]["dtype"] == "float32"
+    assert runtime.load(path).dtype == np.float32
     assert verification["atol"] == 1e-5 and verification["seed"] == 0
-    assert graph["layers"][1]["weights"][0].endswith("forward_lstm/lstm_cell/kernel")
+    # Keras numbers the wrapped layer's name after the models built before it in the process
+    assert re.search(r"forward_lstm(_\d+)?/lstm_cell/kernel$", graph["layers"][1]["weights"][0])
 
 
 def test_the_export_matches_keras_in_a_process_without_tensorflow(exported, model, keras, tmp_path):
@@ -132,11 +138,116 @@ def test_several_outputs_and_float32(model, keras, tmp_path):
     assert all(o.dtype == np.float32 for o in outs)
 
 
+def _wrong_in(dtype, fn):
+    """``fn``, off by 1e-3 from its third step on, when it computes in ``dtype`` only."""
+    wrong = _perturbed(fn, 2)
+    return lambda x, *args, **kwargs: (wrong if np.asarray(x).dtype == dtype else fn)(x, *args, **kwargs)
+
+
+def test_the_round_trip_runs_in_the_exported_dtype(model, tmp_path, monkeypatch):
+    """The layer-by-layer verification compares Keras with the float64 reference; the file is written only
+    if it also matches Keras in the dtype it will run in."""
+    monkeypatch.setitem(runtime.RECURRENT_FUNCTIONS, "GRU", _wrong_in(np.float32, runtime.RECURRENT_FUNCTIONS["GRU"]))
+    target = tmp_path / "f32.npz"
+    report = invoke_json(["export", model("sequential"), "-o", target], 1)
+    assert report["first_failure"] is None and not target.exists()
+    assert report["export"]["dtype"] == "float32" and report["export"]["written"] is False
+    assert report["export"]["roundtrip"]["dense"]["passed"] is False
+    kept = tmp_path / "f64.npz"
+    report = invoke_json(["export", model("sequential"), "-o", kept, "--dtype", "float64"], 0)
+    assert report["export"]["dtype"] == "float64" and report["export"]["written"] is True
+    loaded = runtime.load(kept)
+    assert loaded.dtype == np.float64 and runtime.load(kept, dtype="float32").dtype == np.float32
+    assert invoke(["export", model("sequential"), "-o", kept, "--dtype", "float16"], 2).stderr.startswith(
+        "Error: Invalid value for '--dtype': 'float16' is not one of 'float32', 'float64'."
+    )
+
+
+def _with_graph(path, folder, change) -> str:
+    """A copy of the exported file whose graph ``change(graph)`` edited."""
+    with np.load(path) as data:
+        arrays = {key: data[key] for key in data.files}
+    graph = json.loads(arrays["graph"].tobytes())
+    change(graph)
+    arrays["graph"] = np.frombuffer(json.dumps(graph).encode(), dtype=np.uint8)
+    out = folder / "edited.npz"
+    np.savez(out, **arrays)
+    return out
+
+
+def test_the_recorded_dtype(exported, tmp_path):
+    _, path = exported
+    older = _with_graph(path, tmp_path, lambda graph: graph.pop("dtype"))  # written before the field existed
+    assert runtime.load(older).dtype == np.float64  # its verification.reference_dtype
+    bad = _with_graph(path, tmp_path, lambda graph: graph.update(dtype="float16"))
+    with pytest.raises(
+        runtime.InvalidInput, match=r"edited.npz: dtype must be one of float32, float64, got 'float16'$"
+    ):
+        runtime.load(bad)
+    assert runtime.load(bad, dtype="float64").dtype == np.float64  # an explicit dtype does not read the field
+    with pytest.raises(runtime.InvalidInput, match=r"^dtype must be a float dtype, got 'nonsense'$"):
+        runtime.load(path, dtype="nonsense")
+
+
+def _blas_threads() -> int:
+    from threadpoolctl import threadpool_info
+
+    return min(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+
+
+def test_predict_runs_on_one_blas_thread_and_restores_the_callers(exported, monkeypatch):
+    from threadpoolctl import threadpool_limits
+
+    _, path = exported
+    seen = []
+    gru = runtime.RECURRENT_FUNCTIONS["GRU"]
+    monkeypatch.setitem(
+        runtime.RECURRENT_FUNCTIONS, "GRU", lambda *a, **k: seen.append(_blas_threads()) or gru(*a, **k)
+    )
+    ids = _fresh_ids()
+    model = runtime.load(path)
+    with threadpool_limits(2):
+        callers = _blas_threads()
+        want = model.predict(ids)
+        assert seen == [1] and _blas_threads() == callers
+        model.blas_threads = None  # BLAS as the caller set it
+        np.testing.assert_allclose(model.predict(ids), want, rtol=1e-5, atol=1e-6)
+        assert seen == [1, callers] and _blas_threads() == callers
+    assert model.blas_threads is None and runtime.load(path, blas_threads=2).blas_threads == 2
+    for bad in (0, -1, 1.5, True, "1"):
+        with pytest.raises(
+            runtime.InvalidInput, match=rf"^blas_threads must be a positive integer or None, got {bad!r}$"
+        ):
+            model.blas_threads = bad
+
+
+def test_the_runtime_reads_threadpoolctl_only_to_predict_and_runs_without_it(exported, tmp_path):
+    _, path = exported
+    code = f"""
+        import sys
+        import numpy as np
+        from rnn_parity import blas_threads, runtime
+        model = runtime.load({str(path)!r})
+        assert "threadpoolctl" not in sys.modules
+        print(model.predict(np.array([[4, 5, 6, 0]])).shape, blas_threads.available())
+    """
+    done = python_without(code, blocked=FRAMEWORKS + CLI_STACK + ("threadpoolctl",))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(1,", "3)", "False"] and done.attempted == ["threadpoolctl"]
+
+
 def test_nothing_is_written_when_parity_fails(model, tmp_path, monkeypatch):
     monkeypatch.setitem(runtime.RECURRENT_FUNCTIONS, "GRU", _perturbed(runtime.RECURRENT_FUNCTIONS["GRU"], 0))
     target = tmp_path / "new" / "tagger.npz"
     report = invoke_json(["export", model("sequential"), "-o", target], 1)
-    assert report["export"] == {"path": str(target), "written": False, "bytes": 0, "format_version": 1, "roundtrip": {}}
+    assert report["export"] == {
+        "path": str(target),
+        "written": False,
+        "bytes": 0,
+        "format_version": 1,
+        "dtype": None,
+        "roundtrip": {},
+    }
     assert report["first_failure"]["layer"] == "gru"
     assert not target.exists() and not target.parent.exists()
     out = invoke(["export", model("sequential"), "-o", target], 1).stdout
@@ -179,7 +290,7 @@ def test_the_export_table(model, tmp_path):
     target = tmp_path / "m.npz"
     out = invoke(["export", model("sequential"), "-o", target], 0).stdout
     assert out.startswith("rnn-parity export  PASS\n")
-    assert f"wrote {target} ({target.stat().st_size} bytes, format 1)" in " ".join(out.split())
+    assert f"wrote {target} ({target.stat().st_size} bytes, format 1, runs in float32)" in " ".join(out.split())
 
 
 #: What a NumPy-only deployment copies into a folder named rnn_parity (the runtime and what it imports).
@@ -196,6 +307,7 @@ RUNTIME_FILES = (
     "layer_ops.py",
     "recurrent_layers.py",
     "rnn_cell.py",
+    "blas_threads.py",
 )
 
 
