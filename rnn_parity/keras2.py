@@ -55,6 +55,7 @@ __all__ = [
     "MeaningChange",
     "Plan",
     "Translation",
+    "conv_lstm_differences",
     "cudnn_weights_as_keras",
     "detect",
     "keras2_activation",
@@ -71,7 +72,7 @@ __all__ = [
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
 #: Keras 2's convolutional LSTMs. They store ``time_major`` but never read it (always batch-major), default to
 #: ``recurrent_activation="hard_sigmoid"`` in every Keras 2 version, and never zero a masked step's output
-#: (their call does not pass ``zero_output_for_mask`` on, which Bidirectional sets).
+#: (their call does not pass ``zero_output_for_mask`` on, which Bidirectional sets): see conv_lstm_differences.
 CONV_LSTMS = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
 #: Keras 2's cuDNN layers → the layer computing the same equations on any device (and its options).
 CUDNN = {
@@ -276,19 +277,12 @@ def _translated(raw: Mapping, keras_version: str | None, where: str, keras: int)
     if isinstance(config.get("config"), list):
         config["config"] = {"name": "sequential", "layers": entries}
     out, refused = Translation(config), []
+    differences = conv_lstm_differences(entries) if keras == 3 else []  # before time_major is dropped
     for name, entry in _walk(entries):
         _translate_layer(name, entry, keras_version, out, refused, keras)
     if keras == 3:
         _initial_states_for_keras3(entries, out)
-        for name in _unzeroed_conv_lstms(entries):
-            out.changes.append(
-                MeaningChange(
-                    name,
-                    "Bidirectional(ConvLSTM) returning sequences in a masked model",
-                    "repeats the previous output at a masked step",
-                    "gives zeros there",
-                )
-            )
+        out.changes.extend(differences)
     return out, refused
 
 
@@ -421,22 +415,42 @@ def _masks_anywhere(entries: list) -> bool:
     )
 
 
-def _unzeroed_conv_lstms(entries: list) -> list[str]:
-    """The ``Bidirectional`` layers around a ConvLSTM returning sequences, in a model that makes a mask.
+def conv_lstm_differences(entries: list) -> list[MeaningChange]:
+    """What Keras 2's ``Bidirectional`` computes otherwise than Keras 3 around a ConvLSTM returning sequences.
 
-    Keras 2's ``Bidirectional`` sets ``zero_output_for_mask`` on the layers it wraps,
-    but its ConvLSTMs do not pass it to their loop: a masked step repeats the previous
-    output, where Keras 3 (and the runtime, which follows it) gives zeros. Like the
-    ``initial_state`` check, this one is by configuration: the mask may stop before.
+    Keras 2's ``Bidirectional`` sets ``zero_output_for_mask`` on the layers it wraps, but its
+    ConvLSTMs do not pass it to their loop: in a model that makes a mask, a masked step
+    repeats the previous output where Keras 3 (and the runtime, which follows it) gives
+    zeros; like the ``initial_state`` check, this one is by configuration (the mask may
+    stop before). And it reverses the backward sequence on axis 0 when the wrapped layer
+    has ``time_major=True``, which a ConvLSTM stores but never reads: the batch axis.
     """
-    if not _masks_anywhere(entries):
-        return []
-    found = []
+    masked, found = _masks_anywhere(entries), []
     for name, entry in _walk(entries):
         inner = entry["config"].get("layer") if entry.get("class_name") == "Bidirectional" else None
-        if isinstance(inner, Mapping) and inner.get("class_name") in CONV_LSTMS:
-            if (inner.get("config") or {}).get("return_sequences"):
-                found.append(name)
+        if not isinstance(inner, Mapping) or inner.get("class_name") not in CONV_LSTMS:
+            continue
+        cfg = inner.get("config") or {}
+        if not cfg.get("return_sequences"):
+            continue
+        if masked:
+            found.append(
+                MeaningChange(
+                    name,
+                    "Bidirectional(ConvLSTM) returning sequences in a masked model",
+                    "repeats the previous output at a masked step",
+                    "gives zeros there",
+                )
+            )
+        if cfg.get("time_major"):
+            found.append(
+                MeaningChange(
+                    name,
+                    "Bidirectional(ConvLSTM(time_major=True)) returning sequences",
+                    "reverses the backward sequence along the batch axis",
+                    "along the time axis",
+                )
+            )
     return found
 
 
@@ -473,19 +487,22 @@ def keras2_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
 
     A graph with a ``time_major`` layer is written in format 2 (see docs/npz-format.md).
     A ConvLSTM's ``time_major`` is dropped (Keras 2 never reads it). ``Bidirectional``
-    around a ConvLSTM returning sequences in a masked model is Unsupported: Keras 2 does
-    not zero its masked steps' outputs, and the runtime follows Keras 3.
+    around a ConvLSTM returning sequences is Unsupported where Keras 2 computes it
+    otherwise than Keras 3 (:func:`conv_lstm_differences`): the runtime follows Keras 3.
     """
     from .graph import build_graph
     from .recurrent import cell_config
 
     layers = [(_states_as_keyword(e) or e) if isinstance(e, Mapping) else e for e in model_cfg.get("layers", [])]
-    unzeroed = _unzeroed_conv_lstms([e for e in layers if isinstance(e, dict)])
-    if unzeroed:
+    differences = conv_lstm_differences([e for e in layers if isinstance(e, dict)])
+    if differences:
         raise Unsupported(
-            f"{where}: layer {unzeroed[0]!r} (Bidirectional): Keras 2's Bidirectional(ConvLSTM) repeats the previous "
-            "output at a masked step where Keras 3 gives zeros (the runtime follows Keras 3); not supported for "
-            "Keras 2 yet"
+            f"{where}: "
+            + " | ".join(
+                f"layer {d.layer!r} (Bidirectional): {d.option}: Keras 2 {d.keras2}, Keras 3 {d.keras3} (the runtime "
+                "follows Keras 3); not supported for Keras 2 yet"
+                for d in differences
+            )
         )
     graph = build_graph(model_class, {**model_cfg, "layers": layers}, where)
     for layer in graph["layers"]:
