@@ -196,6 +196,7 @@ RUNTIME_FILES = (
     "layer_ops.py",
     "recurrent_layers.py",
     "rnn_cell.py",
+    "conv_lstm.py",
 )
 
 
