@@ -3,8 +3,10 @@
 A CNN-LSTM, an LSTM → LayerNormalization → GRU → BatchNormalization stack, an
 LSTM with (causal, masked) Attention, ``RNN(LSTMCell)``, TimeDistributed around
 convolution, normalization and a bidirectional LSTM, ``RNN(StackedRNNCells)``
-(also in Bidirectional) and MultiHeadAttention (self, causal and cross attention)
-with Dot around an LSTM: each is a real, briefly trained Keras model saved to a
+(also in Bidirectional), MultiHeadAttention (self, causal and cross attention)
+with Dot around an LSTM, and ConvLSTM1D/2D/3D (strides, valid and same padding,
+channels_first, per-position masks, Bidirectional, initial and stateful states):
+each is a real Keras model (briefly trained, or with seeded weights) saved to a
 file, verified layer by layer at the default tolerances and exported; the export
 runs in a process without TensorFlow. Models the runtime still cannot reproduce
 are refused with exit 4, naming the layer.
@@ -247,15 +249,20 @@ def conv_lstm_grids(folder):
 
 def conv_lstm_masked(folder):
     """Masking in front of a ConvLSTM2D (same padding: one mask flag per grid position) returning its sequence
-    and states, then Bidirectional(ConvLSTM2D), which the mask reaches too."""
+    and states, then Bidirectional(ConvLSTM2D), which the mask reaches too, and a ConvLSTM2D started from the
+    states (called with initial_state, it is not handed the mask)."""
     keras = saved_models._keras()
     L = keras.layers
     frames = keras.Input((4, 5, 4, 2), name="frames")
+    masked = L.Masking(name="masking")(frames)
     sequence, h, c = L.ConvLSTM2D(3, 3, padding="same", return_sequences=True, return_state=True, name="conv_lstm")(
-        L.Masking(name="masking")(frames)
+        masked
     )
     both = L.Bidirectional(L.ConvLSTM2D(2, (3, 1), padding="same", return_sequences=True), name="bi")(sequence)
-    model = keras.Model(frames, [L.Dense(2, name="dense")(both), h, c])
+    restarted = L.ConvLSTM2D(3, (1, 3), padding="same", return_sequences=True, name="restarted")(
+        masked, initial_state=[h, c]
+    )
+    model = keras.Model(frames, [L.Dense(2, name="dense")(both), h, c, restarted])
     _seeded_weights(model, np.random.default_rng(10))
     return saved_models._save(model, folder, "conv_lstm_masked", formats=("keras",))
 
@@ -514,6 +521,8 @@ def test_a_conv_lstm_masks_each_grid_position_as_keras_does(model, keras, tmp_pa
         assert mask["keras"] and mask["reference"] and mask["passed"] and mask["size"] == flags.size, name
     assert list(layers["conv_lstm"]["states"]) == ["conv_lstm.h", "conv_lstm.c"]
     assert all(state["passed"] for state in layers["conv_lstm"]["states"].values())
+    assert layers["restarted"]["initial_state"] == ["conv_lstm", "conv_lstm"] and layers["restarted"]["passed"]
+    assert "initial_state" in layers["restarted"]["notes"][0]  # Keras computes every step of it
     want = keras.models.load_model(model("conv_lstm_masked"), compile=False)(x)
     for got, expected in zip(runtime.load(target).predict(x), want, strict=True):
         np.testing.assert_allclose(got, keras.ops.convert_to_numpy(expected), atol=1e-5, rtol=1.3e-6)
