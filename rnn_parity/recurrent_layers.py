@@ -273,7 +273,7 @@ def _rnn_features(cfg, sizes):
 # ConvLSTM1D, ConvLSTM2D, ConvLSTM3D: an LSTM over grids (rnn_parity.conv_lstm).
 # --------------------------------------------------------------------------
 
-#: The kept keys of a ConvLSTM that conv_lstm takes as they are (the layer's own, then the sequence options).
+#: The kept keys of a ConvLSTM that conv_lstm takes as keyword arguments besides the sequence options.
 _CONV_KEYS = (
     "filters",
     "kernel_size",
