@@ -16,7 +16,8 @@ configuration alone (no Keras import):
   used ``hard_sigmoid`` before 2.3);
 * every option whose *meaning* differs in Keras 3 is listed as a
   :class:`MeaningChange`: ``hard_sigmoid`` is ``clip(0.2x + 0.5, 0, 1)`` in
-  Keras 2 and ``relu6(x + 3) / 6`` in Keras 3;
+  Keras 2 and ``relu6(x + 3) / 6`` in Keras 3 (the default ``recurrent_activation``
+  of Keras 2's ConvLSTMs);
 * :func:`translate_for_keras2` rewrites it for the Keras 2 installed here
   (tf_keras): only the version-dependent defaults are written out;
 * both run ``CuDNNLSTM`` / ``CuDNNGRU`` (GPU-only layers) as the ``LSTM`` /
@@ -54,6 +55,7 @@ __all__ = [
     "MeaningChange",
     "Plan",
     "Translation",
+    "conv_lstm_differences",
     "cudnn_weights_as_keras",
     "detect",
     "keras2_activation",
@@ -68,6 +70,10 @@ __all__ = [
 ]
 
 RECURRENT = ("SimpleRNN", "LSTM", "GRU")
+#: Keras 2's convolutional LSTMs. They store ``time_major`` but never read it (always batch-major), default to
+#: ``recurrent_activation="hard_sigmoid"`` in every Keras 2 version, and never zero a masked step's output
+#: (their call does not pass ``zero_output_for_mask`` on, which Bidirectional sets): see conv_lstm_differences.
+CONV_LSTMS = ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
 #: Keras 2's cuDNN layers → the layer computing the same equations on any device (and its options).
 CUDNN = {
     "CuDNNLSTM": ("LSTM", {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}),
@@ -243,6 +249,13 @@ def _translate_layer(name: str, entry: dict, version: str | None, out: Translati
         if "implementation" in cfg:
             value = cfg.pop("implementation")
             out.rewrites.append(f"{name}: dropped implementation={value} (schedules the same arithmetic)")
+    if cls in CONV_LSTMS and keras == 3:
+        if "time_major" in cfg:
+            value = cfg.pop("time_major")
+            out.rewrites.append(f"{name}: dropped time_major={value} (Keras 2's ConvLSTM never reads it: batch-major)")
+        if "recurrent_activation" not in cfg:
+            cfg["recurrent_activation"] = "hard_sigmoid"
+            out.rewrites.append(f"{name}: recurrent_activation=hard_sigmoid written out (Keras 2's ConvLSTM default)")
     if cls in ("LSTM", "GRU") and "recurrent_activation" not in cfg:
         default = "hard_sigmoid" if _before_2_3(version) else "sigmoid"
         cfg["recurrent_activation"] = default
@@ -264,10 +277,12 @@ def _translated(raw: Mapping, keras_version: str | None, where: str, keras: int)
     if isinstance(config.get("config"), list):
         config["config"] = {"name": "sequential", "layers": entries}
     out, refused = Translation(config), []
+    differences = conv_lstm_differences(entries) if keras == 3 else []  # before time_major is dropped
     for name, entry in _walk(entries):
         _translate_layer(name, entry, keras_version, out, refused, keras)
     if keras == 3:
         _initial_states_for_keras3(entries, out)
+        out.changes.extend(differences)
     return out, refused
 
 
@@ -377,7 +392,11 @@ def _states_as_keyword(entry: Mapping) -> Mapping | None:
     """A recurrent layer's Keras 2 call ``[x, h, c]`` (states folded into its inputs) as Keras 3 records it
     (``initial_state=[h, c]``); None when the entry is not such a call."""
     nodes = entry.get("inbound_nodes")
-    if entry.get("class_name") not in (*RECURRENT, "Bidirectional") or not isinstance(nodes, list) or len(nodes) != 1:
+    if (
+        entry.get("class_name") not in (*RECURRENT, *CONV_LSTMS, "Bidirectional")
+        or not isinstance(nodes, list)
+        or len(nodes) != 1
+    ):
         return None
     node = nodes[0]
     if not isinstance(node, list) or len(node) < 2 or not all(isinstance(r, list) and len(r) >= 3 for r in node):
@@ -394,6 +413,45 @@ def _masks_anywhere(entries: list) -> bool:
         or (entry.get("class_name") == "Embedding" and entry["config"].get("mask_zero"))
         for _, entry in _walk(entries)
     )
+
+
+def conv_lstm_differences(entries: list) -> list[MeaningChange]:
+    """What Keras 2's ``Bidirectional`` computes otherwise than Keras 3 around a ConvLSTM returning sequences.
+
+    Keras 2's ``Bidirectional`` sets ``zero_output_for_mask`` on the layers it wraps, but its
+    ConvLSTMs do not pass it to their loop: in a model that makes a mask, a masked step
+    repeats the previous output where Keras 3 (and the runtime, which follows it) gives
+    zeros; like the ``initial_state`` check, this one is by configuration (the mask may
+    stop before). And it reverses the backward sequence on axis 0 when the wrapped layer
+    has ``time_major=True``, which a ConvLSTM stores but never reads: the batch axis.
+    """
+    masked, found = _masks_anywhere(entries), []
+    for name, entry in _walk(entries):
+        inner = entry["config"].get("layer") if entry.get("class_name") == "Bidirectional" else None
+        if not isinstance(inner, Mapping) or inner.get("class_name") not in CONV_LSTMS:
+            continue
+        cfg = inner.get("config") or {}
+        if not cfg.get("return_sequences"):
+            continue
+        if masked:
+            found.append(
+                MeaningChange(
+                    name,
+                    "Bidirectional(ConvLSTM) returning sequences in a masked model",
+                    "repeats the previous output at a masked step",
+                    "gives zeros there",
+                )
+            )
+        if cfg.get("time_major"):
+            found.append(
+                MeaningChange(
+                    name,
+                    "Bidirectional(ConvLSTM(time_major=True)) returning sequences",
+                    "reverses the backward sequence along the batch axis",
+                    "along the time axis",
+                )
+            )
+    return found
 
 
 def _initial_states_for_keras3(entries: list, out: Translation) -> None:
@@ -428,11 +486,24 @@ def keras2_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
     * ``hard_sigmoid`` is ``clip(0.2x + 0.5, 0, 1)``: ``keras2:hard_sigmoid``.
 
     A graph with a ``time_major`` layer is written in format 2 (see docs/npz-format.md).
+    A ConvLSTM's ``time_major`` is dropped (Keras 2 never reads it). ``Bidirectional``
+    around a ConvLSTM returning sequences is Unsupported where Keras 2 computes it
+    otherwise than Keras 3 (:func:`conv_lstm_differences`): the runtime follows Keras 3.
     """
     from .graph import build_graph
     from .recurrent import cell_config
 
     layers = [(_states_as_keyword(e) or e) if isinstance(e, Mapping) else e for e in model_cfg.get("layers", [])]
+    differences = conv_lstm_differences([e for e in layers if isinstance(e, dict)])
+    if differences:
+        raise Unsupported(
+            f"{where}: "
+            + " | ".join(
+                f"layer {d.layer!r} (Bidirectional): {d.option}: Keras 2 {d.keras2}, Keras 3 {d.keras3} (the runtime "
+                "follows Keras 3); not supported for Keras 2 yet"
+                for d in differences
+            )
+        )
     graph = build_graph(model_class, {**model_cfg, "layers": layers}, where)
     for layer in graph["layers"]:
         layer["receives_mask"] = True

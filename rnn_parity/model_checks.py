@@ -46,9 +46,6 @@ _INPUT_DTYPES = frozenset(
 #: Keras layers that exist but that the NumPy runtime does not implement (Unsupported, exit 4).
 KNOWN_UNSUPPORTED = frozenset(
     {
-        "ConvLSTM1D",
-        "ConvLSTM2D",
-        "ConvLSTM3D",
         "Lambda",
         "Conv2D",
         "GroupQueryAttention",

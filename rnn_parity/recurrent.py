@@ -5,9 +5,11 @@ states and their names, its gate blocks in Keras's column order, the weight
 symbols the course notebook uses, and the options only it takes. Around them:
 ``keras.layers.RNN`` around one built-in cell (which *is* that cell's layer) or
 around ``StackedRNNCells`` (several cells per step, every cell's states in cell
-order); the wrappers ``Bidirectional``, which runs a recurrent layer both ways,
-and ``TimeDistributed``, which applies a layer to every timestep. Keras drives
-its own state handling from a cell's ``state_size`` the same way.
+order); the convolutional LSTMs ``ConvLSTM1D/2D/3D`` (an LSTM over grids, with
+states ``h`` and ``c``; not cells of ``check``); the wrappers ``Bidirectional``,
+which runs a recurrent layer both ways, and ``TimeDistributed``, which applies a
+layer to every timestep. Keras drives its own state handling from a cell's
+``state_size`` the same way.
 
 Layers are named by Keras class and config (``get_config()`` keys), as
 everywhere in rnn-parity::
@@ -28,6 +30,8 @@ __all__ = [
     "CELLS",
     "CELL_KEYS",
     "CELL_LAYERS",
+    "CONV_LSTMS",
+    "CONV_LSTM_STATES",
     "DIRECTIONS",
     "RNN",
     "RNN_KEYS",
@@ -120,11 +124,16 @@ CELLS: dict[str, Cell] = {
 CELL_KEYS = {cell.key: cell.class_name for cell in CELLS.values()}
 #: Each built-in cell class and the layer that runs it over a sequence, e.g. ``"LSTMCell"`` → ``"LSTM"``.
 CELL_LAYERS = {f"{name}Cell": name for name in CELLS}
+#: The convolutional LSTMs and the number of axes of their grids (a line, an image, a volume). They are
+#: not in :data:`CELLS`, which holds the cells ``check`` builds (its ``--cell`` option).
+CONV_LSTMS = {"ConvLSTM1D": 1, "ConvLSTM2D": 2, "ConvLSTM3D": 3}
+#: A convolutional LSTM's states in Keras's order: an LSTM's ``h`` and ``c``, each a grid of ``filters`` channels.
+CONV_LSTM_STATES = ("h", "c")
 #: ``RNN``'s own options that change what it computes (``unroll`` only schedules the same arithmetic).
 RNN_KEYS = ("return_sequences", "return_state", "go_backwards", "stateful", "zero_output_for_mask")
 #: What counts as "a recurrent layer" when deciding whether rnn-parity applies to a model at all
-#: (``RNN`` around a cell and the convolutional LSTMs are recurrent, but not supported).
-RECURRENT_LIKE = frozenset(CELLS) | {"RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+#: (before the layers are checked: an ``RNN`` around a custom cell is recurrent, but refused).
+RECURRENT_LIKE = frozenset(CELLS) | {RNN, *CONV_LSTMS}
 
 
 def is_bidirectional(class_name: str) -> bool:
@@ -132,8 +141,8 @@ def is_bidirectional(class_name: str) -> bool:
 
 
 def is_recurrent(class_name: str) -> bool:
-    """A layer that runs cells over time: SimpleRNN, LSTM, GRU, RNN around cells, or Bidirectional around one."""
-    return class_name in CELLS or class_name in (RNN, BIDIRECTIONAL)
+    """A layer that runs over time with states: SimpleRNN, LSTM, GRU, RNN around cells, a ConvLSTM, Bidirectional."""
+    return class_name in CELLS or class_name in CONV_LSTMS or class_name in (RNN, BIDIRECTIONAL)
 
 
 def cells_of(rnn_config: Mapping) -> tuple[list[tuple[str, dict]], list[str]]:
@@ -215,13 +224,17 @@ def is_stateful(class_name: str, config: Mapping) -> bool:
 
 
 def state_names(class_name: str, config: Mapping) -> list[str]:
-    """``h`` (and ``c`` for LSTM), prefixed ``forward_``/``backward_`` inside Bidirectional; [] for other layers.
+    """``h`` (and ``c`` for LSTM and the ConvLSTMs), prefixed ``forward_``/``backward_`` inside Bidirectional;
+    [] for other layers.
 
     ``RNN`` around several cells (``StackedRNNCells``) has every cell's states in
     cell order, named ``cell0_h``, ``cell0_c``, ``cell1_h``… as Keras returns them.
     """
     cells = layer_cells(class_name, config)
-    if len(cells) == 1:
+    own_class = unwrap(class_name, config)[0] if is_bidirectional(class_name) else class_name
+    if own_class in CONV_LSTMS:
+        names = list(CONV_LSTM_STATES)
+    elif len(cells) == 1:
         names = list(cells[0].states)
     else:
         names = [f"cell{i}_{name}" for i, cell in enumerate(cells) for name in cell.states]

@@ -1,8 +1,10 @@
-"""The recurrent entries of the layer registry: SimpleRNN, LSTM, GRU, ``RNN`` around cells, and Bidirectional.
+"""The recurrent entries of the layer registry: SimpleRNN, LSTM, GRU, ``RNN`` around cells, ConvLSTM1D/2D/3D,
+and Bidirectional.
 
 Each is a :class:`~rnn_parity.layer_spec.LayerSpec` whose ``sequence`` runs the
 layer over a sequence with the reference (:mod:`rnn_parity.reference`,
-:func:`rnn_parity.rnn_cell.stacked_rnn`) and returns its outputs and final states.
+:func:`rnn_parity.rnn_cell.stacked_rnn`, :func:`rnn_parity.conv_lstm.conv_lstm`)
+and returns its outputs and final states.
 The facts they read (each cell's states, gate blocks and own options; what
 ``RNN`` and ``StackedRNNCells`` store) are in :mod:`rnn_parity.recurrent`.
 
@@ -10,13 +12,14 @@ A recurrent entry that ``Bidirectional`` can wrap also gives its ``direction``:
 the function that runs one direction with the calling convention of
 :func:`rnn_parity.reference.lstm` (``function(x, *args, return_sequences=,
 return_state=, go_backwards=, mask=, initial_state=, zero_output_for_mask=,
-**kwargs)``), so a new recurrent layer with states of its own shapes (a
-convolutional LSTM) is one more entry here: its options, weights, features and
-direction.
+**kwargs)``), so a recurrent layer with states of its own shapes (the
+convolutional LSTMs' grids) is one more entry here: its options, weights,
+features and direction.
 
 Keras's masks: a recurrent layer's output carries its input's mask when it
-returns sequences (none otherwise); its states carry none. NumPy and the standard
-library only.
+returns sequences (none otherwise); its states carry none. A ConvLSTM's mask may
+also have one flag per grid position (from a ``Masking`` layer before it); it
+passes on the same way. NumPy and the standard library only.
 """
 
 from __future__ import annotations
@@ -26,10 +29,25 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import reference
-from .layer_spec import LayerSpec, MaskRule, Problems, activation, boolean, common_checks, integer, wrapped
+from .conv_lstm import conv_lstm
+from .errors import RnnParityError
+from .layer_spec import (
+    MAX_DIM,
+    LayerSpec,
+    MaskRule,
+    Problems,
+    activation,
+    boolean,
+    choice,
+    common_checks,
+    integer,
+    wrapped,
+)
 from .recurrent import (
     BIDIRECTIONAL,
     CELLS,
+    CONV_LSTM_STATES,
+    CONV_LSTMS,
     DIRECTIONS,
     MERGE_MODES,
     RNN,
@@ -252,6 +270,92 @@ def _rnn_features(cfg, sizes):
 
 
 # --------------------------------------------------------------------------
+# ConvLSTM1D, ConvLSTM2D, ConvLSTM3D: an LSTM over grids (rnn_parity.conv_lstm).
+# --------------------------------------------------------------------------
+
+#: The kept keys of a ConvLSTM that conv_lstm takes as keyword arguments besides the sequence options.
+_CONV_KEYS = (
+    "filters",
+    "kernel_size",
+    "strides",
+    "padding",
+    "data_format",
+    "dilation_rate",
+    "activation",
+    "recurrent_activation",
+    "use_bias",
+)
+
+
+def _grid_ints(cfg: Mapping, key: str, rank: int, problems: Problems, default=None) -> list[int]:
+    """An integer, or ``rank`` integers, from 1 to MAX_DIM (Keras's ``standardize_tuple``), as ``rank`` integers."""
+    value = cfg.get(key, default)
+    values = [value] * rank if isinstance(value, int) and not isinstance(value, bool) else value
+    if (
+        not isinstance(values, (list, tuple))
+        or len(values) != rank
+        or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_DIM for v in values)
+    ):
+        problems.append(f"{key} must be an integer or {rank} integers from 1 to {MAX_DIM}, got {value!r}")
+        return [1] * rank
+    return list(values)
+
+
+def _conv_lstm_layer(class_name: str, rank: int) -> LayerSpec:
+    def options(cfg, problems):
+        out = {
+            "filters": integer(cfg, "filters", problems),
+            "kernel_size": _grid_ints(cfg, "kernel_size", rank, problems),
+            "strides": _grid_ints(cfg, "strides", rank, problems, 1),
+            "padding": choice(cfg, "padding", "valid", ("valid", "same"), problems),
+            "data_format": choice(cfg, "data_format", "channels_last", ("channels_last", "channels_first"), problems),
+            "dilation_rate": _grid_ints(cfg, "dilation_rate", rank, problems, 1),
+            "activation": activation(cfg, "activation", "tanh", problems),
+            "recurrent_activation": activation(cfg, "recurrent_activation", "sigmoid", problems),
+            "use_bias": boolean(cfg, "use_bias", True, problems),
+        }
+        if max(out["strides"]) > 1 and max(out["dilation_rate"]) > 1:
+            problems.append("strides > 1 together with dilation_rate > 1 (Keras refuses it)")
+        if "time_major" in cfg:  # Keras 2 stores it, but its ConvLSTM never reads it: always batch-major
+            boolean(cfg, "time_major", False, problems)
+        return {**out, **{key: boolean(cfg, key, False, problems) for key in RNN_KEYS}}
+
+    def run(x, *args, **kwargs):  # conv_lstm, its refusals (a mask it cannot line up with the grid) naming the class
+        try:
+            return conv_lstm(x, *args, **kwargs)
+        except RnnParityError as exc:
+            raise type(exc)(f"{class_name}: {exc}") from None
+
+    def direction(cfg, weights):
+        return run, split_bias(weights), {"rank": rank, **{key: cfg[key] for key in _CONV_KEYS}}
+
+    def weights(cfg, sizes):
+        channels = sizes[0] if cfg["data_format"] == "channels_last" else None
+        filters, grid = cfg["filters"], tuple(cfg["kernel_size"])
+        arrays = [("kernel", (*grid, channels, 4 * filters)), ("recurrent_kernel", (*grid, filters, 4 * filters))]
+        return arrays + ([("bias", (4 * filters,))] if cfg["use_bias"] else [])
+
+    def features(cfg, sizes):  # the output, h and c: (batch, …, filters) with channels_last
+        size = cfg["filters"] if cfg["data_format"] == "channels_last" else None
+        return [size] * (1 + (len(CONV_LSTM_STATES) if cfg.get("return_state") else 0))
+
+    return LayerSpec(
+        class_name,
+        f"conv_lstm.conv_lstm over {rank}-D grids: valid and same padding, strides, dilation, channels_last "
+        "and channels_first, every sequence option; states h, c",
+        options,
+        sequence=_one_way(direction),
+        direction=direction,
+        weights=weights,
+        features=features,
+        tensors=_tensors(class_name),
+        mask=_returns(class_name),
+        call_mask=True,
+        in_time_distributed=_inside_time_distributed,
+    )
+
+
+# --------------------------------------------------------------------------
 # Bidirectional around any entry that gives its direction.
 # --------------------------------------------------------------------------
 
@@ -265,7 +369,9 @@ def _bidirectional_options(cfg: Mapping, problems: Problems) -> dict:
         inner_class, inner_cfg = _as_cell_layer(inner_cfg)
     spec = RECURRENT_LAYERS.get(inner_class)
     if spec is None or spec.direction is None:
-        problems.append(f"wraps {inner_class}; only SimpleRNN, LSTM, GRU and RNN around cells are supported")
+        problems.append(
+            f"wraps {inner_class}; only SimpleRNN, LSTM, GRU, RNN around cells and the ConvLSTMs are supported"
+        )
         return {"merge_mode": merge_mode, "layer": {"class_name": inner_class, "config": {}}}
     forward = spec.keep(inner_cfg, problems)
     if forward.get("go_backwards"):
@@ -355,6 +461,7 @@ RECURRENT_LAYERS: dict[str, LayerSpec] = {
             written_as=_as_cell_layer,
             in_time_distributed=_inside_time_distributed,
         ),
+        *(_conv_lstm_layer(name, rank) for name, rank in CONV_LSTMS.items()),
         LayerSpec(
             BIDIRECTIONAL,
             "reference.bidirectional around any layer above, every merge_mode; forward states, then backward",

@@ -570,3 +570,244 @@ def test_keras2_conv_lstm_defaults_to_keras2_hard_sigmoid(keras):
     _close(conv_lstm(x, *weights, recurrent_activation="keras2:hard_sigmoid", **options), got, "float64")
     keras3_meaning = conv_lstm(x, *weights, recurrent_activation="hard_sigmoid", **options)
     assert np.max(np.abs(got - keras3_meaning)) > 1e-3
+
+
+# --------------------------------------------------------------------------
+# In the layer registry (verify, export, the exported model's load-time checks).
+# --------------------------------------------------------------------------
+
+#: ConvLSTM2D's get_config() as Keras 3 gives it, the keys that change nothing at inference included.
+KERAS_CONFIG = {
+    "name": "conv_lstm2d",
+    "trainable": True,
+    "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None},
+    "return_sequences": True,
+    "return_state": False,
+    "go_backwards": False,
+    "stateful": False,
+    "unroll": False,
+    "zero_output_for_mask": False,
+    "filters": 3,
+    "kernel_size": (3, 2),
+    "strides": (2, 1),
+    "padding": "valid",
+    "data_format": "channels_last",
+    "dilation_rate": (1, 1),
+    "activation": "tanh",
+    "recurrent_activation": "sigmoid",
+    "use_bias": True,
+    "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform", "config": {"seed": None}},
+    "unit_forget_bias": True,
+    "kernel_regularizer": None,
+    "dropout": 0.0,
+    "recurrent_dropout": 0.0,
+    "seed": None,
+}
+
+
+def test_the_registry_keeps_what_conv_lstm_reads_and_checks_it():
+    from rnn_parity.layers import LAYERS
+
+    spec, problems = LAYERS["ConvLSTM2D"], []
+    kept = spec.keep(KERAS_CONFIG, problems)
+    assert problems == []
+    assert kept == {
+        "filters": 3,
+        "kernel_size": [3, 2],
+        "strides": [2, 1],
+        "padding": "valid",
+        "data_format": "channels_last",
+        "dilation_rate": [1, 1],
+        "activation": "tanh",
+        "recurrent_activation": "sigmoid",
+        "use_bias": True,
+        "return_sequences": True,
+        "return_state": False,
+        "go_backwards": False,
+        "stateful": False,
+        "zero_output_for_mask": False,
+    }
+    assert spec.keep(kept, []) == kept  # the exported config reads back as it is
+    assert spec.weights(kept, [5]) == [
+        ("kernel", (3, 2, 5, 12)),
+        ("recurrent_kernel", (3, 2, 3, 12)),
+        ("bias", (12,)),
+    ]
+    assert spec.tensors({**kept, "return_state": True}) == 3 and spec.features({**kept, "return_state": True}, [5]) == [
+        3,
+        3,
+        3,
+    ]
+    assert spec.features({**kept, "data_format": "channels_first"}, [5]) == [None]  # the last axis is the grid's
+    bad = {
+        "kernel_size": [3],
+        "strides": (2, 2),
+        "dilation_rate": 2,
+        "padding": "causal",
+        "data_format": None,
+        "time_major": "no",
+    }
+    spec.keep({**KERAS_CONFIG, **bad}, problems)
+    assert problems == [
+        "kernel_size must be an integer or 2 integers from 1 to 2147483647, got [3]",
+        "padding='causal' is not supported (one of valid, same)",
+        "data_format=None is not supported (one of channels_last, channels_first)",
+        "strides > 1 together with dilation_rate > 1 (Keras refuses it)",
+        "time_major must be true or false, got 'no'",
+    ]
+
+
+def _conv_lstm_graph(weights):
+    config = {"filters": 3, "kernel_size": 3, "return_sequences": True}
+    layer = {"name": "conv", "class_name": "ConvLSTM1D", "config": config, "inputs": [["x", 0]]}
+    graph = {"inputs": [{"name": "x", "shape": [None, 4, 7, 2]}], "outputs": [["conv", 0]], "layers": [layer]}
+    return graph, {"conv": weights}
+
+
+def test_an_exported_conv_lstm_s_weights_are_checked_at_load_against_its_config_and_input():
+    from rnn_parity.model_checks import validate_model
+    from rnn_parity.runtime import GraphRuntime
+
+    rng = np.random.default_rng(1)
+    weights = list(_weights(rng, 1, CHANNELS, FILTERS))
+    graph, arrays = _conv_lstm_graph(weights)
+    validate_model(graph, arrays, "m.npz")
+    x = rng.standard_normal((2, 4, 7, CHANNELS))
+    np.testing.assert_array_equal(GraphRuntime(graph, arrays).predict(x), conv_lstm(x, *weights, return_sequences=True))
+    for changed, message in [
+        (
+            [np.zeros((3, 4, 12)), *weights[1:]],
+            "layer 'conv' (ConvLSTM1D): its kernel takes 4 features, its input has 2",
+        ),
+        (
+            [weights[0], np.zeros((3, 2, 12)), weights[2]],
+            "layer 'conv' (ConvLSTM1D): weight 1 (recurrent_kernel) has shape (3, 2, 12), the config needs (3, 3, 12)",
+        ),
+        (weights[:2], "layer 'conv' (ConvLSTM1D): needs 3 weight arrays, got 2"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            validate_model(*_conv_lstm_graph(changed), "m.npz")
+        assert str(caught.value) == f"m.npz: {message}"
+
+
+def test_a_grid_mask_the_reference_cannot_line_up_is_refused_naming_the_layer_class():
+    """Masking before a channels_first ConvLSTM gives flags over (channels, *grid[:-1]): refused when it runs."""
+    from rnn_parity.runtime import GraphRuntime
+
+    rng = np.random.default_rng(2)
+    config = {"filters": 2, "kernel_size": 2, "padding": "same", "data_format": "channels_first"}
+    layers = [
+        {"name": "masking", "class_name": "Masking", "config": {}, "inputs": [["x", 0]]},
+        {"name": "conv", "class_name": "ConvLSTM1D", "config": config, "inputs": [["masking", 0]]},
+    ]
+    graph = {"inputs": [{"name": "x", "shape": [None, 3, 2, 5]}], "outputs": [["conv", 0]], "layers": layers}
+    runtime = GraphRuntime(graph, {"conv": list(_weights(rng, 1, 2, 2, kernel_size=2))})
+    with pytest.raises(Unsupported, match=r"^ConvLSTM1D: a mask of grid positions \(1, 3, 2\) with channels_first"):
+        runtime.predict(rng.standard_normal((1, 3, 2, 5)))
+
+
+@pytest.mark.keras
+def test_the_registry_s_mask_rule_is_conv_lstm_s_compute_mask(keras):
+    from rnn_parity.layers import LAYERS
+
+    mask = np.ones((N, T, 5), bool)
+    for options in (
+        {},
+        {"return_sequences": True},
+        {"return_state": True},
+        {"return_sequences": True, "return_state": True},
+    ):
+        layer = keras.layers.ConvLSTM1D(FILTERS, 3, padding="same", **options)
+        got = layer.compute_mask(None, mask)
+        want = LAYERS["ConvLSTM1D"].mask.compute(options, [None], [mask])
+        if options.get("return_state"):  # the output's, then none for h and c
+            assert got[1:] == [None, None] and LAYERS["ConvLSTM1D"].tensors(options) == 3
+            got = got[0]
+        assert (got is None and want is None) or (got is mask and want is mask), options
+
+
+# --------------------------------------------------------------------------
+# Keras 2's ConvLSTMs: what their files mean, and where Keras 2 computes otherwise than Keras 3.
+# --------------------------------------------------------------------------
+
+
+def _keras2_model(*entries):
+    return {"class_name": "Sequential", "config": {"name": "m", "layers": list(entries)}}
+
+
+def test_a_keras2_conv_lstm_file_is_translated_with_what_its_options_meant():
+    from rnn_parity.keras2 import keras2_graph, translate
+
+    conv = {"class_name": "ConvLSTM2D", "config": {"name": "conv", "filters": 2, "kernel_size": [3, 3]}}
+    conv["config"]["time_major"] = True  # stored by Keras 2, never read by its ConvLSTM
+    out = translate(_keras2_model(conv), "2.15.0")
+    assert out.config["config"]["layers"][0]["config"] == {
+        "name": "conv",
+        "filters": 2,
+        "kernel_size": [3, 3],
+        "recurrent_activation": "hard_sigmoid",
+    }
+    assert out.rewrites == [
+        "conv: dropped time_major=True (Keras 2's ConvLSTM never reads it: batch-major)",
+        "conv: recurrent_activation=hard_sigmoid written out (Keras 2's ConvLSTM default)",
+    ]
+    assert [(c.layer, c.option) for c in out.changes] == [("conv", "recurrent_activation=hard_sigmoid")]
+
+    masking = {"class_name": "Masking", "config": {"name": "masking"}}
+    sigmoid = {"class_name": "ConvLSTM1D", "config": {"name": "inner", "recurrent_activation": "sigmoid"}}
+    bi = {"class_name": "Bidirectional", "config": {"name": "bi", "layer": sigmoid}}
+    assert translate(_keras2_model(masking, bi), "2.15.0").changes == []
+    sigmoid["config"]["return_sequences"] = True
+    (change,) = translate(_keras2_model(masking, bi), "2.15.0").changes
+    assert change.describe() == (
+        "Bidirectional(ConvLSTM) returning sequences in a masked model changed meaning: Keras 2 repeats the previous "
+        "output at a masked step, Keras 3 gives zeros there"
+    )
+    sigmoid["config"]["time_major"] = True
+    assert [c.option for c in translate(_keras2_model(masking, bi), "2.15.0").changes] == [
+        "Bidirectional(ConvLSTM) returning sequences in a masked model",
+        "Bidirectional(ConvLSTM(time_major=True)) returning sequences",
+    ]
+    with pytest.raises(Unsupported) as caught:
+        keras2_graph("Sequential", {"layers": [masking, bi]}, "m.h5")
+    assert str(caught.value) == (
+        "m.h5: layer 'bi' (Bidirectional): Bidirectional(ConvLSTM) returning sequences in a masked model: Keras 2 "
+        "repeats the previous output at a masked step, Keras 3 gives zeros there (the runtime follows Keras 3); not "
+        "supported for Keras 2 yet | layer 'bi' (Bidirectional): Bidirectional(ConvLSTM(time_major=True)) returning "
+        "sequences: Keras 2 reverses the backward sequence along the batch axis, Keras 3 along the time axis (the "
+        "runtime follows Keras 3); not supported for Keras 2 yet"
+    )
+
+
+@pytest.mark.keras
+def test_keras2_s_bidirectional_conv_lstm_computes_otherwise_than_keras3(keras):
+    """Keras 2's Bidirectional sets zero_output_for_mask on the layers it wraps, but its ConvLSTM's call never
+    passes it on: a masked step repeats the previous output (Keras 3: zeros). And it reverses the backward
+    sequence on axis 0 for a wrapped layer with time_major=True, which a ConvLSTM alone never reads."""
+    tf_keras = pytest.importorskip("tf_keras", reason="tf-keras (the keras2 extra) is not installed")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((N, T, 6, CHANNELS))
+    options = {"padding": "same", "recurrent_activation": "keras2:hard_sigmoid", "return_sequences": True}
+
+    def keras2(wrapped: bool, mask=None, **more):
+        layer = tf_keras.layers.ConvLSTM1D(FILTERS, 3, padding="same", return_sequences=True, dtype="float64", **more)
+        if wrapped:
+            layer = tf_keras.layers.Bidirectional(layer, dtype="float64")
+        layer.build(x.shape)
+        layer.set_weights([rng.standard_normal(w.shape) * 0.5 for w in layer.get_weights()])
+        return np.asarray(layer(x, mask=mask)), layer.get_weights()
+
+    def directions(weights, mask=None):
+        forward = conv_lstm(x, *weights[:3], mask=mask, **options)
+        return forward, conv_lstm(x, *weights[3:], go_backwards=True, mask=mask, **options)
+
+    got, weights = keras2(True, STEP_MASK)
+    forward, backward = directions(weights, STEP_MASK)
+    _close(got, np.concatenate([forward, backward[:, ::-1]], axis=-1), "float64")
+    keras3 = ref.bidirectional(conv_lstm, x, weights[:3], weights[3:], mask=STEP_MASK, **options)
+    assert np.max(np.abs(got - keras3)) > 1e-3  # Keras 3 zeros the masked steps of both directions
+    got, weights = keras2(True, time_major=True)
+    forward, backward = directions(weights)
+    _close(got, np.concatenate([forward, backward[::-1]], axis=-1), "float64")  # the samples swapped
+    got, weights = keras2(False, time_major=True)
+    _close(got, conv_lstm(x, *weights, **options), "float64")

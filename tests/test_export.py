@@ -308,6 +308,7 @@ RUNTIME_FILES = (
     "recurrent_layers.py",
     "rnn_cell.py",
     "blas_threads.py",
+    "conv_lstm.py",
 )
 
 

@@ -590,3 +590,38 @@ def _stored_version(path):
     with h5py.File(path, "r") as f:
         value = f.attrs["keras_version"]
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@pytest.mark.keras
+def test_a_conv_lstm_file_verifies_and_exports_against_keras2(tf_keras, tmp_path):
+    """Masking → ConvLSTM2D (sequences) → ConvLSTM2D → Flatten → Dense, written by Keras 2: its ConvLSTMs default to
+    Keras 2's hard_sigmoid, which the runtime computes; each grid position masked on its own, as Keras 2 does."""
+    k2 = tf_keras
+    model = k2.Sequential(
+        [
+            k2.layers.Masking(input_shape=(None, 5, 4, 2)),
+            k2.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, name="conv_lstm"),
+            k2.layers.ConvLSTM2D(2, (2, 3), padding="same", name="conv_lstm_last"),
+            k2.layers.Flatten(name="flat"),
+            k2.layers.Dense(2, name="dense"),
+        ]
+    )
+    _seeded_weights(model, seed=3)
+    path = tmp_path / "conv_lstm.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.save(path)
+    report, exported = _exported(path, tmp_path / "conv_lstm.npz", "--T", 3)
+    assert report["keras_side"]["keras"] == 2 and report["model"]["keras2_rewrites"] == []
+    by_name = {layer["name"]: layer for layer in report["layers"]}
+    assert by_name["conv_lstm"]["options"]["recurrent_activation"] == "keras2:hard_sigmoid"
+    assert by_name["conv_lstm_last"]["options"]["recurrent_activation"] == "keras2:hard_sigmoid"
+    assert by_name["conv_lstm"]["masks"][0]["keras"] and by_name["conv_lstm"]["masks"][0]["passed"]
+    x = np.random.default_rng(4).standard_normal((3, 4, 5, 4, 2)).astype(np.float32)
+    x[np.random.default_rng(5).random((3, 4, 5, 4)) < 0.3] = 0.0  # masked grid positions
+    np.testing.assert_allclose(exported.predict(x), np.asarray(model(x)), **TOL)
+    refused = invoke(["verify", path, "--keras", "3"], 4).stderr
+    assert (
+        "recurrent_activation=hard_sigmoid changed meaning" in refused
+        and "(layers conv_lstm, conv_lstm_last)" in refused
+    )

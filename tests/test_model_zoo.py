@@ -3,8 +3,10 @@
 A CNN-LSTM, an LSTM → LayerNormalization → GRU → BatchNormalization stack, an
 LSTM with (causal, masked) Attention, ``RNN(LSTMCell)``, TimeDistributed around
 convolution, normalization and a bidirectional LSTM, ``RNN(StackedRNNCells)``
-(also in Bidirectional) and MultiHeadAttention (self, causal and cross attention)
-with Dot around an LSTM: each is a real, briefly trained Keras model saved to a
+(also in Bidirectional), MultiHeadAttention (self, causal and cross attention)
+with Dot around an LSTM, and ConvLSTM1D/2D/3D (strides, valid and same padding,
+channels_first, per-position masks, Bidirectional, initial and stateful states):
+each is a real Keras model (briefly trained, or with seeded weights) saved to a
 file, verified layer by layer at the default tolerances and exported; the export
 runs in a process without TensorFlow. Models the runtime still cannot reproduce
 are refused with exit 4, naming the layer.
@@ -18,6 +20,8 @@ import sys
 import numpy as np
 import pytest
 import saved_models
+
+from rnn_parity import runtime
 
 from conftest import invoke, invoke_json
 
@@ -207,6 +211,77 @@ def attention_heads(folder):
     return saved_models._save(model, folder, "attention_heads", formats=("keras",))
 
 
+def conv_lstm_stack(folder):
+    """ConvLSTM1D returning sequences (valid) → ConvLSTM1D (same, dilated) → Dense on each position."""
+    keras = saved_models._keras()
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input((4, 7, 2)),
+            L.ConvLSTM1D(3, 3, return_sequences=True, name="conv_lstm1"),
+            L.ConvLSTM1D(2, 2, padding="same", dilation_rate=2, name="conv_lstm2"),
+            L.Dense(2, name="dense"),
+        ]
+    )
+    _seeded_weights(model, np.random.default_rng(8))
+    return saved_models._save(model, folder, "conv_lstm_stack")
+
+
+def conv_lstm_grids(folder):
+    """Frames through a strided, valid ConvLSTM2D and volumes through a small channels_first ConvLSTM3D (backwards,
+    no bias), each → Flatten → Dense."""
+    keras = saved_models._keras()
+    L = keras.layers
+    frames = keras.Input((3, 6, 5, 2), name="frames")
+    volumes = keras.Input((3, 2, 4, 3, 3), name="volumes")  # (timesteps, channels, depth, height, width)
+    h = L.ConvLSTM2D(3, (3, 2), strides=(2, 1), name="conv_lstm2d")(frames)
+    v = L.ConvLSTM3D(
+        2, 2, padding="same", data_format="channels_first", go_backwards=True, use_bias=False, name="conv_lstm3d"
+    )(volumes)
+    outputs = [
+        L.Dense(2, name="frames_dense")(L.Flatten(name="frames_flat")(h)),
+        L.Dense(1, name="volumes_dense")(L.Flatten(name="volumes_flat")(v)),
+    ]
+    model = keras.Model([frames, volumes], outputs)
+    _seeded_weights(model, np.random.default_rng(9))
+    return saved_models._save(model, folder, "conv_lstm_grids", formats=("keras",))
+
+
+def conv_lstm_masked(folder):
+    """Masking in front of a ConvLSTM2D (same padding: one mask flag per grid position) returning its sequence
+    and states, then Bidirectional(ConvLSTM2D), which the mask reaches too, and a ConvLSTM2D started from the
+    states (called with initial_state, it is not handed the mask)."""
+    keras = saved_models._keras()
+    L = keras.layers
+    frames = keras.Input((4, 5, 4, 2), name="frames")
+    masked = L.Masking(name="masking")(frames)
+    sequence, h, c = L.ConvLSTM2D(3, 3, padding="same", return_sequences=True, return_state=True, name="conv_lstm")(
+        masked
+    )
+    both = L.Bidirectional(L.ConvLSTM2D(2, (3, 1), padding="same", return_sequences=True), name="bi")(sequence)
+    restarted = L.ConvLSTM2D(3, (1, 3), padding="same", return_sequences=True, name="restarted")(
+        masked, initial_state=[h, c]
+    )
+    model = keras.Model(frames, [L.Dense(2, name="dense")(both), h, c, restarted])
+    _seeded_weights(model, np.random.default_rng(10))
+    return saved_models._save(model, folder, "conv_lstm_masked", formats=("keras",))
+
+
+def conv_lstm_stateful(folder):
+    """A fixed batch of 2 through a stateful ConvLSTM1D (its h and c carried from one call to the next)."""
+    keras = saved_models._keras()
+    L = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(batch_shape=(2, 3, 6, 2)),
+            L.ConvLSTM1D(2, 3, padding="same", stateful=True, return_sequences=True, name="conv_lstm"),
+            L.Dense(1, name="dense"),
+        ]
+    )
+    _seeded_weights(model, np.random.default_rng(11))
+    return saved_models._save(model, folder, "conv_lstm_stateful", formats=("keras",))
+
+
 def still_refused(folder):
     """Valid Keras the runtime does not reproduce, one refusal each (never trained: they never run)."""
     keras = saved_models._keras()
@@ -229,6 +304,8 @@ def still_refused(folder):
             ]
         ),
     }
+    grids = keras.Input((3, 6, 2), name="grids")
+    models["sparsemax"] = keras.Model(grids, L.ConvLSTM1D(2, 3, activation="sparsemax", name="conv_lstm")(grids))
     return {name: saved_models._save(m, folder, name, formats=("keras",))["keras"] for name, m in models.items()}
 
 
@@ -243,6 +320,10 @@ BUILDERS = {
         time_distributed,
         stacked_cells,
         attention_heads,
+        conv_lstm_stack,
+        conv_lstm_grids,
+        conv_lstm_masked,
+        conv_lstm_stateful,
         still_refused,
     )
 }
@@ -275,6 +356,10 @@ def _layers(report):
         ("time_distributed", "keras"),
         ("stacked_cells", "keras"),
         ("attention_heads", "keras"),
+        ("conv_lstm_stack", "keras"),
+        ("conv_lstm_stack", "h5"),
+        ("conv_lstm_grids", "keras"),
+        ("conv_lstm_masked", "keras"),
     ],
 )
 def test_the_model_verifies_at_the_default_tolerances(model, name, fmt):
@@ -318,6 +403,9 @@ def test_a_wrong_mask_rule_would_fail(model, monkeypatch):
         "time_distributed",
         "stacked_cells",
         "attention_heads",
+        "conv_lstm_stack",
+        "conv_lstm_grids",
+        "conv_lstm_masked",
     ],
 )
 def test_the_model_exports_and_runs_without_tensorflow(model, keras, tmp_path, name):
@@ -397,8 +485,57 @@ def test_a_stacked_rnn_reports_every_cells_states(model):
         ),
         ("rank4", "layer 'mha' (MultiHeadAttention): takes inputs of rank 3 (batch, steps, features), got rank 4"),
         ("conv2d", "layer 'td_conv2d' (TimeDistributed): wraps Conv2D, which the runtime does not implement"),
+        (
+            "sparsemax",
+            "layer 'conv_lstm' (ConvLSTM1D): activation='sparsemax' is not an activation the reference implements",
+        ),
     ],
 )
 def test_what_stays_unsupported_is_refused_naming_the_layer(model, case, message):
     path = model("still_refused", case)
     assert invoke(["verify", path], 4).stderr == f"Error: {path}: unsupported: {message}\n"
+
+
+def _positions_masked(rng, shape):
+    """Frames with some grid positions zeroed (a mask flag per position, not only whole padded steps)."""
+    x = rng.standard_normal(shape).astype("float32")
+    x[rng.random(shape[:-1]) < 0.3] = 0.0
+    x[0, 2:] = 0.0  # and padded steps
+    return x
+
+
+def test_a_conv_lstm_masks_each_grid_position_as_keras_does(model, keras, tmp_path):
+    """Masking before a same-padded ConvLSTM2D: each grid position keeps its own h and c where it is masked,
+    through the ConvLSTM, its states and the Bidirectional(ConvLSTM2D) the mask reaches; verified, then the
+    exported model on the same frames against Keras."""
+    x = _positions_masked(np.random.default_rng(12), (3, 4, 5, 4, 2))
+    flags = np.any(x != 0, axis=-1)
+    assert (flags.any(axis=(2, 3)) & ~flags.all(axis=(2, 3))).any()  # steps partly masked
+    np.savez(tmp_path / "frames.npz", frames=x)
+    target = tmp_path / "masked.npz"
+    report = invoke_json(["export", model("conv_lstm_masked"), "--input", tmp_path / "frames.npz", "-o", target])
+    assert report["passed"] is True
+    layers = _layers(report)
+    for name in ("conv_lstm", "bi", "dense"):
+        (mask,) = layers[name]["masks"]
+        assert mask["keras"] and mask["reference"] and mask["passed"] and mask["size"] == flags.size, name
+    assert list(layers["conv_lstm"]["states"]) == ["conv_lstm.h", "conv_lstm.c"]
+    assert all(state["passed"] for state in layers["conv_lstm"]["states"].values())
+    assert layers["restarted"]["initial_state"] == ["conv_lstm", "conv_lstm"] and layers["restarted"]["passed"]
+    assert "initial_state" in layers["restarted"]["notes"][0]  # Keras computes every step of it
+    want = keras.models.load_model(model("conv_lstm_masked"), compile=False)(x)
+    for got, expected in zip(runtime.load(target).predict(x), want, strict=True):
+        np.testing.assert_allclose(got, keras.ops.convert_to_numpy(expected), atol=1e-5, rtol=1.3e-6)
+
+
+def test_a_stateful_conv_lstm_carries_its_grids_of_states_like_keras(model, keras, tmp_path):
+    target = tmp_path / "stateful.npz"
+    assert invoke_json(["export", model("conv_lstm_stateful"), "-o", target])["passed"] is True
+    loaded, exported = keras.models.load_model(model("conv_lstm_stateful"), compile=False), runtime.load(target)
+    rng = np.random.default_rng(13)
+    calls = [rng.standard_normal((2, 3, 6, 2)).astype("float32") for _ in range(3)]
+    for x in calls:  # each call starts from the previous call's h and c, in Keras and in the runtime
+        np.testing.assert_allclose(exported.predict(x), keras.ops.convert_to_numpy(loaded(x)), atol=1e-5, rtol=1.3e-6)
+    exported.reset_states()
+    first = exported.predict(calls[0])
+    assert not np.allclose(first, exported.predict(calls[0]))  # the states really are carried

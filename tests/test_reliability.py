@@ -220,8 +220,8 @@ def test_runtime_load_validates_the_whole_graph(tmp_path, graph_change, weights_
 
 
 def test_a_known_keras_layer_the_runtime_lacks_is_unsupported(tmp_path):
-    path = _mutated(tmp_path, lambda g: g["layers"][1].update(class_name="ConvLSTM1D"))
-    with pytest.raises(Unsupported, match="layer 'gru': ConvLSTM1D is not supported by the NumPy runtime"):
+    path = _mutated(tmp_path, lambda g: g["layers"][1].update(class_name="Conv2D"))
+    with pytest.raises(Unsupported, match="layer 'gru': Conv2D is not supported by the NumPy runtime"):
         load(path)
     path = _mutated(tmp_path, lambda g: g["layers"][1].update(class_name="Mystery"))
     assert "Mystery is not supported" in _error(lambda: load(path))
