@@ -36,6 +36,10 @@ from .runtime import FORMAT, FORMAT_VERSION, n_tensors
 
 __all__ = ["SUPPORTED_LAYERS", "build_graph", "layer_options", "scan"]
 
+#: Why a model without a recurrent layer is refused (exit 2).
+NO_RECURRENT_LAYER = (
+    "has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or ConvLSTM1D/2D/3D); rnn-parity verifies recurrent models"
+)
 MODEL_CLASSES = frozenset({"Sequential", "Functional", "Model"})
 #: The layers verify and export support, with what the runtime does for each: the registry's, and the inputs.
 SUPPORTED_LAYERS = {"InputLayer": "the model's inputs", **{name: spec.summary for name, spec in LAYERS.items()}}
@@ -227,9 +231,7 @@ def scan(raw: Mapping, where: str) -> None:
         raise InvalidInput(f"{where}: stores a {model_class}, not a Sequential or Functional model")
     walked = list(_walk(entries))
     if not any(layer.class_name in RECURRENT_LIKE for layer in walked):
-        raise InvalidInput(
-            f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
-        )
+        raise InvalidInput(f"{where}: {NO_RECURRENT_LAYER}")
     found = []
     for layer in walked:
         if "/" in layer.name:
@@ -509,9 +511,7 @@ def build_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
     if model_class == "Sequential" and layers:
         outputs = [[layers[-1]["name"], i] for i in range(tensor_count[layers[-1]["name"]])]
     if not any(_runs_recurrent(layer["class_name"], layer["config"]) for layer in layers):
-        raise InvalidInput(
-            f"{where}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models"
-        )
+        raise InvalidInput(f"{where}: {NO_RECURRENT_LAYER}")
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -372,7 +372,8 @@ def _bad_files(model, folder):
     files["damaged"] = (damaged, f"{damaged}: is damaged (model.weights.h5 fails its checksum)")
     files["no recurrent layer"] = (
         model("dense_only"),
-        f"{model('dense_only')}: has no recurrent layer (SimpleRNN, LSTM or GRU); rnn-parity verifies recurrent models",
+        f"{model('dense_only')}: has no recurrent layer (SimpleRNN, LSTM, GRU, RNN or ConvLSTM1D/2D/3D); "
+        "rnn-parity verifies recurrent models",
     )
     return files
 
