@@ -7,13 +7,15 @@ backend imported, every case run), the median of ``--repeats`` runs measured
 round-robin so that load changes hit every variant alike:
 
 1. the long-sequence sweep: simple_rnn/lstm/gru × T = 100, 300, 1000 (N=16, D=8, M=32, K=4), as
-   ``rnn-parity sweep`` (compiled: ``predict_on_batch`` on one cached model per architecture), as
-   the same sweep calling the model eagerly (the previous Keras side), and as the naive loop: a new
-   ``keras.Model`` and ``model.predict`` for every case, with the same reference and comparison
-   (``check`` without the time profile, like a passing sweep case). Target: ≥ 3× the naive loop.
+   ``rnn-parity sweep`` (``keras_call: auto``: one cached model per architecture, compiled when the
+   run is long enough to repay the trace, else called eagerly), the same sweep with every case
+   compiled and with every case eager (the Keras side before the compiled one), and as the naive
+   loop: a new ``keras.Model`` and ``model.predict`` for every case, with the same reference and
+   comparison (``check`` without the time profile, like a passing sweep case). Target: ≥ 3× the
+   naive loop.
 2. small cases: 60 cases with T ≤ 40 (3 cells × T = 5, 10, 20, 40 × 5 seeds, N=4, D=3, M=8): the
-   same three variants. Target: ≥ 4× the naive loop.
-3. ``configs/stress.yaml``, compiled and eager, once each (``--no-stress`` skips it: minutes).
+   same four variants. Target: ≥ 4× the naive loop.
+3. ``configs/stress.yaml``, as configured and all eager, once each (``--no-stress`` skips it: minutes).
 4. ``configs/smoke.yaml`` on every installed backend: seconds of the whole process and cases/s.
 
 Figures are printed (and written with ``--json``); nothing is asserted. Run it with nothing else
@@ -47,11 +49,13 @@ SMALL = {
 def _run_in_process(variant: str, config: str) -> int:
     """The body of one timed process; prints how long Keras's import took (``IMPORT <seconds>``).
 
-    ``sweep`` is ``rnn-parity sweep CONFIG`` itself; ``eager`` the same sweep calling the model
-    eagerly; ``naive`` the notebook's loop: a plain ``import keras``, then a new model and
-    ``model.predict`` per case, with the same reference and comparison (``check`` without the time
-    profile). The sweeps import Keras through ``keras_runner.import_keras``, which keeps packages
-    that TensorFlow and Keras import only because they are installed (JAX, matplotlib...) out of it.
+    ``sweep`` is ``rnn-parity sweep CONFIG`` itself (``keras_call: auto``: each architecture compiled
+    or called eagerly, whichever the run's size favours); ``compiled`` and ``eager`` the same sweep
+    with every case on that call (``keras_call`` set in the config's defaults); ``naive`` the
+    notebook's loop: a plain ``import keras``, then a new model and ``model.predict`` per case, with
+    the same reference and comparison (``check`` without the time profile). The sweeps import Keras
+    through ``keras_runner.import_keras``, which keeps packages that TensorFlow and Keras import only
+    because they are installed (JAX, matplotlib...) out of it.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from functools import partial
@@ -63,12 +67,15 @@ def _run_in_process(variant: str, config: str) -> int:
         import keras  # noqa: F401  (the notebook's plain import, with whatever it pulls in)
     keras_runner.import_keras()
     print(f"IMPORT {time.perf_counter() - started:.3f}", flush=True)
-    real = keras_runner.run_keras
-    if variant in ("sweep", "eager"):
+    if variant in ("sweep", "compiled", "eager"):
         from rnn_parity.cli import main
 
-        if variant == "eager":
-            keras_runner.run_keras = partial(real, mode="eager")
+        if variant != "sweep":
+            import yaml
+
+            layout = yaml.safe_load(Path(config).read_text(encoding="utf-8"))
+            layout.setdefault("defaults", {})["keras_call"] = variant
+            config = _write(tempfile.mkdtemp(), Path(config).name, layout)
         try:
             main(["sweep", config])
         except SystemExit as exc:
@@ -76,9 +83,10 @@ def _run_in_process(variant: str, config: str) -> int:
         return 0
     from rnn_parity.config import load_cases
 
-    keras_runner.run_keras = partial(real, reuse=False, mode="predict")
+    keras_runner.run_keras = partial(keras_runner.run_keras, reuse=False)
     cases = load_cases([config])
-    passed = sum(checker.run_check(case.spec, time_profile=False).passed for case in cases)
+    specs = [case.spec.model_copy(update={"keras_call": "predict"}) for case in cases]
+    passed = sum(checker.run_check(spec, time_profile=False).passed for spec in specs)
     return 0 if passed == len(cases) else 1
 
 
@@ -149,22 +157,24 @@ def main() -> int:
         for label, layout, target in (("long", LONG, 3.0), ("small", SMALL, 4.0)):
             config = _write(tmp, f"{label}.yaml", layout)
             n = _cases(config)
-            t = _medians(["sweep", "eager", "naive"], config, args.repeats, env)
+            t = _medians(["sweep", "compiled", "eager", "naive"], config, args.repeats, env)
             whole = t["naive"]["process"] / t["sweep"]["process"]
             work = t["naive"]["after_import"] / t["sweep"]["after_import"]
-            eager = t["naive"]["process"] / t["eager"]["process"]
+            others = {v: t["naive"]["process"] / t[v]["process"] for v in ("compiled", "eager")}
             figures[label] = {"cases": n, "seconds": t, "speedup": whole, "speedup_after_import": work,
-                              "eager_speedup": eager}  # fmt: skip
+                              "compiled_speedup": others["compiled"], "eager_speedup": others["eager"]}  # fmt: skip
             print(f"{label} ({n} cases), whole process [after the import]: "
                   + " · ".join(f"{v} {t[v]['process']:.1f} s [{t[v]['after_import']:.1f} s]" for v in t)
-                  + f"\n  → {whole:.1f}× the naive loop [{work:.1f}×] (eager sweep: {eager:.1f}×); "
+                  + f"\n  → {whole:.1f}× the naive loop [{work:.1f}×] (all compiled: {others['compiled']:.1f}×, "
+                  f"all eager: {others['eager']:.1f}×); "
                   f"target ≥ {target:g}× whole process: {'met' if whole >= target else 'MISSED'}")  # fmt: skip
     if not args.no_stress:
         stress = str(ROOT / "configs" / "stress.yaml")
         t = {v: _time(v, stress, env)[0] for v in ("sweep", "eager")}
         figures["stress"] = {"cases": _cases(stress), "seconds": t}
         print(
-            f"stress.yaml ({_cases(stress)} cases, once each): compiled {t['sweep']:.1f} s · eager {t['eager']:.1f} s"
+            f"stress.yaml ({_cases(stress)} cases, once each): as configured (every case compiled) "
+            f"{t['sweep']:.1f} s · all eager (before) {t['eager']:.1f} s"
         )
     smoke = str(ROOT / "configs" / "smoke.yaml")
     n = _cases(smoke)

@@ -43,7 +43,7 @@ REAL_RUN_KERAS = keras_runner.run_keras
 
 def naive_run_keras(layers, case, **kwargs):
     """The notebook's way: a new functional model and ``model.predict`` for every case."""
-    return REAL_RUN_KERAS(layers, case, **kwargs, reuse=False, mode="predict")
+    return REAL_RUN_KERAS(layers, case, **{**kwargs, "reuse": False, "mode": "predict"})
 
 
 def rss_mb() -> float:

@@ -49,9 +49,13 @@ def _keras_arrays(spec: CheckSpec) -> dict[str, np.ndarray]:
     from . import keras_runner
     from .architecture import layers_for
     from .case import make_case
+    from .keras_call import resolve_one
 
+    spec = resolve_one(spec)
     layers = layers_for(spec)
-    result = keras_runner.run_keras(layers, make_case(spec, layers), stateful=spec.stateful, dtype=spec.keras_dtype)
+    result = keras_runner.run_keras(
+        layers, make_case(spec, layers), stateful=spec.stateful, dtype=spec.keras_dtype, mode=spec.keras_call
+    )
     arrays = {}
     for name, value in result.outputs.items():
         parts = value if isinstance(value, list) else [value]

@@ -65,7 +65,7 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
             "(the eager call model(x) carries them)"
         ),
         source="keras/src/backend/jax/trainer.py predict_on_batch (stateless_call) and keras/src/layers/rnn/rnn.py",
-        applies=lambda spec: spec.stateful,
+        applies=lambda spec: spec.stateful and spec.keras_call != "eager",
     ),
     KnownDifference(
         name="float64-computed-in-float32",

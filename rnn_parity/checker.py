@@ -25,6 +25,7 @@ from .errors import RnnParityError
 from .gradient_check import GradientResult, run_gradient_check
 from .impl import Implementation, resolve_impl
 from .impl_side import ImplResult, run_impl_side
+from .keras_call import resolve_one
 from .parity import StepProfile, compare_side, named_arrays, run_reference
 from .recurrent import state_names
 from .runtime import SequentialRuntime, Trace
@@ -229,6 +230,7 @@ def run_check(
     ``impl`` is the user's implementation (default: ``spec.impl`` imported, if set).
     """
     backend.select(spec.backend)
+    spec = resolve_one(spec)  # keras_call auto → the call this case runs (the report shows it)
     if impl is None and spec.impl is not None:
         impl = resolve_impl(spec.impl)
     layers = layers_for(spec)
@@ -241,7 +243,9 @@ def run_check(
     case = make_case(spec, layers)
 
     started = time.perf_counter()
-    keras = keras_runner.run_keras(layers, case, stateful=spec.stateful, dtype=spec.keras_dtype, twin=twin)
+    keras = keras_runner.run_keras(
+        layers, case, stateful=spec.stateful, dtype=spec.keras_dtype, twin=twin, mode=spec.keras_call
+    )
     keras_seconds = time.perf_counter() - started
     _check_weight_shapes(layers, keras.weights)
 

@@ -202,6 +202,12 @@ def spec_options(fn):
             "[default: KERAS_BACKEND, else tensorflow]",
         ),
         click.option(
+            "--keras-call",
+            type=click.Choice(["auto", "compiled", "eager", "predict"]),
+            help="the Keras call compared: compiled (predict_on_batch's), eager (model(x)), predict "
+            "[default: auto: compiled for long runs, eager for short ones]",
+        ),
+        click.option(
             "--time-profile/--no-time-profile",
             default=None,
             help="compare the last recurrent layer at every timestep [default: on]",

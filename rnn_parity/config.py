@@ -23,7 +23,7 @@ import difflib
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from .errors import InvalidInput
+from .keras_call import resolve
 from .spec import CheckSpec, error_reason
 
 __all__ = ["Case", "ConfigError", "SweepFile", "config_json_schema", "load_cases", "name_filter", "select"]
@@ -491,7 +492,10 @@ def _cases_of(source: _Source, layout: SweepFile) -> list[Case]:
 
 
 def load_cases(paths: list[str]) -> list[Case]:
-    """Every case of these config files, in order; raises :class:`ConfigError` listing every problem."""
+    """Every case of these config files, in order; raises :class:`ConfigError` listing every problem.
+
+    A case's ``keras_call: auto`` comes back resolved (:mod:`rnn_parity.keras_call`).
+    """
     problems: list[str] = []
     cases: list[Case] = []
     seen: set[Path] = set()
@@ -509,7 +513,9 @@ def load_cases(paths: list[str]) -> list[Case]:
         problems += source.problems
     if problems:
         raise ConfigError(problems)
-    return cases
+    # keras_call auto, decided over every case given (before --filter and --shard): the same call in any run
+    calls = resolve([case.spec for case in cases])
+    return [replace(case, spec=spec) for case, spec in zip(cases, calls, strict=True)]
 
 
 # ----- selection -----

@@ -698,12 +698,14 @@ def sweep_table(report: dict) -> Table:
 
 
 def cases_table(cases: list[dict]) -> Table:
-    """The cases a sweep would run (``--dry-run``): name, config, sizes, the options that are not defaults."""
+    """The cases a sweep would run (``--dry-run``): name, config, sizes, the Keras call compared, the options
+    that are not defaults."""
     table = Table(box=box.SIMPLE_HEAVY, pad_edge=False)
-    for column in ("#", "case", "config", "sizes", "options"):
+    for column in ("#", "case", "config", "sizes", "call", "options"):
         table.add_column(column, justify="right" if column == "#" else "left")
     for i, case in enumerate(cases, 1):
-        table.add_row(str(i), case["name"], case["config_file"], sizes_text(case["config"]), case["options"])
+        cfg = case["config"]
+        table.add_row(str(i), case["name"], case["config_file"], sizes_text(cfg), cfg["keras_call"], case["options"])
     return table
 
 

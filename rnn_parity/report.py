@@ -307,14 +307,15 @@ def installed_versions() -> dict[str, str | None]:
 
 def case_list(cases) -> list[dict]:
     """The cases a sweep would run (``--dry-run``): name, config file, every option, and the
-    options that differ from ``check``'s defaults (sizes aside) as ``key=value`` text."""
+    options that differ from ``check``'s defaults (sizes and the Keras call aside) as ``key=value`` text."""
     from .spec import CheckSpec
 
     default = CheckSpec().public_config()
+    shown_apart = ("N", "T", "D", "M", "K", "keras_call")
     rows = []
     for case in cases:
         config = case.spec.public_config()
-        options = [f"{k}={v}" for k, v in config.items() if k not in ("N", "T", "D", "M", "K") and v != default[k]]
+        options = [f"{k}={v}" for k, v in config.items() if k not in shown_apart and v != default[k]]
         rows.append({"name": case.name, "config_file": case.config, "config": config, "options": ", ".join(options)})
     return rows
 

@@ -175,9 +175,14 @@ class CheckSpec(BaseModel):
     )
     unroll: bool = Field(False, description="Keras unrolls the time loop")
 
-    # Where Keras runs.
+    # Where Keras runs, and which of its calls is compared.
     backend: Literal["tensorflow", "jax", "torch"] | None = Field(
         None, description="Keras backend (default: KERAS_BACKEND, else tensorflow)"
+    )
+    keras_call: Literal["auto", "compiled", "eager", "predict"] = Field(
+        "auto",
+        description="the Keras call compared: compiled (predict_on_batch's), eager (model(x)), predict; "
+        "auto: compiled when the run drives the model through enough steps, else eager",
     )
 
     # Diagnostics.

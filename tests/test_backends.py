@@ -82,6 +82,8 @@ PARITY_CASES = {
     },  # fmt: skip
     "lstm-bidirectional-states": {"cell": "lstm", "bidirectional": "concat", "return_state": True, "N": 2, "T": 5},
     "rnn-stateful": {"stateful": True, "return_state": True, "N": 3, "T": 5},
+    # the eager call carries a stateful layer's state on every backend, JAX included
+    "rnn-stateful-eager": {"stateful": True, "return_state": True, "N": 3, "T": 5, "keras_call": "eager"},
     "gru-initial-state-mask-pre": {
         "cell": "gru",
         "initial_state": True,
@@ -110,7 +112,7 @@ def per_backend():
     from rnn_parity.sweep import run_sweep
 
     cases = [
-        Case(f"{name}@{b}", build_spec(**options, backend=b), "generated", "backends")
+        Case(f"{name}@{b}", build_spec(**{"keras_call": "compiled", **options}, backend=b), "generated", "backends")
         for b in INSTALLED
         for name, options in PARITY_CASES.items()
     ]
@@ -285,7 +287,8 @@ def test_a_new_sequence_length_reuses_the_compiled_model(keras):
 
     keras_runner.clear_models()
     for t in (5, 9, 13, 21):
-        assert run_check(build_spec(cell="gru", T=t, N=2, seed=t), time_profile=False).passed
+        spec = build_spec(cell="gru", T=t, N=2, seed=t, keras_call="compiled")
+        assert run_check(spec, time_profile=False).passed
     assert len(keras_runner._models) == 1
 
 
