@@ -230,7 +230,7 @@ def run_check(
     ``impl`` is the user's implementation (default: ``spec.impl`` imported, if set).
     """
     backend.select(spec.backend)
-    spec = resolve_one(spec)  # keras_call auto → the call this case runs (the report shows it)
+    asked, spec = spec, resolve_one(spec)  # keras_call auto → the call this case runs (the report shows it)
     if impl is None and spec.impl is not None:
         impl = resolve_impl(spec.impl)
     layers = layers_for(spec)
@@ -289,7 +289,8 @@ def run_check(
         time=profile,
         total_params=keras.total_params,
         versions=keras_runner.versions(),
-        environment=environment(spec.command_line("check")),
+        # a lone case resolves auto the same way every time, so the command as asked reproduces it
+        environment=environment(asked.command_line("check")),
         seconds={"keras": keras_seconds, "reference": runs.seconds},
         sequences={"x": case.batches[-1], "keras": k_seq, "reference": reference.expected.get(SEQUENCE)}
         if keep_sequences

@@ -192,7 +192,7 @@ def test_lstm_return_sequences_json_has_the_diagnostics():
     assert isinstance(env["onednn"], bool)
     for key in ("python", "numpy", "keras", "tensorflow", "keras_backend", "blas", "cpu", "cpu_count", "command"):
         assert key in env, key
-    assert env["command"] == "rnn-parity check --cell lstm --return-sequences --keras-call eager"
+    assert env["command"] == "rnn-parity check --cell lstm --return-sequences"
 
 
 @pytest.mark.keras
