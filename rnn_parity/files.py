@@ -52,6 +52,8 @@ def is_special(path: str | os.PathLike) -> bool:
 def _refuse_empty_or_folder(path: str | os.PathLike, option: str) -> Path:
     if str(path) == "":
         raise InvalidInput(f"{option}: the path is empty")
+    if str(path).endswith(("/", os.sep)):  # Path() would drop the slash and write a file of that name
+        raise InvalidInput(f"{option} {path}: names a folder; give a file name in it")
     path = Path(path)
     if path.is_dir():
         raise InvalidInput(f"{option} {path}: is a folder, not a file")

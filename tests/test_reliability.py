@@ -94,6 +94,14 @@ def test_an_empty_output_path_is_refused():
     assert result.stderr == "Error: --output: the path is empty\n" and result.stdout == ""
 
 
+def test_a_path_ending_in_a_slash_names_a_folder_and_is_refused(tmp_path):
+    # Path("out/") is Path("out"): without this, -o out/ would quietly write a file named out
+    target = f"{tmp_path}/out/"
+    result = invoke(["check", "-o", target], 2)
+    assert result.stderr == f"Error: --output {target}: names a folder; give a file name in it\n"
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_unwritable_folder_is_found_by_a_probe_not_by_permission_bits(tmp_path):
     # Root passes every os.access test; /proc takes no new file whatever the bits say.
     with pytest.raises(InvalidInput, match=r"^-o /proc/x.npz: cannot write there \("):
