@@ -278,6 +278,11 @@ def test_a_sweep_case_reports_what_check_reports_for_the_same_options(cfg, tmp_p
     # A passing case skips the time profile (a gate needs it only to explain a failure).
     timing = {"time_layer", "timestep_max_abs_diff", "timestep_low_max_abs_diff", "first_divergence",
               "time_tolerance", "error_growth_per_step"}  # fmt: skip
+    # The one designed difference: the sweep decided `keras_call: auto` over its whole config, so its
+    # reproduce command pins the call that ran; a lone check's command is the command as asked.
+    sweep_command = case["environment"].pop("command")
+    direct_command = direct["environment"].pop("command")
+    assert sweep_command == f"{direct_command} --keras-call {case['config']['keras_call']}"
     assert {k: v for k, v in case.items() if k not in sweep_only | timing} == {
         k: v for k, v in direct.items() if k not in ("seconds", "status") and k not in timing
     }
