@@ -20,18 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InvalidInput, RnnParityError, Unsupported
+from .errors import InvalidInput, Unsupported, one_line
 from .keras2 import KERAS2_EXTRA, Translation, write_translated
 from .keras_model import KerasRun, LoadedModel
 from .model_checks import require_finite_weights
 from .model_file import ModelFile
 
 __all__ = ["import_tf_keras", "layer_outputs", "load", "run_marked", "version"]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def import_tf_keras():
@@ -73,7 +68,7 @@ def load(model_file: ModelFile, translation: Translation | None = None) -> Loade
                 warnings.simplefilter("ignore")
                 model = tf_keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
-            raise InvalidInput(f"{where}: Keras 2 cannot load it: {_first_line(exc)}") from None
+            raise InvalidInput(f"{where}: Keras 2 cannot load it: {one_line(exc)}") from None
     if not isinstance(model, tf_keras.Model) or not model.inputs:
         raise InvalidInput(f"{where}: holds no Keras model with defined inputs")
     class_name = "Sequential" if isinstance(model, tf_keras.Sequential) else "Functional"
@@ -110,7 +105,7 @@ def layer_outputs(
         try:
             raw = _as_list(marked(list(arrays) if len(arrays) > 1 else arrays[0], training=False))
         except Exception as exc:  # noqa: BLE001 - report Keras's own complaint in one line
-            raise RnnParityError(f"Keras could not run the model on these inputs: {_first_line(exc)}") from None
+            raise InvalidInput(f"Keras could not run the model on these inputs: {one_line(exc)}") from None
     tensors, masks, position = {}, {}, 0
     for name, count in zip(names, counts, strict=True):
         chunk = raw[position : position + count]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInput, RnnParityError
+from .errors import InvalidInput, one_line
 from .keras_runner import get_mask, import_keras, tensorflow_kept_out, to_numpy
 from .model_checks import require_finite_weights
 from .model_file import ModelFile
@@ -52,11 +52,6 @@ class KerasRun:
     weight_names: dict[str, list[str]]
     param_counts: dict[str, int]
     total_params: int
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_translated(keras, path, translation):
@@ -101,7 +96,7 @@ def _load(model_file: ModelFile, translation=None) -> LoadedModel:
             else:
                 model = keras.saving.load_model(str(model_file.path), compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
-        message = _first_line(exc)
+        message = one_line(exc)
         hint = ""
         if model_file.format == "h5" and "Unknown layer" in message:
             hint = " (Keras 3 cannot reload the mask operations of a Functional model from .h5; save it as .keras)"
@@ -140,6 +135,16 @@ def _model_nodes(model):
             if operation is not None and not getattr(node, "is_input", False):
                 nodes[operation.name] = node
     return graph_model, nodes
+
+
+def _known_failure(keras, message: str) -> str:
+    """A hint naming the backend behaviour behind Keras's complaint, where one is known (docs/backends.md)."""
+    if keras.backend.backend() == "jax" and "ConvLSTM" in message and "Incompatible shapes for broadcasting" in message:
+        return (
+            " (Keras's JAX backend cannot run a ConvLSTM behind a Masking layer, a mask per grid position:"
+            " jax-convlstm-position-mask in docs/backends.md; verify it with --backend tensorflow or torch)"
+        )
+    return ""
 
 
 def run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) -> KerasRun:
@@ -183,7 +188,9 @@ def _run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) 
             # layer attached (``_keras_mask``, what keras.src.backend.get_keras_mask reads).
             raw = _as_list(marked(values if len(values) > 1 else values[0], training=False))
         except Exception as exc:  # noqa: BLE001 - report Keras's own complaint in one line
-            raise RnnParityError(f"Keras could not run the model on these inputs: {_first_line(exc)}") from None
+            message = one_line(exc)
+            hint = _known_failure(keras, message)
+            raise InvalidInput(f"Keras could not run the model on these inputs: {message}{hint}") from None
     tensors: dict[str, list[np.ndarray]] = {}
     masks: dict[str, list[np.ndarray | None]] = {}
     position = 0

@@ -184,6 +184,17 @@ PROBE = textwrap.dedent(
         facts["float16_orthogonal"] = "builds"
     except Exception as exc:
         facts["float16_orthogonal"] = type(exc).__name__
+
+    # A ConvLSTM behind Masking: a mask per grid position, (N, T, W).
+    v = rng.standard_normal((2, 3, 4, 2)).astype("float32")
+    v[0, 1, 2] = 0.0
+    v_in = keras.Input((3, 4, 2))
+    conv = keras.layers.ConvLSTM1D(2, 3, padding="same", return_sequences=True)
+    try:
+        keras.Model(v_in, conv(keras.layers.Masking(0.0)(v_in)))(v)
+        facts["convlstm_position_mask"] = "runs"
+    except Exception as exc:
+        facts["convlstm_position_mask"] = "Incompatible shapes" if "Incompatible shapes" in str(exc) else repr(exc)
     print("FACTS" + json.dumps(facts))
     """
 )
@@ -229,6 +240,27 @@ def test_float16_layers_with_the_orthogonal_initializer_only_build_on_tensorflow
     """Why the check builds float16 layers with zeros recurrent kernels (keras_runner._buildable)."""
     for name, got in facts.items():
         assert (got["float16_orthogonal"] == "builds") == (name == "tensorflow"), name
+
+
+@pytest.mark.keras
+def test_jax_cannot_run_a_convlstm_behind_masking(facts):
+    """Pins jax-convlstm-position-mask (docs/backends.md): verify names it on JAX (below)."""
+    for name, got in facts.items():
+        assert got["convlstm_position_mask"] == ("Incompatible shapes" if name == "jax" else "runs"), name
+
+
+@pytest.mark.keras
+@pytest.mark.skipif("jax" not in INSTALLED, reason="needs jax")
+def test_verify_on_jax_names_the_convlstm_mask_failure(tmp_path, keras):
+    i = keras.Input((4, 5, 2))
+    masked = keras.layers.Masking(0.0)(i)
+    keras.Model(i, keras.layers.ConvLSTM1D(2, 3, padding="same")(masked)).save(tmp_path / "m.keras")
+    proc = subprocess.run([sys.executable, "-m", "rnn_parity", "verify", str(tmp_path / "m.keras"), "--backend", "jax"],
+                          capture_output=True, text=True, timeout=600, env=ENV)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("Error: Keras could not run the model on these inputs: ConvLSTM1D.call(): Incompatible")
+    assert "jax-convlstm-position-mask in docs/backends.md" in line
 
 
 def test_every_known_difference_is_pinned_here():

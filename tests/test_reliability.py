@@ -19,7 +19,7 @@ import pytest
 from test_runtime_graph import _embedding_graph, _embedding_weights, _error, _write
 
 from rnn_parity import files, limits, signals
-from rnn_parity.errors import InvalidInput, Unsupported
+from rnn_parity.errors import InvalidInput, Unsupported, one_line
 from rnn_parity.model_file import read_model_file
 from rnn_parity.model_inputs import match_arrays
 from rnn_parity.runtime import load, pack
@@ -465,3 +465,13 @@ def test_numpy_overflow_warnings_stay_off_stderr():
         warnings.simplefilter("always")
         assert run_guarded(False, body) == 0
     assert seen == []
+
+
+def test_a_keras_error_is_one_line_with_keras_own_reason():
+    wrapped = ValueError(
+        "Exception encountered when calling ConvLSTM1D.call().\n\n\x1b[1mIncompatible shapes for broadcasting: "
+        "shapes=[(2, 1), (2, 6, 3)]\x1b[0m\n\nArguments received by ConvLSTM1D.call():\n  • training=False"
+    )
+    assert one_line(wrapped) == "ConvLSTM1D.call(): Incompatible shapes for broadcasting: shapes=[(2, 1), (2, 6, 3)]"
+    assert one_line(ValueError("first\nsecond")) == "first"
+    assert one_line(ValueError("")) == "ValueError"
