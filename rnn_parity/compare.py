@@ -105,6 +105,8 @@ def compare(
     if a.shape != e.shape:
         raise ValueError(f"shapes differ: Keras {a.shape}, reference {e.shape}")
     axes = tuple(axes) if axes is not None else default_axes(a.ndim)
+    if len(axes) != a.ndim:
+        raise ValueError(f"{len(axes)} axis names {axes} for an array of rank {a.ndim}")
     nan = float("nan")
     if a.size == 0:
         return Comparison(

@@ -52,6 +52,8 @@ Problems = list[str]
 #: A weight's shape; None on an axis whose size is not known (the input's features when they are not).
 Shape = tuple
 Mask = np.ndarray | None
+#: The names of an array's axes, e.g. ``("sample", "timestep", "unit")``.
+Axes = tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,11 @@ class LayerSpec:
         in_time_distributed: ``(kept config) → a problem or None`` for the layer
             wrapped in ``TimeDistributed`` (a layer that takes one input can be; None:
             nothing more to check).
+        axes: ``kept config → (output axes, state axes)``: the names of the axes of one
+            output tensor and of each state, e.g. ``("sample", "timestep", "row",
+            "column", "filter")``, where the rank alone does not tell them (a
+            report names the worst element's axes and finds the time axis by them);
+            None, here or in either place: :func:`rnn_parity.compare.default_axes`.
     """
 
     class_name: str
@@ -161,6 +168,7 @@ class LayerSpec:
     input_check: Callable[[Mapping, Sequence[np.ndarray]], str | None] | None = None
     written_as: Callable[[Mapping], str] | None = None
     in_time_distributed: Callable[[Mapping], str | None] | None = None
+    axes: Callable[[Mapping], tuple[Axes | None, Axes | None]] | None = None
 
     @property
     def recurrent(self) -> bool:
@@ -171,6 +179,10 @@ class LayerSpec:
         """The kept config of a stored one: what every layer is checked for, then the entry's own options."""
         common_checks(cfg, problems)
         return self.options(cfg, problems)
+
+    def axis_names(self, cfg: Mapping) -> tuple[Axes | None, Axes | None]:
+        """``(output axes, state axes)`` for this config; None where the rank names them (see ``axes``)."""
+        return self.axes(cfg) if self.axes is not None else (None, None)
 
     def weight_count(self, cfg: Mapping) -> int:
         """How many arrays ``get_weights()`` gives for this config."""

@@ -599,6 +599,15 @@ def _time_distributed_features(cfg, sizes):
     return spec.features(inner_cfg, sizes)
 
 
+def _time_distributed_axes(cfg):
+    """A wrapped layer that names its axes (a recurrent one) gets a ``frame`` axis after the sample's."""
+    _, inner_cfg, spec = _inner(cfg)
+    output, _ = spec.axis_names(inner_cfg)
+    if output is None or output[0] != "sample":
+        return None, None
+    return ("sample", "frame", *output[1:]), None
+
+
 # --------------------------------------------------------------------------
 # The registry.
 # --------------------------------------------------------------------------
@@ -612,6 +621,7 @@ _AROUND = (
         _time_distributed,
         weights=_time_distributed_weights,
         features=_time_distributed_features,
+        axes=_time_distributed_axes,
         call_mask=True,
         input_check=_time_distributed_check,
     ),

@@ -42,7 +42,7 @@ the tolerance modes are :mod:`rnn_parity.tolerance`'s.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -87,20 +87,22 @@ def _time_axes(ndim: int) -> tuple[int, ...]:
     return tuple(i for i in range(ndim) if i != ndim - 2)
 
 
-def first_bad_step(actual, expected, tolerance: Tolerance) -> int | None:
+def first_bad_step(actual, expected, tolerance: Tolerance, axes: Sequence[str] | None = None) -> int | None:
     """The first timestep holding an element over tolerance, or None (also for arrays without a time axis).
 
-    The timestep axis is the second to last of an array of rank 3 or more:
-    ``(batch, timesteps, units)``, or ``(direction, batch, timesteps, units)``
-    stacked. The rule is :func:`rnn_parity.compare.compare`'s, all at once;
-    a non-finite element is over tolerance.
+    The timestep axis is the one ``axes`` names ``"timestep"`` (none there: no
+    time axis); without ``axes``, the second to last of an array of rank 3 or
+    more: ``(batch, timesteps, units)``, or ``(direction, batch, timesteps,
+    units)`` stacked. The rule is :func:`rnn_parity.compare.compare`'s, all at
+    once; a non-finite element is over tolerance.
     """
     a, e = _float64(actual), _float64(expected)
-    if a.ndim < 3 or a.shape != e.shape:
+    if a.shape != e.shape or (axes is None and a.ndim < 3) or (axes is not None and "timestep" not in axes):
         return None
+    time = a.ndim - 2 if axes is None else list(axes).index("timestep")
     with np.errstate(invalid="ignore", over="ignore"):
         over = ~(np.abs(a - e) - tolerance.rtol * np.abs(e) <= tolerance.atol)
-    hits = np.flatnonzero(over.any(axis=_time_axes(over.ndim)))
+    hits = np.flatnonzero(over.any(axis=tuple(i for i in range(over.ndim) if i != time)))
     return int(hits[0]) if hits.size else None
 
 
@@ -287,13 +289,24 @@ def named_arrays(
     return arrays
 
 
-def compare_side(side: str, actual: Arrays, reference: Reference, *, where: Callable[[str], str] = repr) -> SideParity:
+def compare_side(
+    side: str,
+    actual: Arrays,
+    reference: Reference,
+    *,
+    where: Callable[[str], str] = repr,
+    axes: Mapping[str, Sequence[str]] | None = None,
+) -> SideParity:
     """Compare every array of ``actual`` with ``reference.expected`` under its resolved tolerance.
 
     Args:
         side: the side's name, e.g. ``"keras"`` or ``"impl"`` (in messages and the result).
         actual: name → array; every name must be in the reference.
         where: how a name reads in an error message.
+        axes: name → the names of the array's axes, where the rank alone does not tell
+            them (see :func:`rnn_parity.compare.default_axes`); for a list of two
+            arrays (a Bidirectional's two directions), the names of one, and the
+            stacked array gains a leading ``direction`` axis.
 
     Raises:
         RnnParityError: an array's shape differs from the reference's.
@@ -303,11 +316,17 @@ def compare_side(side: str, actual: Arrays, reference: Reference, *, where: Call
         expected, tol = reference.expected[name], reference.tolerance(name)
         if _shape(value) != _shape(expected):
             raise RnnParityError(f"{where(name)}: shapes differ: {side} {_shape(value)}, reference {_shape(expected)}")
+        names = (axes or {}).get(name)
+        if names is not None and isinstance(value, (list, tuple)):
+            names = ("direction", *names)
         try:
-            comparison = compare(value, expected, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac)
+            comparison = compare(
+                value, expected, atol=tol.atol, rtol=tol.rtol, max_mismatch_frac=tol.max_mismatch_frac, axes=names
+            )
         except ValueError as exc:  # e.g. the two arrays of a list that cannot be stacked
             raise RnnParityError(f"{where(name)}: {side}: {exc}") from None
-        step = first_bad_step(value, expected, tol) if comparison.mismatches or comparison.nonfinite else None
+        bad = comparison.mismatches or comparison.nonfinite
+        step = first_bad_step(value, expected, tol, names) if bad else None
         arrays[name] = ArrayParity(name=name, comparison=comparison, tolerance=tol, first_bad_step=step)
     return SideParity(side=side, arrays=arrays)
 

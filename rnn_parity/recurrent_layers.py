@@ -33,6 +33,7 @@ from .conv_lstm import conv_lstm
 from .errors import RnnParityError
 from .layer_spec import (
     MAX_DIM,
+    Axes,
     LayerSpec,
     MaskRule,
     Problems,
@@ -111,6 +112,14 @@ def _sequence_options(cfg: Mapping, problems: Problems) -> dict:
     if "time_major" in cfg and boolean(cfg, "time_major", False, problems):  # Keras 2 only; kept when true
         out["time_major"] = True
     return out
+
+
+def _recurrent_axes(cfg: Mapping, item: Axes = ("unit",)) -> tuple[Axes, Axes]:
+    """``(output axes, state axes)`` of a recurrent layer whose output for one sample at one step has axes ``item``."""
+    state = ("sample", *item)
+    if not cfg.get("return_sequences"):
+        return state, state
+    return ("timestep", "sample", *item) if cfg.get("time_major") else ("sample", "timestep", *item), state
 
 
 def _batch_major(x, mask, cfg: Mapping):
@@ -214,6 +223,7 @@ def _cell_layer(class_name: str, summary: str) -> LayerSpec:
         mask=_returns(class_name),
         call_mask=True,
         in_time_distributed=_inside_time_distributed,
+        axes=_recurrent_axes,
     )
 
 
@@ -272,6 +282,9 @@ def _rnn_features(cfg, sizes):
 # --------------------------------------------------------------------------
 # ConvLSTM1D, ConvLSTM2D, ConvLSTM3D: an LSTM over grids (rnn_parity.conv_lstm).
 # --------------------------------------------------------------------------
+
+#: The names of a ConvLSTM's grid axes, by its number of spatial axes.
+GRID_AXES = {1: ("position",), 2: ("row", "column"), 3: ("depth", "row", "column")}
 
 #: The kept keys of a ConvLSTM that conv_lstm takes as keyword arguments besides the sequence options.
 _CONV_KEYS = (
@@ -339,6 +352,10 @@ def _conv_lstm_layer(class_name: str, rank: int) -> LayerSpec:
         size = cfg["filters"] if cfg["data_format"] == "channels_last" else None
         return [size] * (1 + (len(CONV_LSTM_STATES) if cfg.get("return_state") else 0))
 
+    def axes(cfg):  # a grid of filters per sample and step
+        grid = GRID_AXES[rank]
+        return _recurrent_axes(cfg, (*grid, "filter") if cfg["data_format"] == "channels_last" else ("filter", *grid))
+
     return LayerSpec(
         class_name,
         f"conv_lstm.conv_lstm over {rank}-D grids: valid and same padding, strides, dilation, channels_last "
@@ -352,6 +369,7 @@ def _conv_lstm_layer(class_name: str, rank: int) -> LayerSpec:
         mask=_returns(class_name),
         call_mask=True,
         in_time_distributed=_inside_time_distributed,
+        axes=axes,
     )
 
 
@@ -436,6 +454,11 @@ def _bidirectional_features(cfg, sizes):
     return outputs + states * len(DIRECTIONS)
 
 
+def _bidirectional_axes(cfg: Mapping):  # each direction's output and states are the wrapped layer's
+    inner_class, inner_cfg = unwrap(BIDIRECTIONAL, cfg)
+    return RECURRENT_LAYERS[inner_class].axis_names(inner_cfg)
+
+
 def _bidirectional_in_time_distributed(cfg: Mapping) -> str | None:
     return _inside_time_distributed(unwrap(BIDIRECTIONAL, cfg)[1])
 
@@ -460,6 +483,7 @@ RECURRENT_LAYERS: dict[str, LayerSpec] = {
             call_mask=True,
             written_as=_as_cell_layer,
             in_time_distributed=_inside_time_distributed,
+            axes=_recurrent_axes,
         ),
         *(_conv_lstm_layer(name, rank) for name, rank in CONV_LSTMS.items()),
         LayerSpec(
@@ -473,6 +497,7 @@ RECURRENT_LAYERS: dict[str, LayerSpec] = {
             mask=_returns(BIDIRECTIONAL),
             call_mask=True,
             in_time_distributed=_bidirectional_in_time_distributed,
+            axes=_bidirectional_axes,
         ),
     )
 }

@@ -36,6 +36,7 @@ from .environment import environment
 from .errors import Unsupported
 from .graph import build_graph, scan
 from .keras2 import keras2_graph, masked_merges, plan
+from .layers import LAYERS
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
 from .parity import SideParity, compare_side, named_arrays, run_reference
@@ -263,6 +264,31 @@ def _output_keys(graph: dict) -> list[str]:
     return [source if sources.count(source) == 1 else f"{source}[{index}]" for source, index in graph["outputs"]]
 
 
+def _axes(graph: dict) -> dict[str, tuple[str, ...]]:
+    """The names of the axes of each layer's output and states, by array name, where the layer names them."""
+    axes = {}
+    for layer in graph["layers"]:
+        output, state = LAYERS[layer["class_name"]].axis_names(layer["config"])
+        if output is not None:
+            axes[layer["name"]] = output
+        if state is not None:
+            axes.update({f"{layer['name']}.{label}": state for label in _labels(graph)[layer["name"]]})
+    return axes
+
+
+def _output_axes(graph: dict, keys: list[str]) -> dict[str, tuple[str, ...]]:
+    """:func:`_axes` for the model outputs: a layer's output tensors first, then its states."""
+    axes = {}
+    layers = {layer["name"]: layer for layer in graph["layers"]}
+    for key, (source, index) in zip(keys, graph["outputs"]):
+        layer = layers[source]
+        output, state = LAYERS[layer["class_name"]].axis_names(layer["config"])
+        names = output if index < n_outputs(layer["class_name"], layer["config"]) else state
+        if names is not None:
+            axes[key] = names
+    return axes
+
+
 def _keras_layers(graph: dict, keras_run) -> dict:
     """Keras's side: each layer's output (a list of two for merge_mode=None) and the states it returns."""
     outputs, states = {}, {}
@@ -353,11 +379,13 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     )
     keras_layers = _keras_layers(graph, keras_run)
     layer_reference = runs.reference(rule, lambda trace: named_arrays(trace.outputs, trace.states, _labels(graph)))
-    layers = compare_side("keras", keras_layers, layer_reference, where=lambda key: f"layer {key!r}")
+    layers = compare_side("keras", keras_layers, layer_reference, where=lambda key: f"layer {key!r}", axes=_axes(graph))
     keys = _output_keys(graph)
     keras_outputs = {key: keras_run.tensors[source][index] for key, (source, index) in zip(keys, graph["outputs"])}
     reference = runs.reference(rule, lambda trace: dict(zip(keys, trace.model_outputs, strict=True)))
-    outputs = compare_side("keras", keras_outputs, reference, where=lambda key: f"model output {key}")
+    outputs = compare_side(
+        "keras", keras_outputs, reference, where=lambda key: f"model output {key}", axes=_output_axes(graph, keys)
+    )
     return VerifyResult(
         options=options,
         model_file=model_file,

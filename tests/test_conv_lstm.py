@@ -811,3 +811,54 @@ def test_keras2_s_bidirectional_conv_lstm_computes_otherwise_than_keras3(keras):
     _close(got, np.concatenate([forward, backward[::-1]], axis=-1), "float64")  # the samples swapped
     got, weights = keras2(False, time_major=True)
     _close(got, conv_lstm(x, *weights, **options), "float64")
+
+
+# ----- a report names a ConvLSTM's axes: time is axis 1, then the grid ------------------------------------
+def test_the_registry_names_a_conv_lstm_s_axes():
+    from rnn_parity.layers import LAYERS
+
+    def axes(class_name, **cfg):
+        kept = LAYERS[class_name].keep({"filters": 3, "kernel_size": 3, **cfg}, problems := [])
+        assert not problems
+        return LAYERS[class_name].axis_names(kept)
+
+    grid2 = ("sample", "row", "column", "filter")
+    assert axes("ConvLSTM2D", return_sequences=True) == (("sample", "timestep", "row", "column", "filter"), grid2)
+    assert axes("ConvLSTM2D") == (grid2, grid2)
+    assert axes("ConvLSTM3D", data_format="channels_first")[0] == ("sample", "filter", "depth", "row", "column")
+    wrapped = {"class_name": "ConvLSTM1D", "config": {"filters": 2, "kernel_size": 3, "return_sequences": True}}
+    bidirectional = LAYERS["Bidirectional"].keep({"layer": wrapped, "merge_mode": None}, [])
+    assert LAYERS["Bidirectional"].axis_names(bidirectional)[0] == ("sample", "timestep", "position", "filter")
+    distributed = LAYERS["TimeDistributed"].keep({"layer": wrapped}, [])
+    assert LAYERS["TimeDistributed"].axis_names(distributed)[0] == ("sample", "frame", "timestep", "position", "filter")
+
+
+def test_the_first_bad_step_is_read_on_the_named_time_axis():
+    from rnn_parity.parity import first_bad_step
+    from rnn_parity.tolerance import Tolerance
+
+    expected = np.zeros((2, 5, 4, 3))  # (sample, timestep, position, filter)
+    actual = expected.copy()
+    actual[1, 3, 1, 0] = 1.0
+    tol = Tolerance("explicit", atol=1e-6, rtol=0.0)
+    assert first_bad_step(actual, expected, tol, ("sample", "timestep", "position", "filter")) == 3
+    assert first_bad_step(actual, expected, tol) == 1  # the rank's guess would read the grid as time
+    assert first_bad_step(actual[:, 0], expected[:, 0], tol, ("sample", "position", "filter")) is None
+
+
+@pytest.mark.keras
+def test_verify_reports_a_conv_lstm_failure_on_its_time_axis(keras, tmp_path):
+    from conftest import invoke_json
+
+    i = keras.Input((6, 5, 4, 2))
+    layer = keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, return_state=True)
+    keras.Model(i, layer(i)).save(tmp_path / "m.keras")
+    x = np.random.default_rng(0).standard_normal((2, 6, 5, 4, 2)).astype("float32")
+    x[:, :3] = 0.0  # zero input, zero state: both sides give exactly 0 until step 3
+    np.save(tmp_path / "x.npy", x)
+    args = ["verify", str(tmp_path / "m.keras"), "--input", str(tmp_path / "x.npy"), "--atol", "0", "--rtol", "0"]
+    report = invoke_json([*args, "--format", "json"], 1)
+    assert report["first_failure"]["step"] == 3
+    assert report["worst_axes"] == ["sample", "timestep", "row", "column", "filter"]
+    assert report["worst_index"][1] >= 3
+    assert report["states"]["conv_lstm2d.h"]["worst_axes"] == ["sample", "row", "column", "filter"]

@@ -523,6 +523,9 @@ def test_a_time_major_file_verifies_against_keras2_only(keras2_models, keras2_fi
     np.testing.assert_allclose(exported.predict(x), want, **TOL)
     sequence = runtime.load(tmp_path / "time_major.npz").run(x).outputs["bi"]
     assert sequence.shape == (8, 2, 6)  # a returned sequence stays time-major
+    strict = invoke_json(["verify", path, "--atol", "0", "--rtol", "0", "--format", "json"], 1)
+    axes = {layer["name"]: layer["worst_axes"] for layer in strict["layers"]}
+    assert axes["lstm"] == axes["bi"] == ["timestep", "sample", "unit"] and axes["last"] == ["sample", "unit"]
     result = invoke(["verify", path, "--keras", "3"], 4)
     assert "Keras 3 cannot run it: layer 'lstm' (LSTM): time_major=True has no Keras 3 equivalent" in result.stderr
 
