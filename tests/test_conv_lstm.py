@@ -851,7 +851,7 @@ def test_verify_reports_a_conv_lstm_failure_on_its_time_axis(keras, tmp_path):
     from conftest import invoke_json
 
     i = keras.Input((6, 5, 4, 2))
-    layer = keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, return_state=True)
+    layer = keras.layers.ConvLSTM2D(3, 3, padding="same", return_sequences=True, return_state=True, name="grid")
     keras.Model(i, layer(i)).save(tmp_path / "m.keras")
     x = np.random.default_rng(0).standard_normal((2, 6, 5, 4, 2)).astype("float32")
     x[:, :3] = 0.0  # zero input, zero state: both sides give exactly 0 until step 3
@@ -861,4 +861,4 @@ def test_verify_reports_a_conv_lstm_failure_on_its_time_axis(keras, tmp_path):
     assert report["first_failure"]["step"] == 3
     assert report["worst_axes"] == ["sample", "timestep", "row", "column", "filter"]
     assert report["worst_index"][1] >= 3
-    assert report["states"]["conv_lstm2d.h"]["worst_axes"] == ["sample", "row", "column", "filter"]
+    assert report["states"]["grid.h"]["worst_axes"] == ["sample", "row", "column", "filter"]
