@@ -62,7 +62,6 @@ __all__ = [
     "keras2_graph",
     "keras2_installed",
     "keras2_semantics",
-    "masked_merges",
     "plan",
     "translate",
     "translate_for_keras2",
@@ -282,7 +281,7 @@ def _translated(raw: Mapping, keras_version: str | None, where: str, keras: int)
         _translate_layer(name, entry, keras_version, out, refused, keras)
     if keras == 3:
         _initial_states_for_keras3(entries, out)
-        out.changes.extend(differences)
+        out.changes.extend(differences + _merge_differences(entries))
     return out, refused
 
 
@@ -485,7 +484,12 @@ def keras2_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
       ``initial_state`` (Keras 3 hands the mask only to a call with one tensor);
     * ``hard_sigmoid`` is ``clip(0.2x + 0.5, 0, 1)``: ``keras2:hard_sigmoid``.
 
-    A graph with a ``time_major`` layer is written in format 2 (see docs/npz-format.md).
+    * merging layers ignore the masks when they compute and merge them otherwise
+      (``Add`` and the like: the AND of the masks given; ``Concatenate``: the AND on
+      the last axis): in a model that makes masks, each gets ``keras2_masks``.
+
+    A graph with a ``time_major`` layer or a ``keras2_masks`` merge is written in format 2
+    (see docs/npz-format.md).
     A ConvLSTM's ``time_major`` is dropped (Keras 2 never reads it). ``Bidirectional``
     around a ConvLSTM returning sequences is Unsupported where Keras 2 computes it
     otherwise than Keras 3 (:func:`conv_lstm_differences`): the runtime follows Keras 3.
@@ -505,26 +509,42 @@ def keras2_graph(model_class: str, model_cfg: Mapping, where: str) -> dict:
             )
         )
     graph = build_graph(model_class, {**model_cfg, "layers": layers}, where)
+    masked = _masks_anywhere([e for e in layers if isinstance(e, dict)])
     for layer in graph["layers"]:
         layer["receives_mask"] = True
-    if any(cell_config(layer["class_name"], layer["config"]).get("time_major") for layer in graph["layers"]):
-        graph["format_version"] = 2  # a format-1 reader would ignore time_major and compute another model
+        if masked and layer["class_name"] in _MERGES:
+            layer["config"]["keras2_masks"] = True
+    # A format-1 reader would ignore time_major or keras2_masks and compute another model.
+    if any(
+        cell_config(layer["class_name"], layer["config"]).get("time_major") or layer["config"].get("keras2_masks")
+        for layer in graph["layers"]
+    ):
+        graph["format_version"] = 2
     return keras2_semantics(graph)
 
 
-def masked_merges(graph: dict, masks: Mapping[str, list]) -> list[str]:
-    """The merging layers that receive a mask (Keras 2's masks: ``layer → one per output tensor``).
+def _merge_differences(entries: list) -> list[MeaningChange]:
+    """The merging layers of a model that makes masks: Keras 2 merges their masks otherwise than Keras 3.
 
-    Keras 2 combines masks differently from Keras 3, whose rules the runtime follows:
-    the AND of the masks given (Keras 3: the OR when every input has one; ``Concatenate``:
-    AND over the last axis, Keras 3 OR), and its ``Multiply``, ``Maximum`` and ``Minimum``
-    ignore masked steps' values where Keras 3 replaces them.
+    By configuration, like the ``initial_state`` check (the mask may stop before the
+    layer). Keras 2 computes without the masks and gives the AND of the masks given;
+    Keras 3 gives the OR when every input has one (none otherwise), and its
+    ``Multiply``, ``Maximum`` and ``Minimum`` replace masked values. ``Concatenate``
+    differs only when it joins the last axis (on another axis both join the masks).
     """
+    if not _masks_anywhere(entries):
+        return []
     found = []
-    for layer in graph["layers"]:
-        if layer["class_name"] in _MERGES:
-            if any(source in masks and masks[source][index] is not None for source, index in layer["inputs"]):
-                found.append(f"layer {layer['name']!r} ({layer['class_name']})")
+    for name, entry in _walk(entries):
+        cls = entry.get("class_name")
+        if cls not in _MERGES or (cls == "Concatenate" and entry["config"].get("axis", -1) in (1, -2)):
+            continue
+        keras2, keras3 = "the AND of the masks given", "the OR of the masks when every input has one"
+        if cls == "Concatenate":
+            keras2, keras3 = "the AND of the joined masks", "their OR"
+        if cls in ("Multiply", "Maximum", "Minimum"):
+            keras3 += ", masked values replaced"
+        found.append(MeaningChange(name, f"{cls} in a masked model", keras2, keras3))
     return found
 
 
@@ -605,7 +625,11 @@ def plan(model_file, keras: str = "auto", backend: str | None = None) -> Plan:
     if refused:
         raise _keras3_refusal(where, found, "Keras 3 cannot run it: " + " | ".join(refused), forced)
     if translation.changes:
-        layers = ", ".join(sorted({change.layer for change in translation.changes}))
-        what = f"Keras 3 computes it differently: {translation.changes[0].describe()} (layers {layers})"
+        where_changed: dict[str, set[str]] = {}
+        for change in translation.changes:
+            where_changed.setdefault(change.describe(), set()).add(change.layer)
+        what = "Keras 3 computes it differently: " + "; ".join(
+            f"{description} (layers {', '.join(sorted(layers))})" for description, layers in where_changed.items()
+        )
         raise _keras3_refusal(where, found, what, forced)
     return Plan(3, reason, found, translation)

@@ -553,8 +553,15 @@ def _broadcast_mask(mask, x):
     return np.broadcast_to(np.asarray(mask, dtype=bool)[..., None], x.shape)
 
 
-def merge_mask(masks):
-    """``Merge.compute_mask``: the OR of the masks when every input has one, else no mask."""
+def merge_mask(masks, *, keras2: bool = False):
+    """``Merge.compute_mask``: the OR of the masks when every input has one, else no mask.
+
+    ``keras2``: Keras 2's rule, the AND of the masks given (an input without one
+    is left out; none at all gives none).
+    """
+    if keras2:
+        given = [np.asarray(m, dtype=bool) for m in masks if m is not None]
+        return np.logical_and.reduce(given) if given else None
     return None if any(m is None for m in masks) else np.logical_or.reduce([np.asarray(m, dtype=bool) for m in masks])
 
 
@@ -612,14 +619,21 @@ def concatenate(xs, *, axis: int = -1):
     return np.concatenate(list(xs), axis=axis)
 
 
-def concatenate_mask(xs, masks, *, axis: int = -1):
+def concatenate_mask(xs, masks, *, axis: int = -1, keras2: bool = False):
     """``Concatenate.compute_mask``: an input without a mask counts as all real; none at all gives none.
 
     Each mask is broadcast over its input's features, the masks are concatenated
-    along ``axis`` and reduced with ``any`` over the last axis.
+    along ``axis`` and reduced with ``any`` over the last axis. ``keras2``: Keras 2's
+    rule, each mask given one trailing axis of size 1 (not broadcast) and the
+    concatenation reduced with ``all``: joined on the last axis, a step is real only
+    where every masked input's is; joined on another axis, the masks are joined.
     """
     if all(m is None for m in masks):
         return None
+    if keras2:
+        flags = [np.ones(x.shape, dtype=bool) if m is None else (m[..., None] if np.ndim(m) < x.ndim else m)
+                 for x, m in zip(xs, masks, strict=True)]  # fmt: skip
+        return np.all(np.concatenate(flags, axis=axis), axis=-1)
     full = [
         np.ones(x.shape, dtype=bool) if m is None else (_broadcast_mask(m, x) if np.ndim(m) < x.ndim else m)
         for x, m in zip(xs, masks, strict=True)

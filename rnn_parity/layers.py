@@ -164,13 +164,23 @@ def _global_pool_features(cfg, sizes):
     return sizes[:1] if cfg.get("data_format", "channels_last") == "channels_last" else [None]
 
 
+def _keras2_masks(cfg, problems) -> dict:
+    """A merging layer of a file written by Keras 2 in a model that makes masks: ``keras2_masks`` (kept when true).
+
+    Keras 2's merging layers compute without the masks and merge them with its own
+    rules (:func:`rnn_parity.layer_ops.merge_mask`, :func:`~rnn_parity.layer_ops.concatenate_mask`);
+    :func:`rnn_parity.keras2.keras2_graph` sets the key.
+    """
+    return {"keras2_masks": True} if boolean(cfg, "keras2_masks", False, problems) else {}
+
+
 def _merge_entry(class_name, summary, *, inputs=(1, MAX_DIM)):
     op = class_name.lower()
     return _entry(
         class_name,
         summary,
-        lambda cfg, problems: {},
-        lambda cfg, weights, xs, masks: ops.merge(op, xs, masks),
+        _keras2_masks,
+        lambda cfg, weights, xs, masks: ops.merge(op, xs, None if cfg.get("keras2_masks") else masks),
         features=lambda cfg, sizes: _same_size(sizes),
         mask=MERGED,
         inputs=inputs,
@@ -184,7 +194,7 @@ def _concatenate_options(cfg, problems):
     if isinstance(axis, bool) or not isinstance(axis, int):
         problems.append(f"axis must be an integer, got {axis!r}")
         axis = -1
-    return {"axis": axis}
+    return {"axis": axis, **_keras2_masks(cfg, problems)}
 
 
 def _concatenate_features(cfg, sizes):
@@ -202,12 +212,16 @@ IDS = MaskRule(
     "ids", "ids ≠ 0 with mask_zero", lambda cfg, xs, masks: (np.asarray(xs[0]) != 0) if cfg.get("mask_zero") else None
 )
 MERGED = MaskRule(
-    "merged", "the OR of the masks when every input has one", lambda cfg, xs, masks: ops.merge_mask(masks)
+    "merged",
+    "the OR of the masks when every input has one (Keras 2 files: the AND of the masks given)",
+    lambda cfg, xs, masks: ops.merge_mask(masks, keras2=cfg.get("keras2_masks", False)),
 )
 CONCATENATED = MaskRule(
     "concatenated",
-    "joined along the axis; an unmasked input counts as all real",
-    lambda cfg, xs, masks: ops.concatenate_mask(xs, masks, axis=cfg.get("axis", -1)),
+    "joined along the axis; an unmasked input counts as all real (Keras 2 files: reduced with AND, not OR)",
+    lambda cfg, xs, masks: ops.concatenate_mask(
+        xs, masks, axis=cfg.get("axis", -1), keras2=cfg.get("keras2_masks", False)
+    ),
 )
 
 

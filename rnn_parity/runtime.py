@@ -23,7 +23,8 @@ removes the masks attached to its inputs; the graph driver keeps, per tensor,
 the mask Keras computed when it built the model and the one attached when it
 runs, which differ only after that.
 
-The graph format (``format_version`` 1; 2 when a recurrent layer is Keras 2's ``time_major``)::
+The graph format (``format_version`` 1; 2 when a recurrent layer is Keras 2's ``time_major`` or a
+merging layer has ``keras2_masks``)::
 
     {"format": "rnn-parity.model", "format_version": 1, "name": ...,
      "inputs":  [{"name": "tokens", "shape": [null, null], "dtype": "int32"}, ...],
@@ -81,7 +82,8 @@ __all__ = [
 
 FORMAT = "rnn-parity.model"
 FORMAT_VERSION = 1
-#: The newest format this runtime reads: 2 is 1 plus a recurrent layer's ``time_major`` (Keras 2 files).
+#: The newest format this runtime reads: 2 is 1 plus a recurrent layer's ``time_major`` and a merging
+#: layer's ``keras2_masks`` (Keras 2 files).
 READS_FORMAT_VERSION = 2
 
 #: The Keras classes the runtime implements: the registry's (rnn_parity.layers).

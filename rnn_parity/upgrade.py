@@ -12,11 +12,12 @@ through
   masks Keras 2 hands to each layer: :func:`rnn_parity.keras2.keras2_graph`) with
   Keras 2's weights, in float64,
 
-and compares every layer's output, Keras 3 against Keras 2 (the verdict) and the
-reference against Keras 2 (proof that the reason is understood), with the pass
-rule of :mod:`rnn_parity.compare`. A layer that differs is explained by the options
-that changed meaning there (``hard_sigmoid``) or, when it has none, by the
-first differing layer upstream. Imports Keras (both versions) lazily.
+and compares every layer's output and the mask attached to it, Keras 3 against
+Keras 2 (the verdict) and the reference against Keras 2 (proof that the reason is
+understood), with the pass rule of :mod:`rnn_parity.compare`. A layer that differs
+is explained by the options that changed meaning there (``hard_sigmoid``) or, when
+it has none, by the nearest layer it reads from (directly or further up) whose
+output or mask differs. Imports Keras (both versions) lazily.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class UpgradeLayer:
 
     Attributes:
         name, class_name: the layer.
-        same: Keras 3's output equals Keras 2's within the tolerance.
+        same: Keras 3's output equals Keras 2's within the tolerance, and so does its mask.
+        mask_same: the masks the two attach to the output agree (no mask counts as every step real).
         max_abs: largest |Keras 3 − Keras 2| over the layer's output.
         reason: why it differs ("" when the same).
         reference_same, reference_max_abs: the NumPy reference computing Keras 2's
@@ -57,6 +59,7 @@ class UpgradeLayer:
     reason: str = ""
     reference_same: bool = True
     reference_max_abs: float = 0.0
+    mask_same: bool = True
 
 
 @dataclass
@@ -87,7 +90,8 @@ class UpgradeResult:
         if self.same:
             return "yes: Keras 3 computes the same model"
         first = next(layer for layer in self.layers if not layer.same)
-        return f"no: {first.reason} (max |Δ| {first.max_abs:.2g} at layer {first.name})"
+        where = f"max |Δ| {first.max_abs:.2g}" if first.max_abs or first.mask_same else "its mask differs"
+        return f"no: {first.reason} ({where} at layer {first.name})"
 
     def to_dict(self) -> dict:
         return {
@@ -103,6 +107,7 @@ class UpgradeResult:
                     "class_name": layer.class_name,
                     "same": layer.same,
                     "max_abs": layer.max_abs,
+                    "mask_same": layer.mask_same,
                     "reason": layer.reason,
                     "reference": {"same": layer.reference_same, "max_abs": layer.reference_max_abs},
                 }
@@ -115,21 +120,49 @@ def _first(value):
     return value[0] if isinstance(value, (list, tuple)) else value
 
 
-def _per_layer_outputs(framework, model, arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
-    """Every layer's first output on ``arrays``, by layer name."""
+def _per_layer_outputs(framework, model, arrays: list[np.ndarray], mask_of=None) -> tuple[dict, dict]:
+    """Every layer's first output on ``arrays`` and the mask attached to it, by layer name."""
     from .keras2_model import layer_outputs
 
     names = [layer.name for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    return {name: tensors[0] for name, tensors in layer_outputs(framework, model, names, arrays)[0].items()}
+    tensors, masks = layer_outputs(framework, model, names, arrays, mask_of)
+    return {name: values[0] for name, values in tensors.items()}, {name: values[0] for name, values in masks.items()}
 
 
-def _explain(name: str, translation: Translation, upstream: str | None) -> str:
+def _same_mask(a, b) -> bool:
+    """Two attached masks agree; no mask counts as every step real."""
+    if a is None or b is None:
+        return all(m is None or bool(np.all(m)) for m in (a, b))
+    return np.shape(a) == np.shape(b) and bool(np.array_equal(a, b))
+
+
+def _sources(graph: dict) -> dict[str, list[str]]:
+    """Each layer's nearest sources first: the layers it reads, then theirs, and so on (breadth first)."""
+    reads = {layer["name"]: [ref[0] for ref in (*layer["inputs"], *layer.get("initial_state", []))]
+             for layer in graph["layers"]}  # fmt: skip
+    found = {}
+    for name in reads:
+        order, queue = [], list(reads[name])
+        while queue:
+            source = queue.pop(0)
+            if source not in order:
+                order.append(source)
+                queue.extend(reads.get(source, []))
+        found[name] = order
+    return found
+
+
+def _explain(name: str, translation: Translation, sources: list[str], differs: dict[str, str]) -> str:
+    """Why layer ``name`` differs: its own changes of meaning, else the nearest source that differs."""
     changes = translation.changes_at(name)
     if changes:
         return "; ".join(change.describe() for change in changes)
-    if upstream is not None:
-        return f"its input differs (from layer {upstream})"
-    return "differs with no option known to have changed meaning"
+    source = next((s for s in sources if s in differs), None)
+    if source is None:
+        return "differs with no option known to have changed meaning"
+    if differs[source] == "mask":
+        return f"its input's mask differs (from layer {source})"
+    return f"its input differs (from layer {source})"
 
 
 def run_upgrade(
@@ -151,7 +184,7 @@ def run_upgrade(
     scan(translation.config, where)
     from . import keras2_model
     from .keras_model import load
-    from .keras_runner import _stderr_parked, import_keras
+    from .keras_runner import _stderr_parked, get_mask, import_keras
 
     tf_keras = keras2_model.import_tf_keras()
     loaded = load(model_file, translation)
@@ -162,8 +195,8 @@ def run_upgrade(
     arrays = [feeds.arrays[spec["name"]] for spec in graph["inputs"]]
     old = keras2_model.load(model_file, translate_for_keras2(model_file.config, found.keras_version, where=where))
     with _stderr_parked():
-        old_outs = _per_layer_outputs(tf_keras, old.model, arrays)
-        new_outs = _per_layer_outputs(import_keras(), new, arrays)
+        old_outs, old_masks = _per_layer_outputs(tf_keras, old.model, arrays)
+        new_outs, new_masks = _per_layer_outputs(import_keras(), new, arrays, get_mask)
 
     # The reference computes Keras 2's definitions on Keras 2's own graph of the model (and its weights).
     old_graph = keras2_graph(old.class_name, old.config, where)
@@ -171,24 +204,26 @@ def run_upgrade(
     trace = GraphRuntime(old_graph, weights, dtype="float64").run(feeds.arrays)
 
     result = UpgradeResult(where, found.keras_version, found.evidence, atol, rtol, list(translation.rewrites))
-    upstream = None
+    sources, differs = _sources(graph), {}
     for layer in new.layers:
         if layer.name not in new_outs:
             continue
         cmp = compare(new_outs[layer.name], old_outs[layer.name], atol=atol, rtol=rtol)
         ours = compare(old_outs[layer.name], _first(trace.outputs[layer.name]), atol=atol, rtol=rtol)
-        reason = "" if cmp.passed else _explain(layer.name, translation, upstream)
+        mask_same = _same_mask(new_masks[layer.name], old_masks[layer.name])
+        same = cmp.passed and mask_same
+        if not same:
+            differs[layer.name] = "values" if not cmp.passed else "mask"
         result.layers.append(
             UpgradeLayer(
                 layer.name,
                 type(layer).__name__,
-                cmp.passed,
+                same,
                 cmp.max_abs_diff,
-                reason,
+                "" if same else _explain(layer.name, translation, sources.get(layer.name, []), differs),
                 reference_same=ours.passed,
                 reference_max_abs=ours.max_abs_diff,
+                mask_same=mask_same,
             )
         )
-        if not cmp.passed and upstream is None:
-            upstream = layer.name
     return result

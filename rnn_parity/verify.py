@@ -35,7 +35,7 @@ from .compare import Comparison
 from .environment import environment
 from .errors import Unsupported
 from .graph import build_graph, scan
-from .keras2 import keras2_graph, masked_merges, plan
+from .keras2 import keras2_graph, plan
 from .layers import LAYERS
 from .model_file import ModelFile, read_model_file
 from .model_inputs import Feeds, match_arrays, read_arrays, seeded
@@ -357,11 +357,6 @@ def run_verify(options: VerifyOptions) -> VerifyResult:
     keras_run = keras_side.run_marked(loaded, graph, feeds.arrays)
     keras_seconds = time.perf_counter() - started
     _check_weights(graph, keras_run, where)
-    if side.keras == 2 and (merges := masked_merges(graph, keras_run.masks)):
-        raise Unsupported(
-            f"{where}: {', '.join(merges)}: merges masked tensors, whose masks Keras 2 combines otherwise than "
-            "Keras 3 (the runtime follows Keras 3); not supported for Keras 2 yet"
-        )
     versions = keras_runner.versions()
     if side.keras == 2:
         versions["tf_keras"] = keras_side.version()

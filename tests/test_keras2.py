@@ -79,9 +79,20 @@ def _keras2_models(k2):
         k2.layers.Masking(name="dec_mask")(dec_in), initial_state=[h, c]
     )
     models["seq2seq"] = k2.Model([enc_in, dec_in], k2.layers.Dense(2, name="proj")(dec))
-    masked = k2.layers.Masking(name="mask")(x)
-    added = k2.layers.Add(name="add")([k2.layers.Dense(3, name="a")(masked), k2.layers.Dense(3, name="b")(masked)])
-    models["merge"] = k2.Model(x, k2.layers.SimpleRNN(2, name="rnn")(added))
+    # Two inputs with their own padding, and a Conv1D branch without a mask (it stops there in Keras 2).
+    a, b = k2.Input((None, 3), name="a"), k2.Input((None, 3), name="b")
+    la = k2.layers.LSTM(4, return_sequences=True, name="la")(k2.layers.Masking(name="mask_a")(a))
+    lb = k2.layers.GRU(4, return_sequences=True, name="lb")(k2.layers.Masking(name="mask_b")(b))
+    conv = k2.layers.Conv1D(4, 2, padding="same", name="conv")(b)
+    merged = {
+        "add": k2.layers.Add(name="add")([la, lb]),
+        "mul": k2.layers.Multiply(name="mul")([la, lb]),
+        "max": k2.layers.Maximum(name="max")([la, lb]),
+        "cat": k2.layers.Concatenate(name="cat")([la, lb]),
+        "cat_t": k2.layers.Concatenate(axis=1, name="cat_t")([la, lb]),
+        "mixed": k2.layers.Average(name="mixed")([la, conv]),
+    }
+    models["merge"] = k2.Model([a, b], [k2.layers.SimpleRNN(3, name=f"r_{k}")(v) for k, v in merged.items()])
     return models
 
 
@@ -547,11 +558,45 @@ def test_keras2_hands_the_mask_to_a_layer_called_with_initial_state(keras2_model
 
 
 @pytest.mark.keras
+def test_keras2_merging_layers_keep_keras2_s_mask_rules(keras2_models, keras2_files, tmp_path):
+    """Keras 2's merges compute without the masks and merge them with AND; Keras 3's OR (and replace values)."""
+    path = keras2_files["merge"]
+    report, exported = _exported(path, tmp_path / "merge.npz", "--N", 5, "--T", 7)
+    merges = [layer for layer in exported.graph["layers"] if layer["name"] in ("add", "mul", "max", "cat", "mixed")]
+    assert all(layer["config"]["keras2_masks"] for layer in merges)
+    assert report["export"]["format_version"] == 2  # a format-1 reader would ignore keras2_masks
+    assert all(mask["passed"] for layer in report["layers"] for mask in layer["masks"])
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 6, 3)).astype(np.float32), rng.standard_normal((3, 6, 3)).astype(np.float32)
+    a[0, 4:], b[0, 2:], b[1, 5:] = 0.0, 0.0, 0.0  # the two inputs padded differently
+    want = [np.asarray(y) for y in keras2_models["merge"]([a, b])]
+    for got, expected in zip(exported.predict([a, b]), want, strict=True):
+        np.testing.assert_allclose(got, expected, **TOL)
+    # The same graph under Keras 3's rules computes another model: the test can fail.
+    graph = {**exported.graph, "layers": [{**layer, "config": {k: v for k, v in layer["config"].items()
+                                                               if k != "keras2_masks"}}
+                                          for layer in exported.graph["layers"]]}  # fmt: skip
+    weights = {
+        layer["name"]: keras2_models["merge"].get_layer(layer["name"]).get_weights() for layer in graph["layers"]
+    }
+    keras3_rules = runtime.GraphRuntime(graph, weights).run({"a": a, "b": b}).model_outputs
+    assert not np.allclose(keras3_rules[0], want[0], **TOL)  # r_add: Add's mask, the OR of the two
+
+    upgrade = invoke_json(["upgrade", path], expected=1)
+    layers = {layer["name"]: layer for layer in upgrade["layers"]}
+    assert layers["add"]["same"] is False and layers["add"]["mask_same"] is False and layers["add"]["max_abs"] == 0
+    assert layers["add"]["reason"].startswith("Add in a masked model changed meaning: Keras 2 the AND of the masks")
+    assert layers["r_add"]["reason"] == "its input's mask differs (from layer add)"
+    assert layers["r_mul"]["reason"] == "its input differs (from layer mul)"
+    assert layers["cat_t"]["same"] and layers["r_cat_t"]["same"]  # joined on the time axis, both join the masks
+    assert all(layer["reference"]["same"] for layer in upgrade["layers"])  # the runtime computes Keras 2's model
+    refused = invoke(["verify", path, "--keras", "3"], 4).stderr
+    assert "Concatenate in a masked model changed meaning: Keras 2 the AND of the joined masks" in refused
+    assert "(layers mul)" in refused and "cat_t" not in refused
+
+
+@pytest.mark.keras
 def test_keras2_refusals(keras2_files, tmp_path, keras):
-    assert invoke(["verify", keras2_files["merge"]], 4).stderr == (
-        f"Error: {keras2_files['merge']}: layer 'add' (Add): merges masked tensors, whose masks Keras 2 combines "
-        "otherwise than Keras 3 (the runtime follows Keras 3); not supported for Keras 2 yet\n"
-    )
     assert invoke(["verify", keras2_files["plain"], "--keras", "2", "--backend", "jax"], 2).stderr == (
         "Error: --backend jax: Keras 2 runs on TensorFlow only (--keras 2)\n"
     )

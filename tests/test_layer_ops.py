@@ -491,3 +491,28 @@ def test_multi_head_attention_matches_keras(keras, options, with_key, masked, ca
         **dict(zip(names, weights, strict=True)),
     )
     _close(keras.ops.convert_to_numpy(got), reference)
+
+
+def test_keras2_s_merge_masks_by_hand():
+    """Keras 2 (tf_keras's _Merge and Concatenate.compute_mask): the AND of the masks given."""
+    m1, m2 = np.array([[True, True, False]]), np.array([[True, False, False]])
+    assert ops.merge_mask([m1, m2]).tolist() == [[True, True, False]]  # Keras 3: OR
+    assert ops.merge_mask([m1, m2], keras2=True).tolist() == [[True, False, False]]
+    assert ops.merge_mask([m1, None]) is None  # Keras 3: an input without a mask, no mask
+    assert ops.merge_mask([m1, None], keras2=True).tolist() == m1.tolist()
+    assert ops.merge_mask([None, None], keras2=True) is None
+    x = np.zeros((1, 3, 2))
+    assert ops.concatenate_mask([x, x], [m1, m2]).tolist() == [[True, True, False]]
+    assert ops.concatenate_mask([x, x], [m1, m2], keras2=True).tolist() == [[True, False, False]]
+    assert ops.concatenate_mask([x, x], [m1, None], keras2=True).tolist() == m1.tolist()
+    joined = ops.concatenate_mask([x, x], [m1, m2], axis=1, keras2=True)  # on the time axis: the masks joined
+    assert joined.tolist() == [[True, True, False, True, False, False]]
+    assert joined.tolist() == ops.concatenate_mask([x, x], [m1, m2], axis=1).tolist()
+
+
+def test_keras2_merges_compute_without_the_masks():
+    x1, x2 = np.array([[[1.0], [2.0]]]), np.array([[[5.0], [-3.0]]])
+    masks = [np.array([[True, False]]), np.array([[False, True]])]
+    spec = LAYERS["Maximum"]
+    assert spec.forward(spec.keep({"keras2_masks": True}, []), [], [x1, x2], masks).tolist() == [[[5.0], [2.0]]]
+    assert spec.forward(spec.keep({}, []), [], [x1, x2], masks).tolist() == [[[1.0], [-3.0]]]  # Keras 3
