@@ -4,14 +4,16 @@ Seeded inputs come from NumPy's ``default_rng`` (never Keras's), so the same
 seed gives the same arrays everywhere. Per input, in the model's input order:
 
 * the batch dimension, when the model leaves it open, is ``N`` (default 4);
-  the time dimension (axis 1), when open, is ``T`` (default 10);
+  the time dimension, when open, is ``T`` (default 10). The batch is axis 0
+  and time axis 1, except for a time-major input (Keras 2's ``time_major=True``
+  on the recurrent layer reading it): ``(timesteps, batch, …)``, time axis 0;
 * an input read by an ``Embedding`` gets integer ids uniform in
   ``[0, input_dim)`` (the smallest vocabulary when several read it);
 * any other input gets standard normal values;
 * when the model masks the input (``Embedding(mask_zero=True)`` or a
   ``Masking`` layer reading it), every sample gets a random length ``1…T`` and
-  the steps after it are padding: id 0, or ``mask_value``; real ids are then
-  drawn from ``[1, input_dim)``, so only padding is masked.
+  the steps after it (along the time axis) are padding: id 0, or ``mask_value``;
+  real ids are then drawn from ``[1, input_dim)``, so only padding is masked.
 
 Streams: ``default_rng([seed, 0, i])`` draws input ``i``'s values and
 ``default_rng([seed, 1, i])`` its lengths.
@@ -26,8 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InvalidInput
+from .layer_spec import DROP
+from .layers import LAYERS
+from .recurrent import cell_config, is_recurrent
 
-__all__ = ["DEFAULT_N", "DEFAULT_T", "Feeds", "match_arrays", "read_arrays", "seeded"]
+__all__ = ["DEFAULT_N", "DEFAULT_T", "Feeds", "is_time_major", "match_arrays", "read_arrays", "seeded"]
 
 DEFAULT_N = 4
 DEFAULT_T = 10
@@ -41,15 +46,27 @@ class Feeds:
         arrays: input name → array, in the model's input order.
         source: ``"seeded"`` or the ``--input`` file.
         lengths: input name → each sample's number of real steps, for masked seeded inputs.
+        time_major: the names of the inputs laid out ``(timesteps, batch, …)`` (see :func:`is_time_major`).
     """
 
     arrays: dict[str, np.ndarray]
     source: str
     lengths: dict[str, list[int]]
+    time_major: frozenset[str] = frozenset()
 
     @property
     def N(self) -> int:
-        return int(next(iter(self.arrays.values())).shape[0])
+        """The batch size: the first input's batch axis."""
+        name, array = next(iter(self.arrays.items()))
+        return int(array.shape[_axes(name in self.time_major)[0]])
+
+    @property
+    def T(self) -> int | None:
+        """The timesteps of the first input that has a time axis (None: no input has one)."""
+        for name, array in self.arrays.items():
+            if array.ndim > 1:
+                return int(array.shape[_axes(name in self.time_major)[1]])
+        return None
 
     def shapes(self) -> dict[str, list[int]]:
         return {name: list(a.shape) for name, a in self.arrays.items()}
@@ -59,22 +76,47 @@ def _readers(graph: dict, input_name: str) -> list[dict]:
     return [layer for layer in graph["layers"] if any(ref[0] == input_name for ref in layer["inputs"])]
 
 
+def is_time_major(graph: dict, input_name: str) -> bool:
+    """Whether the input is laid out ``(timesteps, batch, …)``: a recurrent layer with Keras 2's
+    ``time_major=True`` (also inside Bidirectional) reads it, directly or through layers that pass the
+    mask on. A layer that passes a ``(batch, steps)`` mask on keeps the first two axes where they are
+    (Masking, Embedding, Dense, Dropout, TimeDistributed…); one that drops it (Flatten, pooling,
+    Conv1D…) may move them, so the search stops there.
+    """
+    seen, pending = set(), [input_name]
+    while pending:
+        for layer in _readers(graph, pending.pop()):
+            class_name, name = layer["class_name"], layer["name"]
+            if is_recurrent(class_name):
+                if cell_config(class_name, layer["config"]).get("time_major"):
+                    return True
+            elif name not in seen and class_name in LAYERS and LAYERS[class_name].mask is not DROP:
+                seen.add(name)
+                pending.append(name)
+    return False
+
+
+def _axes(major: bool) -> tuple[int, int]:
+    """``(batch axis, time axis)`` of an input laid out this way."""
+    return (1, 0) if major else (0, 1)
+
+
 def _is_int(dtype: str) -> bool:
     return dtype.startswith(("int", "uint"))
 
 
-def _shape(spec: dict, N: int | None, T: int | None) -> tuple[int, ...]:
+def _shape(spec: dict, N: int | None, T: int | None, major: bool) -> tuple[int, ...]:
     shape = spec.get("shape")
     if shape is None:
         raise InvalidInput(f"input {spec['name']!r} has no recorded shape; give the inputs with --input")
+    batch_axis, time_axis = _axes(major)
+    open_sizes = {batch_axis: N or DEFAULT_N, time_axis: T or DEFAULT_T}
     out = []
     for axis, dim in enumerate(shape):
         if dim is not None:
             out.append(int(dim))
-        elif axis == 0:
-            out.append(N or DEFAULT_N)
-        elif axis == 1:
-            out.append(T or DEFAULT_T)
+        elif axis in open_sizes:
+            out.append(open_sizes[axis])
         else:
             raise InvalidInput(
                 f"input {spec['name']!r} leaves dimension {axis} open "
@@ -83,28 +125,34 @@ def _shape(spec: dict, N: int | None, T: int | None) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check_sizes(graph: dict, N: int | None, T: int | None) -> None:
-    shapes = [spec.get("shape") or [] for spec in graph["inputs"]]
-    if N is not None and not any(s and s[0] is None for s in shapes):
-        fixed = shapes[0][0] if shapes and shapes[0] else None
+def _check_sizes(graph: dict, N: int | None, T: int | None, majors: dict[str, bool]) -> None:
+    """Refuse a ``--N``/``--T`` that no input leaves open, on each input's own batch and time axes."""
+    batch, time = [], []  # (declared size, where it is declared) of each input that has the axis
+    for spec in graph["inputs"]:
+        shape, name = spec.get("shape") or [], spec["name"]
+        for found, axis in zip((batch, time), _axes(majors[name]), strict=True):
+            if axis < len(shape):
+                where = f" (axis {axis} of the time-major input {name!r})" if majors[name] else ""
+                found.append((shape[axis], where))
+    if N is not None and all(size is not None for size, _ in batch):
+        fixed, where = batch[0] if batch else (None, "")
         if fixed != N:
-            raise InvalidInput(f"--N {N}: the model fixes the batch size to {fixed}")
-    if T is not None and not any(len(s) > 1 and s[1] is None for s in shapes):
-        fixed = [s[1] for s in shapes if len(s) > 1]
-        raise InvalidInput(
-            f"--T {T}: the model fixes the number of timesteps to {fixed[0] if fixed else 'none'}"
-            if fixed
-            else f"--T {T}: the model's inputs have no time dimension"
-        )
+            raise InvalidInput(f"--N {N}: the model fixes the batch size to {fixed}{where}")
+    if T is not None and all(size is not None for size, _ in time):
+        if not time:
+            raise InvalidInput(f"--T {T}: the model's inputs have no time dimension")
+        fixed, where = time[0]
+        raise InvalidInput(f"--T {T}: the model fixes the number of timesteps to {fixed}{where}")
 
 
 def seeded(graph: dict, *, N: int | None = None, T: int | None = None, seed: int = 0) -> Feeds:
     """Seeded inputs for every model input (see the module docstring)."""
-    _check_sizes(graph, N, T)
+    majors = {spec["name"]: is_time_major(graph, spec["name"]) for spec in graph["inputs"]}
+    _check_sizes(graph, N, T, majors)
     arrays, lengths = {}, {}
     for i, spec in enumerate(graph["inputs"]):
         name = spec["name"]
-        shape = _shape(spec, N, T)
+        shape = _shape(spec, N, T, majors[name])
         dtype = str(spec.get("dtype") or "float32")
         rng_values = np.random.default_rng([seed, 0, i])
         rng_lengths = np.random.default_rng([seed, 1, i])
@@ -123,13 +171,16 @@ def seeded(graph: dict, *, N: int | None = None, T: int | None = None, seed: int
         else:
             x = rng_values.standard_normal(shape)
             pad = maskings[0].get("mask_value", 0.0) if maskings else 0.0
-        if masked and len(shape) >= 2 and shape[1] > 0:
-            n_real = rng_lengths.integers(1, shape[1] + 1, size=shape[0])
-            padding = np.arange(shape[1])[None, :] >= n_real[:, None]
+        batch_axis, time_axis = _axes(majors[name])
+        if masked and len(shape) >= 2 and shape[time_axis] > 0:
+            n_real = rng_lengths.integers(1, shape[time_axis] + 1, size=shape[batch_axis])
+            padding = np.arange(shape[time_axis])[None, :] >= n_real[:, None]  # (sample, step)
+            if majors[name]:
+                padding = padding.T  # (step, sample)
             x = np.where(padding.reshape(padding.shape + (1,) * (len(shape) - 2)), pad, x)
             lengths[name] = [int(n) for n in n_real]
         arrays[name] = x.astype(dtype if dtype != "bool" else "float32")
-    return Feeds(arrays, "seeded", lengths)
+    return Feeds(arrays, "seeded", lengths, frozenset(name for name, major in majors.items() if major))
 
 
 def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -184,9 +235,11 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
             f"--input {source}: the model takes input(s) {names}; the file holds {keys or 'nothing'}"
             + (" (a .npy holds one array; use an .npz named after the inputs)" if keys == [""] else "")
         )
+    majors = {name: is_time_major(graph, name) for name in names}
     feeds, batch = {}, None
     for spec, value in zip(specs, chosen, strict=True):
         name, shape, dtype = spec["name"], spec.get("shape"), str(spec.get("dtype") or "float32")
+        batch_axis, time_axis = _axes(majors[name])
         value = np.asarray(value)
         if value.dtype.kind not in "biuf":
             raise InvalidInput(f"--input {source}: array for {name!r} holds {value.dtype}, not numbers")
@@ -194,21 +247,23 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
             value.ndim != len(shape) or any(d is not None and d != v for d, v in zip(shape, value.shape, strict=True))
         ):
             want = ", ".join(
-                "N" if (i == 0 and d is None) else ("T" if (i == 1 and d is None) else str(d))
+                "N" if (i == batch_axis and d is None) else ("T" if (i == time_axis and d is None) else str(d))
                 for i, d in enumerate(shape)
             )
             raise InvalidInput(
                 f"--input {source}: array for {name!r} has shape {value.shape}, the model expects ({want})"
             )
-        if value.ndim == 0 or value.shape[0] == 0:
+        if value.ndim <= batch_axis or value.shape[batch_axis] == 0:
             raise InvalidInput(f"--input {source}: array for {name!r} has no samples")
         if 0 in value.shape:
             axis = value.shape.index(0)
-            what = "timesteps" if axis == 1 else f"elements on axis {axis}"
+            what = "timesteps" if axis == time_axis else f"elements on axis {axis}"
             raise InvalidInput(f"--input {source}: array for {name!r} has shape {value.shape}: no {what}")
-        if batch is not None and value.shape[0] != batch:
-            raise InvalidInput(f"--input {source}: arrays have different batch sizes ({batch} and {value.shape[0]})")
-        batch = value.shape[0]
+        if batch is not None and value.shape[batch_axis] != batch:
+            raise InvalidInput(
+                f"--input {source}: arrays have different batch sizes ({batch} and {value.shape[batch_axis]})"
+            )
+        batch = value.shape[batch_axis]
         if _is_int(dtype):
             if value.dtype.kind == "f" and not (np.all(np.isfinite(value)) and np.all(value == np.trunc(value))):
                 raise InvalidInput(f"--input {source}: input {name!r} takes integer ids, got non-integer values")
@@ -222,4 +277,4 @@ def match_arrays(graph: dict, arrays: dict[str, np.ndarray], source: str) -> Fee
                         f"(layer {layer['name']!r}), got {ids.min()} to {ids.max()}"
                     )
         feeds[name] = value.astype(dtype if dtype != "bool" else value.dtype)
-    return Feeds(feeds, source, {})
+    return Feeds(feeds, source, {}, frozenset(name for name, major in majors.items() if major))

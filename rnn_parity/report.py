@@ -221,7 +221,6 @@ def _first_failure(result) -> dict | None:
 def verify_report(result) -> dict:
     """The ``verify --format json`` object (a :class:`~rnn_parity.verify.VerifyResult`)."""
     opts, feeds, mf = result.options, result.feeds, result.model_file
-    time_dims = [shape[1] for shape in feeds.shapes().values() if len(shape) > 1]
     return {
         **_headline(result.passed, result.output),
         "command": "verify",
@@ -241,7 +240,7 @@ def verify_report(result) -> dict:
         "config": {
             "input": opts.input,
             "N": feeds.N,
-            "T": time_dims[0] if time_dims else None,
+            "T": feeds.T,
             "seed": None if opts.input is not None else opts.seed_value,
             "atol": opts.atol,
             "rtol": opts.rtol,
