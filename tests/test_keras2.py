@@ -524,8 +524,8 @@ def test_cudnn_layers_verify_and_export_with_keras2s_weight_conversion(keras2_fi
 def test_a_time_major_file_verifies_against_keras2_only(keras2_models, keras2_files, tmp_path):
     """Masking → LSTM → Bidirectional(GRU) → SimpleRNN, all time_major: inputs (timesteps, batch, features)."""
     path = keras2_files["time_major"]
-    report, exported = _exported(path, tmp_path / "time_major.npz", "--N", 7, "--T", 3)  # axis 0 is time here
-    assert report["inputs"]["shapes"] == {report["model"]["inputs"][0]["name"]: [7, 3, 3]}
+    report, exported = _exported(path, tmp_path / "time_major.npz", "--N", 3, "--T", 7)  # 3 samples of 7 steps
+    assert report["inputs"]["shapes"] == {report["model"]["inputs"][0]["name"]: [7, 3, 3]}  # (time, batch, features)
     assert exported.graph["layers"][1]["config"]["time_major"] is True and report["export"]["format_version"] == 2
     x = np.random.default_rng(5).standard_normal((8, 2, 3)).astype(np.float32)  # 8 steps, 2 samples
     x[5:, 1] = 0.0  # sample 1's last steps masked
