@@ -452,7 +452,7 @@ def verify(model, fmt, output, debug, **options):
 
 
 @main.command(context_settings=CONTEXT)
-@click.argument("model", metavar="MODEL.h5")
+@click.argument("model", metavar="MODEL")
 @click.option("--N", "--batch", "N", type=int, help="batch size, where the model leaves it open [default: 4]")
 @click.option("--T", "--timesteps", "T", type=int, help="timesteps, where the model leaves them open [default: 10]")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated inputs and padding")
@@ -460,7 +460,7 @@ def verify(model, fmt, output, debug, **options):
 @click.option("--rtol", type=float, default=1.3e-6, show_default=True, help="relative tolerance")
 @report_options
 def upgrade(model, N, T, seed, atol, rtol, fmt, output, debug):
-    """Does Keras 3 compute the same model as the Keras 2 that wrote MODEL.h5? Layer by layer, with the reason.
+    """Does Keras 3 compute the same model as the Keras 2 that wrote MODEL (.h5 or .keras)? Layer by layer, and why.
 
     Needs Keras 2: pip install 'rnn-parity[keras2]'. Exit 0: the same; 1: Keras 3 changes the model.
 

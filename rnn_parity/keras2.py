@@ -40,6 +40,7 @@ import json
 import re
 import shutil
 import sys
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "conv_lstm_differences",
     "cudnn_weights_as_keras",
     "detect",
+    "detect_file",
     "keras2_activation",
     "keras2_graph",
     "keras2_installed",
@@ -65,6 +67,7 @@ __all__ = [
     "plan",
     "translate",
     "translate_for_keras2",
+    "translated_name",
     "write_translated",
 ]
 
@@ -181,11 +184,25 @@ def _written_by_keras2(raw: Mapping) -> bool:
     return False
 
 
+def detect_file(model_file) -> Keras2File | None:
+    """A :class:`Keras2File` when the :class:`~rnn_parity.model_file.ModelFile` was written by Keras 2, else None.
+
+    An ``.h5`` file: :func:`detect`. A ``.keras`` archive: its ``metadata.json``'s
+    ``keras_version`` (Keras 2.12 to 2.15, and tf_keras, write the archive as well).
+    """
+    if model_file.format == "h5":
+        return detect(model_file.path, model_file.config)
+    version = model_file.keras_version
+    if version is not None and _version_tuple(version)[:1] == (2,):
+        return Keras2File(version, None, f"metadata.json keras_version {version}")
+    return None
+
+
 def detect(path: str | Path, raw: Mapping) -> Keras2File | None:
     """A :class:`Keras2File` when the ``.h5`` file at ``path`` was written by Keras 2, else None.
 
     Args:
-        path: the file (only HDF5 files are read; a ``.keras`` archive is Keras 3's format).
+        path: the file (only HDF5 files are read here; for a ``.keras`` archive, see :func:`detect_file`).
         raw: its stored model configuration.
     """
     import h5py  # comes with Keras; does not import TensorFlow
@@ -279,6 +296,10 @@ def _translated(raw: Mapping, keras_version: str | None, where: str, keras: int)
     differences = conv_lstm_differences(entries) if keras == 3 else []  # before time_major is dropped
     for name, entry in _walk(entries):
         _translate_layer(name, entry, keras_version, out, refused, keras)
+    if keras == 3 and str(config.get("module", "")).startswith("tf_keras") and config.get("class_name") == "Functional":
+        # A .keras archive names the class it was saved from; Keras 3 only builds classes of its own.
+        config.update(module="keras.src.models.functional", registered_name="Functional")
+        out.rewrites.append(f"{config['config'].get('name', 'model')}: tf_keras's Functional read as Keras 3's")
     if keras == 3:
         _initial_states_for_keras3(entries, out)
         out.changes.extend(differences + _merge_differences(entries))
@@ -340,15 +361,29 @@ def cudnn_weights_as_keras(class_name: str, weights: list[np.ndarray]) -> list[n
     return [kernel, recurrent_kernel, bias]
 
 
+def translated_name(source: str | Path) -> str:
+    """The name of a translated copy of ``source``: its format's suffix, which Keras reads the format from."""
+    return "translated.keras" if zipfile.is_zipfile(source) else "translated.h5"
+
+
 def write_translated(source: str | Path, target: str | Path, translation: Translation, *, convert_cudnn: bool):
-    """Copy the ``.h5`` file to ``target`` with the translated configuration.
+    """Copy the ``.h5`` file or ``.keras`` archive to ``target`` with the translated configuration.
 
     ``convert_cudnn``: also rewrite the weights of the cuDNN layers as
     :func:`cudnn_weights_as_keras` converts them (Keras 3 does not; Keras 2's own
-    loader does it when it loads them into the LSTM/GRU).
+    loader does it when it loads them into the LSTM/GRU). The cuDNN layers are
+    Keras 2's TensorFlow 1 layers, saved in ``.h5`` files; in an archive they are refused.
     """
     import h5py
 
+    if zipfile.is_zipfile(source):
+        if translation.cudnn:
+            raise Unsupported(f"{source}: {', '.join(translation.cudnn.values())} in a .keras archive")
+        with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as copy:
+            for item in original.infolist():
+                data = original.read(item)  # the archive passed the size checks of model_file
+                copy.writestr(item, json.dumps(translation.config) if item.filename == "config.json" else data)
+        return
     shutil.copyfile(source, target)
     with h5py.File(target, "r+") as f:
         f.attrs["model_config"] = json.dumps(translation.config)
@@ -596,7 +631,7 @@ def plan(model_file, keras: str = "auto", backend: str | None = None) -> Plan:
             another model (``hard_sigmoid``) or cannot run it (``time_major=True``).
     """
     where = str(model_file.path)
-    found = detect(model_file.path, model_file.config) if model_file.format == "h5" else None
+    found = detect_file(model_file)
     if found is None:
         if keras == "2":
             raise InvalidInput(

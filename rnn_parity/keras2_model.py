@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InvalidInput, Unsupported, one_line
-from .keras2 import KERAS2_EXTRA, Translation, write_translated
+from .keras2 import KERAS2_EXTRA, Translation, translated_name, write_translated
 from .keras_model import KerasRun, LoadedModel
 from .model_checks import require_finite_weights
 from .model_file import ModelFile
@@ -48,7 +48,7 @@ def version() -> str:
 
 
 def load(model_file: ModelFile, translation: Translation | None = None) -> LoadedModel:
-    """Load the ``.h5`` file with Keras 2; any failure is an InvalidInput naming the file.
+    """Load the ``.h5`` file or ``.keras`` archive with Keras 2; any failure is an InvalidInput naming the file.
 
     ``translation``: :func:`rnn_parity.keras2.translate_for_keras2`'s; when it rewrote
     anything, Keras 2 loads a temporary copy holding it, and converts the weights
@@ -61,7 +61,7 @@ def load(model_file: ModelFile, translation: Translation | None = None) -> Loade
     with tempfile.TemporaryDirectory(prefix="rnn-parity-keras2-") as folder:
         path = model_file.path
         if translation is not None and translation.rewrites:
-            path = Path(folder) / "translated.h5"
+            path = Path(folder) / translated_name(model_file.path)
             write_translated(model_file.path, path, translation, convert_cudnn=False)
         try:
             with warnings.catch_warnings(), _stderr_parked():

@@ -55,7 +55,9 @@ class KerasRun:
 
 
 def load_translated(keras, path, translation):
-    """Keras 3's model of a copy of an ``.h5`` file holding ``translation`` (a :class:`~rnn_parity.keras2.Translation`).
+    """Keras 3's model of a copy of a Keras 2 file (``.h5`` or ``.keras``) holding ``translation``.
+
+    ``translation`` is a :class:`~rnn_parity.keras2.Translation`.
 
     The copy holds the translated configuration and, for cuDNN layers, their weights
     converted as Keras 2 converts them (Keras 3 does not).
@@ -63,10 +65,10 @@ def load_translated(keras, path, translation):
     import tempfile
     from pathlib import Path
 
-    from .keras2 import write_translated
+    from .keras2 import translated_name, write_translated
 
     with tempfile.TemporaryDirectory(prefix="rnn-parity-translated-") as folder:
-        copy = Path(folder) / "translated.h5"
+        copy = Path(folder) / translated_name(path)
         write_translated(path, copy, translation, convert_cudnn=True)
         return keras.saving.load_model(str(copy), compile=False, safe_mode=True)
 

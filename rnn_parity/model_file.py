@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInput
+from .errors import InvalidInput, one_line
 from .limits import MAX_JSON_BYTES, check_member_size, loads_bounded, read_member
 
 __all__ = ["ModelFile", "read_model_file"]
@@ -46,11 +46,6 @@ class ModelFile:
     keras_version: str | None
     sha256: str
     size: int
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _sniff(path: Path) -> str:
@@ -92,13 +87,11 @@ def _read_keras(path: Path) -> tuple[dict, str | None]:
     except InvalidInput:
         raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        raise InvalidInput(
-            f"{path}: is truncated or damaged (not a complete zip archive: {_first_line(exc)})"
-        ) from None
+        raise InvalidInput(f"{path}: is truncated or damaged (not a complete zip archive: {one_line(exc)})") from None
     try:
         config = loads_bounded(config, f"{path}: config.json")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: config.json is not valid JSON ({_first_line(exc)})") from None
+        raise InvalidInput(f"{path}: config.json is not valid JSON ({one_line(exc)})") from None
     try:
         version = loads_bounded(metadata, f"{path}: metadata.json").get("keras_version")
     except (ValueError, UnicodeDecodeError, AttributeError):
@@ -121,7 +114,7 @@ def _read_h5(path: Path) -> tuple[dict, str | None]:
             version = f.attrs.get("keras_version")
             has_weights = "model_weights" in f
     except OSError as exc:
-        raise InvalidInput(f"{path}: is truncated or damaged (HDF5: {_first_line(exc)})") from None
+        raise InvalidInput(f"{path}: is truncated or damaged (HDF5: {one_line(exc)})") from None
     if raw is None:
         raise InvalidInput(
             f"{path}: has no model configuration (a weights-only file? save the whole model with model.save)"
@@ -131,7 +124,7 @@ def _read_h5(path: Path) -> tuple[dict, str | None]:
     try:
         config = loads_bounded(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw), f"{path}: model_config")
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: model_config is not valid JSON ({_first_line(exc)})") from None
+        raise InvalidInput(f"{path}: model_config is not valid JSON ({one_line(exc)})") from None
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
     return config, (str(version) if version is not None else None)

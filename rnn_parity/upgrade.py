@@ -1,6 +1,6 @@
 """The upgrade report: does Keras 3 compute the same model as the Keras 2 that wrote a file?
 
-For a Keras 2 ``.h5`` file, :func:`run_upgrade` runs the same seeded inputs
+For a file written by Keras 2 (``.h5``, or a ``.keras`` archive), :func:`run_upgrade` runs the same seeded inputs
 through
 
 * Keras 2 itself (``tf_keras``, the ``keras2`` extra), loading the file as it is
@@ -30,7 +30,7 @@ import numpy as np
 from .compare import compare
 from .errors import InvalidInput
 from .graph import build_graph, scan
-from .keras2 import Keras2File, Translation, detect, keras2_graph, translate, translate_for_keras2
+from .keras2 import Keras2File, Translation, detect_file, keras2_graph, translate, translate_for_keras2
 from .model_file import read_model_file
 from .model_inputs import seeded
 from .runtime import GraphRuntime
@@ -168,7 +168,7 @@ def _explain(name: str, translation: Translation, sources: list[str], differs: d
 def run_upgrade(
     path: str | Path, *, N: int | None = None, T: int | None = None, seed: int = 0, atol=1e-5, rtol=1.3e-6
 ) -> UpgradeResult:
-    """Compare Keras 3 with Keras 2 on a Keras 2 ``.h5`` file, layer by layer.
+    """Compare Keras 3 with Keras 2 on a file Keras 2 wrote (``.h5`` or ``.keras``), layer by layer.
 
     Raises:
         InvalidInput: not a Keras model file, or not one Keras 2 wrote.
@@ -177,7 +177,7 @@ def run_upgrade(
     """
     model_file = read_model_file(path)
     where = str(model_file.path)
-    found: Keras2File | None = detect(model_file.path, model_file.config) if model_file.format == "h5" else None
+    found: Keras2File | None = detect_file(model_file)
     if found is None:
         raise InvalidInput(f"{where}: was not written by Keras 2 (keras_version {model_file.keras_version})")
     translation = translate(model_file.config, found.keras_version, where=where)

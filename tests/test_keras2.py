@@ -317,6 +317,24 @@ def test_detect_tells_keras2_from_keras3_files(keras2_files, keras, tmp_path):
 
 
 @pytest.mark.keras
+def test_a_keras_archive_written_by_keras2_is_read_as_keras2(keras2_models, tmp_path):
+    """Keras 2.12+ (and tf_keras) also write .keras archives: metadata.json's keras_version says which Keras."""
+    paths = {key: tmp_path / f"{key}.keras" for key in ("plain", "hard")}
+    for key, path in paths.items():
+        keras2_models[key].save(path)
+    report, exported = _exported(paths["plain"], tmp_path / "plain.npz", "--keras", "2")
+    assert report["keras_side"]["keras"] == 2
+    ids = np.array([[3, 7, 1, 0, 0], [5, 2, 9, 4, 8]])
+    np.testing.assert_allclose(exported.predict(ids), np.asarray(keras2_models["plain"](ids)), **TOL)
+    keras3 = invoke_json(["verify", paths["plain"], "--keras", "3", "--format", "json"])
+    assert keras3["passed"] and "model: tf_keras's Functional read as Keras 3's" in keras3["model"]["keras2_rewrites"]
+    refused = invoke(["verify", paths["hard"], "--keras", "3"], 4).stderr
+    assert "written by Keras 2 (metadata.json keras_version 2." in refused and "hard_sigmoid changed meaning" in refused
+    upgrade = invoke_json(["upgrade", paths["hard"]], expected=1)
+    assert upgrade["summary"].startswith("no: recurrent_activation=hard_sigmoid changed meaning")
+
+
+@pytest.mark.keras
 def test_upgrade_names_the_hard_sigmoid_lstm(keras2_files):
     report = invoke_json(["upgrade", keras2_files["hard"]], expected=1)
     by_name = {layer["name"]: layer for layer in report["layers"]}
