@@ -17,6 +17,11 @@ gradients with respect to the input and every weight:
 
 Target (issue 13): float32 reference ≤ 1.0× tape at (256, 100, 32, 128, 10).
 
+Each row runs in a process of its own. Measured one after another in one process,
+TensorFlow's timings depend on what ran before: after the float64 rows, the float32
+tape at the target size took 465–489 ms where a fresh process takes 82–224 ms
+(docs/gradients.md), which flattered the reference.
+
 Usage: python bench/bench_grad.py [--cells simple_rnn,lstm,gru] [--repeats 5] [--dtype both]
        [--sizes all|target] [--blas-threads N] [--json FILE]
 """
@@ -24,8 +29,10 @@ Usage: python bench/bench_grad.py [--cells simple_rnn,lstm,gru] [--repeats 5] [-
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
+import subprocess
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -119,6 +126,29 @@ def bench_one(keras, tf, cell: str, size: tuple[int, ...], repeats: int, dtype: 
     return row
 
 
+def measure_row(spec: str, repeats: int) -> dict:
+    """One row, ``dtype:cell:N,T,D,M,K``, measured in this process (the child of :func:`run_row`)."""
+    dtype, cell, size = spec.split(":")
+    keras = keras_runner.import_keras()
+    import tensorflow as tf
+
+    row = bench_one(keras, tf, cell, tuple(int(v) for v in size.split(",")), repeats, dtype)
+    return {**row, "versions": keras_runner.versions()}
+
+
+def run_row(dtype: str, cell: str, size: tuple[int, ...], args) -> dict:
+    """One row in a fresh Python process, so no earlier row's state (TensorFlow's or the allocator's) weighs on it."""
+    command = [sys.executable, os.path.abspath(__file__), "--row", f"{dtype}:{cell}:{','.join(map(str, size))}"]
+    command += ["--repeats", str(args.repeats)]
+    if args.blas_threads is not None:
+        command += ["--blas-threads", str(args.blas_threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    line = next((ln for ln in reversed(done.stdout.splitlines()) if ln.startswith("ROW ")), None)
+    if done.returncode != 0 or line is None:
+        raise SystemExit(f"row {dtype} {cell} {size} failed:\n{done.stderr[-2000:]}")
+    return json.loads(line[len("ROW ") :])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", default="simple_rnn,lstm,gru")
@@ -129,28 +159,30 @@ def main(argv=None) -> int:
         "--blas-threads", type=int, help="limit NumPy's BLAS to this many threads (default: its own setting)"
     )
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: measure one row, print it as JSON
     args = parser.parse_args(argv)
     if args.blas_threads is not None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.blas_threads)
+    if args.row:
+        print("ROW " + json.dumps(measure_row(args.row, args.repeats)))
+        return 0
 
-    keras = keras_runner.import_keras()
-    import tensorflow as tf
-
-    info = {**machine(), **keras_runner.versions()}
+    info = machine()
     print(f"machine: {info['cpu']}, {info['cores']} cores; BLAS: {'; '.join(info['blas'])}")
-    print(f"numpy {info['numpy']}, keras {info['keras']}, tensorflow {info['tensorflow']}")
+    versions = {name: importlib.metadata.version(name) for name in ("numpy", "keras", "tensorflow")}
+    print(", ".join(f"{name} {version}" for name, version in versions.items()) + "; each row in a process of its own")
     header = f"{'cell':<11}{'N,T,D,M,K':<22}{'tape':>10}{'reference':>11}{'gemm':>10}{'ref/tape':>10}{'ref/gemm':>10}"
     sizes = [TARGET_SIZE] if args.sizes == "target" else SIZES
     rows = []
-    for dtype in ("float64", "float32") if args.dtype == "both" else (args.dtype,):
+    for dtype in ("float32", "float64") if args.dtype == "both" else (args.dtype,):
         print(f"\ngradients of input and weights in {dtype}; medians of {args.repeats}, measured round-robin")
         print(header)
         met = True
         for cell in args.cells.split(","):
             for size in sizes:
-                row = bench_one(keras, tf, cell, size, args.repeats, dtype)
+                row = run_row(dtype, cell, size, args)
                 rows.append(row)
                 verdict = ""
                 if dtype == "float32" and tuple(size) == TARGET_SIZE:
