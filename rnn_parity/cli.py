@@ -80,6 +80,13 @@ def _guarded(debug: bool, body: Callable[[], int]) -> int:
         _err("interrupted")
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - the documented exit 3
+        from .signals import reraise_interrupt
+
+        try:
+            reraise_interrupt(exc)
+        except KeyboardInterrupt:
+            _err("interrupted")
+            return EXIT_INTERRUPTED
         if debug:
             from .keras_runner import import_log
 

@@ -70,6 +70,7 @@ from .convention import (
     state_names_text,
 )
 from .errors import InvalidInput
+from .signals import reraise_interrupt
 from .spec import CheckSpec
 
 __all__ = [
@@ -374,6 +375,7 @@ def call_impl(
     except KeyboardInterrupt:
         raise
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - their function raised: the check fails, not us
+        reraise_interrupt(exc)
         return _raised(exc, time.perf_counter() - started)
     output, hidden, states, returned = result
     return ImplReturn(output, hidden, states, returned, time.perf_counter() - started)

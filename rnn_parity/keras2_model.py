@@ -25,6 +25,7 @@ from .keras2 import KERAS2_EXTRA, Translation, translated_name, write_translated
 from .keras_model import KerasRun, LoadedModel
 from .model_checks import require_finite_weights
 from .model_file import ModelFile
+from .signals import reraise_interrupt
 
 __all__ = ["import_tf_keras", "layer_outputs", "load", "run_marked", "version"]
 
@@ -68,6 +69,7 @@ def load(model_file: ModelFile, translation: Translation | None = None) -> Loade
                 warnings.simplefilter("ignore")
                 model = tf_keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
+            reraise_interrupt(exc)
             raise InvalidInput(f"{where}: Keras 2 cannot load it: {one_line(exc)}") from None
     if not isinstance(model, tf_keras.Model) or not model.inputs:
         raise InvalidInput(f"{where}: holds no Keras model with defined inputs")
@@ -105,6 +107,7 @@ def layer_outputs(
         try:
             raw = _as_list(marked(list(arrays) if len(arrays) > 1 else arrays[0], training=False))
         except Exception as exc:  # noqa: BLE001 - report Keras's own complaint in one line
+            reraise_interrupt(exc)
             raise InvalidInput(f"Keras could not run the model on these inputs: {one_line(exc)}") from None
     tensors, masks, position = {}, {}, 0
     for name, count in zip(names, counts, strict=True):

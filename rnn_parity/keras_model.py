@@ -23,6 +23,7 @@ from .errors import InvalidInput, one_line
 from .keras_runner import get_mask, import_keras, tensorflow_kept_out, to_numpy
 from .model_checks import require_finite_weights
 from .model_file import ModelFile
+from .signals import reraise_interrupt
 
 __all__ = ["KerasRun", "LoadedModel", "load", "run_marked"]
 
@@ -98,6 +99,7 @@ def _load(model_file: ModelFile, translation=None) -> LoadedModel:
             else:
                 model = keras.saving.load_model(str(model_file.path), compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a bad file
+        reraise_interrupt(exc)
         message = one_line(exc)
         hint = ""
         if model_file.format == "h5" and "Unknown layer" in message:
@@ -190,6 +192,7 @@ def _run_marked(loaded: LoadedModel, graph: dict, feeds: dict[str, np.ndarray]) 
             # layer attached (``_keras_mask``, what keras.src.backend.get_keras_mask reads).
             raw = _as_list(marked(values if len(values) > 1 else values[0], training=False))
         except Exception as exc:  # noqa: BLE001 - report Keras's own complaint in one line
+            reraise_interrupt(exc)
             message = one_line(exc)
             hint = _known_failure(keras, message)
             raise InvalidInput(f"Keras could not run the model on these inputs: {message}{hint}") from None

@@ -21,7 +21,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["CANCEL_SIGNALS", "Received", "Terminated", "active", "exit_code_for", "terminate_as_interrupt"]
+__all__ = [
+    "CANCEL_SIGNALS",
+    "Received",
+    "Terminated",
+    "active",
+    "exit_code_for",
+    "reraise_interrupt",
+    "terminate_as_interrupt",
+]
 
 #: The signals handled like SIGINT.
 CANCEL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -54,6 +62,27 @@ _active: Received | None = None
 def active() -> Received | None:
     """The :class:`Received` of the enclosing :func:`terminate_as_interrupt` block, if any."""
     return _active
+
+
+def reraise_interrupt(exc: BaseException) -> None:
+    """Raise the interrupt behind ``exc``, if there is one; else return.
+
+    A ``KeyboardInterrupt`` (Ctrl-C, or :class:`Terminated`) raised by a signal
+    handler while C code runs (NumPy, TensorFlow) can come back as that code's error:
+    a ``SystemError`` ("<built-in method __array__ …> returned a result with an
+    exception set") whose ``__cause__`` is the interrupt. A broad ``except Exception``
+    calls this first, so that it never records a cancelled job as a failed case.
+    A cancelling signal already received in the enclosing block counts too.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    if _active is not None and _active.signum is not None:
+        raise Terminated(_active.signum) from exc
 
 
 def exit_code_for(signum: int) -> int:

@@ -29,7 +29,7 @@ from .checker import run_check
 from .config import Case
 from .errors import InvalidInput
 from .report import check_report
-from .signals import terminate_as_interrupt
+from .signals import reraise_interrupt, terminate_as_interrupt
 from .spec import CheckSpec
 
 __all__ = ["CaseOutcome", "SweepResult", "parse_workers", "run_case", "run_sweep"]
@@ -126,6 +126,7 @@ def run_case(index: int, spec: CheckSpec) -> CaseOutcome:
             result = run_check(spec)
         report = check_report(result)
     except Exception as exc:  # noqa: BLE001 - isolation is the point: the sweep goes on
+        reraise_interrupt(exc)  # a Ctrl-C or SIGTERM that arrived inside NumPy or Keras stops the sweep
         return CaseOutcome(index, "error", None, _describe(exc), time.perf_counter() - started)
     status = "pass" if result.passed else "fail"
     return CaseOutcome(index, status, report, None, time.perf_counter() - started)

@@ -134,6 +134,48 @@ def test_sigterm_and_sighup_interrupt_like_ctrl_c(signum, code):
     assert signal.getsignal(signum) is before
 
 
+def _interrupted_inside_c_code(interrupt: KeyboardInterrupt) -> SystemError:
+    """What CPython raises when a signal handler's exception comes out of a C function (NumPy's __array__)."""
+    try:
+        raise SystemError("<built-in method __array__ of numpy.ndarray> returned a result with an exception set")
+    except SystemError as exc:
+        exc.__cause__ = interrupt
+        return exc
+
+
+def test_an_interrupt_that_comes_back_as_a_c_function_s_error_is_raised_again():
+    with pytest.raises(signals.Terminated):
+        signals.reraise_interrupt(_interrupted_inside_c_code(signals.Terminated(signal.SIGTERM)))
+    with pytest.raises(KeyboardInterrupt):
+        signals.reraise_interrupt(_interrupted_inside_c_code(KeyboardInterrupt()))
+    signals.reraise_interrupt(ValueError("an error of its own"))  # returns
+    with signals.terminate_as_interrupt() as received:
+        received.signum = signal.SIGTERM  # the handler ran, and C code turned its exception into another
+        with pytest.raises(signals.Terminated):
+            signals.reraise_interrupt(ValueError("whatever the C code raised"))
+
+
+def test_a_sigterm_inside_numpy_stops_the_sweep_instead_of_failing_the_case(monkeypatch):
+    """Seen once in a test run: SIGTERM during a case became that case's SystemError, and the sweep ran on."""
+    from rnn_parity import sweep
+
+    def interrupted(spec, time_profile=True):
+        raise _interrupted_inside_c_code(signals.Terminated(signal.SIGTERM))
+
+    monkeypatch.setattr(sweep, "run_check", interrupted)
+    with pytest.raises(signals.Terminated):
+        sweep.run_case(0, build_spec(T=2))
+    invoke_result = _cli_with(monkeypatch, interrupted)
+    assert invoke_result.stderr == "Error: interrupted\n"
+
+
+def _cli_with(monkeypatch, run_check):
+    from rnn_parity import checker
+
+    monkeypatch.setattr(checker, "run_check", run_check)
+    return invoke(["check", "--T", "2"], 130)
+
+
 # ----- bounded inputs -----
 
 
